@@ -1,0 +1,171 @@
+//! The command line: raw flags and environment, as `rq worker` takes them. Validation into
+//! [`crate::config::WorkerConfig`] happens in [`WorkerArgs::into_config`].
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{
+    ConfigError, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
+};
+use crate::protocol::payload::Serializer;
+
+/// rqw: a native worker for RQ (python-rq) queues.
+#[derive(Debug, Parser)]
+#[command(name = "rqw", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a worker on RQ queues (like `rq worker`).
+    Worker(Box<WorkerArgs>),
+    /// List the Python function paths this binary runs natively.
+    Handlers {
+        /// Include the diagnostic `rqw.testing.*` handlers.
+        #[arg(long)]
+        enable_testing_handlers: bool,
+    },
+}
+
+/// Payload serializer choice on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SerializerArg {
+    /// RQ's default (pickle).
+    Pickle,
+    /// `rq.serializers.JSONSerializer`.
+    Json,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `rqw worker`, mirroring `rq worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues to listen on, in priority order [env: RQ_QUEUES, comma-separated; default: default].
+    #[arg(value_name = "QUEUE")]
+    pub queues: Vec<String>,
+    /// Redis URL: redis://, rediss:// (TLS) or unix://.
+    #[arg(short = 'u', long = "url", env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
+    pub url: String,
+    /// Worker name [default: a random uuid4 hex, like RQ].
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Run in burst mode: quit once every queue is empty and no job runs.
+    #[arg(short = 'b', long)]
+    pub burst: bool,
+    /// Quit after running this many jobs.
+    #[arg(long)]
+    pub max_jobs: Option<u64>,
+    /// Quit after being idle this many seconds.
+    #[arg(long)]
+    pub max_idle_time: Option<u64>,
+    /// Seconds the worker key lives without a heartbeat.
+    #[arg(long, default_value_t = DEFAULT_WORKER_TTL)]
+    pub worker_ttl: u64,
+    /// Seconds between heartbeats of running jobs.
+    #[arg(long, default_value_t = DEFAULT_JOB_MONITORING_INTERVAL)]
+    pub job_monitoring_interval: u64,
+    /// Default seconds to keep a successful job and its result (-1: forever).
+    #[arg(long, default_value_t = DEFAULT_RESULT_TTL, allow_negative_numbers = true)]
+    pub results_ttl: i64,
+    /// Serializer the producers use (RQ does not record it in Redis).
+    #[arg(short = 'S', long, value_enum, default_value = "pickle")]
+    pub serializer: SerializerArg,
+    /// Jobs run at once in this process.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log level: DEBUG, INFO, WARNING, ERROR (RQ's names) or a tracing filter.
+    #[arg(short = 'l', long, default_value = "INFO")]
+    pub logging_level: String,
+    /// Register the diagnostic handlers `rqw.testing.*` (tests, demos, benchmarks).
+    #[arg(long)]
+    pub enable_testing_handlers: bool,
+}
+
+impl WorkerArgs {
+    /// Validates the flags (with `RQ_QUEUES` from the environment when no queue is named).
+    pub fn into_config(self, rq_queues_env: Option<String>) -> Result<WorkerConfig, ConfigError> {
+        let queues = if self.queues.is_empty() {
+            rq_queues_env
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .unwrap_or_default()
+        } else {
+            self.queues
+        };
+        WorkerConfig {
+            redis_url: self.url,
+            queues,
+            name: self.name.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            burst: self.burst,
+            max_jobs: self.max_jobs,
+            max_idle_time: self.max_idle_time.map(Duration::from_secs),
+            worker_ttl: self.worker_ttl,
+            job_monitoring_interval: self.job_monitoring_interval,
+            results_ttl: self.results_ttl,
+            serializer: match self.serializer {
+                SerializerArg::Pickle => Serializer::Pickle,
+                SerializerArg::Json => Serializer::Json,
+            },
+            concurrency: self.concurrency,
+        }
+        .validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> WorkerArgs {
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Worker(w) => *w,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn queues_from_args_or_env() {
+        let c = parse(&["rqw", "worker", "high", "low"]).into_config(Some("x".into())).unwrap();
+        assert_eq!(c.queues, vec!["high", "low"]);
+        let c = parse(&["rqw", "worker"]).into_config(Some("high, default,low".into())).unwrap();
+        assert_eq!(c.queues, vec!["high", "default", "low"]);
+        let c = parse(&["rqw", "worker"]).into_config(None).unwrap();
+        assert_eq!(c.queues, vec!["default"]);
+    }
+
+    #[test]
+    fn flags_map_to_config() {
+        let c = parse(&[
+            "rqw", "worker", "--burst", "--name", "w1", "--results-ttl", "-1", "-S", "json", "--concurrency", "8",
+            "--max-jobs", "3", "--max-idle-time", "2",
+        ])
+        .into_config(None)
+        .unwrap();
+        assert!(c.burst);
+        assert_eq!(c.name, "w1");
+        assert_eq!(c.results_ttl, -1);
+        assert_eq!(c.serializer, Serializer::Json);
+        assert_eq!(c.concurrency, 8);
+        assert_eq!(c.max_jobs, Some(3));
+        assert_eq!(c.max_idle_time, Some(Duration::from_secs(2)));
+        assert_eq!(c.worker_ttl, 420);
+        assert_eq!(c.job_monitoring_interval, 30);
+    }
+}

@@ -1,0 +1,184 @@
+//! Validated worker configuration, with RQ's defaults as named constants.
+//!
+//! Stage one is the raw command line and environment (`crate::cli`); stage two is
+//! [`WorkerConfig`], which the runtime trusts without further checks.
+
+use std::time::Duration;
+
+use crate::protocol::payload::Serializer;
+
+/// Redis URL used when neither `--url` nor `REDIS_URL` is given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+/// Queue served when none is named (RQ's `default`).
+pub const DEFAULT_QUEUE: &str = "default";
+/// `DEFAULT_WORKER_TTL`: seconds a worker key lives without a heartbeat.
+pub const DEFAULT_WORKER_TTL: u64 = 420;
+/// `DEFAULT_JOB_MONITORING_INTERVAL`: seconds between heartbeats of a running job.
+pub const DEFAULT_JOB_MONITORING_INTERVAL: u64 = 30;
+/// `DEFAULT_RESULT_TTL`: seconds a successful job and its result are kept.
+pub const DEFAULT_RESULT_TTL: i64 = 500;
+/// `DEFAULT_FAILURE_TTL`: seconds a failed job is kept when it sets no `failure_ttl`.
+pub const DEFAULT_FAILURE_TTL: i64 = 31_536_000;
+/// Seconds a forced stop (timeout, second signal) waits for a cancelled handler to return.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A queue name RQ could not represent.
+    #[error("invalid queue name {0:?}: it must be non-empty and contain no ',' or whitespace")]
+    InvalidQueue(String),
+    /// A worker name RQ could not represent.
+    #[error("invalid worker name {0:?}: it must be non-empty and contain no whitespace")]
+    InvalidName(String),
+    /// A numeric option out of its range.
+    #[error("invalid value for {option}: {reason}")]
+    OutOfRange {
+        /// The option's flag.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A Redis URL that cannot be parsed or uses an unsupported scheme.
+    #[error("invalid Redis URL {0}: {1}")]
+    InvalidUrl(String, String),
+}
+
+/// Everything the worker runtime needs, validated.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Redis connection URL (`redis://`, `rediss://`, `unix://`). May hold a password: log
+    /// it only through [`mask_url`].
+    pub redis_url: String,
+    /// Queues in priority order.
+    pub queues: Vec<String>,
+    /// The worker's name (`rq:worker:<name>`).
+    pub name: String,
+    /// Exit when every queue is empty and no job is running.
+    pub burst: bool,
+    /// Exit after this many jobs.
+    pub max_jobs: Option<u64>,
+    /// Exit after being idle this long.
+    pub max_idle_time: Option<Duration>,
+    /// Seconds the worker key lives without a heartbeat.
+    pub worker_ttl: u64,
+    /// Seconds between heartbeats of running jobs.
+    pub job_monitoring_interval: u64,
+    /// Default `result_ttl` for jobs that set none.
+    pub results_ttl: i64,
+    /// Serializer of the queues' payloads.
+    pub serializer: Serializer,
+    /// Jobs run at once.
+    pub concurrency: usize,
+}
+
+impl WorkerConfig {
+    /// Checks every value and builds the configuration.
+    pub fn validate(mut self) -> Result<Self, ConfigError> {
+        if self.queues.is_empty() {
+            self.queues.push(DEFAULT_QUEUE.to_string());
+        }
+        for q in &self.queues {
+            if q.is_empty() || q.contains(',') || q.chars().any(char::is_whitespace) {
+                return Err(ConfigError::InvalidQueue(q.clone()));
+            }
+        }
+        if self.name.is_empty() || self.name.chars().any(char::is_whitespace) {
+            return Err(ConfigError::InvalidName(self.name.clone()));
+        }
+        if self.concurrency == 0 || self.concurrency > 10_000 {
+            return Err(ConfigError::OutOfRange { option: "--concurrency", reason: "must be 1..=10000".into() });
+        }
+        if self.worker_ttl < 16 {
+            return Err(ConfigError::OutOfRange { option: "--worker-ttl", reason: "must be at least 16".into() });
+        }
+        if self.job_monitoring_interval == 0 {
+            return Err(ConfigError::OutOfRange {
+                option: "--job-monitoring-interval",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.results_ttl < -1 {
+            return Err(ConfigError::OutOfRange { option: "--results-ttl", reason: "must be -1 or more".into() });
+        }
+        check_url(&self.redis_url)?;
+        Ok(self)
+    }
+
+    /// How long a blocking pop may wait (`max(1, worker_ttl - 15)` in RQ, capped by
+    /// `--max-idle-time`).
+    pub fn dequeue_timeout(&self) -> Duration {
+        let rq = Duration::from_secs(self.worker_ttl.saturating_sub(15).max(1));
+        match self.max_idle_time {
+            Some(idle) => rq.min(idle.max(Duration::from_secs(1))),
+            None => rq,
+        }
+    }
+}
+
+fn check_url(raw: &str) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(raw).map_err(|e| ConfigError::InvalidUrl(mask_url(raw), e.to_string()))?;
+    match parsed.scheme() {
+        "redis" | "rediss" | "unix" | "redis+unix" => Ok(()),
+        other => Err(ConfigError::InvalidUrl(mask_url(raw), format!("unsupported scheme '{other}'"))),
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs and error messages.
+pub fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+                return "<unprintable url>".to_string();
+            }
+            parsed.to_string()
+        }
+        // Cannot parse: never echo it, it may hold a secret.
+        Err(_) => "<unparseable url>".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> WorkerConfig {
+        WorkerConfig {
+            redis_url: DEFAULT_REDIS_URL.into(),
+            queues: vec![],
+            name: "w".into(),
+            burst: false,
+            max_jobs: None,
+            max_idle_time: None,
+            worker_ttl: DEFAULT_WORKER_TTL,
+            job_monitoring_interval: DEFAULT_JOB_MONITORING_INTERVAL,
+            results_ttl: DEFAULT_RESULT_TTL,
+            serializer: Serializer::Pickle,
+            concurrency: 1,
+        }
+    }
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(mask_url("redis://user:s3cret@host:6379/0"), "redis://user:***@host:6379/0");
+        assert_eq!(mask_url("redis://:s3cret@host/0"), "redis://:***@host/0");
+        assert_eq!(mask_url("redis://host:6379/0"), "redis://host:6379/0");
+        assert!(!mask_url("not a url s3cret").contains("s3cret"));
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let c = config().validate().unwrap();
+        assert_eq!(c.queues, vec!["default".to_string()]);
+        assert_eq!(c.dequeue_timeout(), Duration::from_secs(405));
+        let mut bad = config();
+        bad.queues = vec!["a,b".into()];
+        assert!(bad.validate().is_err());
+        let mut bad = config();
+        bad.redis_url = "http://x".into();
+        assert!(bad.validate().unwrap_err().to_string().contains("unsupported scheme"));
+        let mut bad = config();
+        bad.concurrency = 0;
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! Typed errors of the library. Each carries enough context to be understood in a log line,
+//! and never a secret (Redis URLs are masked before they reach an error).
+
+/// A failure talking to Redis or reading what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The Redis client reported an error (connection, protocol, script).
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis answered with something the protocol does not allow here.
+    #[error("unexpected reply from redis for {what}: {detail}")]
+    UnexpectedReply {
+        /// The operation.
+        what: &'static str,
+        /// What came back.
+        detail: String,
+    },
+    /// `rq:worker:<name>` exists and has no `death` field: another worker uses this name.
+    #[error("there exists an active worker named {0:?} already")]
+    DuplicateWorker(String),
+}
+
+impl StoreError {
+    /// True when the error means the connection is gone or timed out, so retrying after a
+    /// reconnect may succeed.
+    pub fn is_connection_error(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() || e.is_io_error()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why the worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Redis failed in a way the worker cannot ride out.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `rq:suspended` is set: like `rq worker`, rqw refuses to start.
+    #[error("workers are suspended (rq:suspended is set); run `rq resume` first")]
+    Suspended,
+}

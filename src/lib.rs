@@ -1,0 +1,36 @@
+//! # rqw: a native worker for RQ (python-rq) queues
+//!
+//! rqw takes jobs that Python enqueues with RQ, runs them with native Rust handlers, and
+//! writes status, results, registries and its worker record exactly as `rq worker` does, so
+//! the Python side (`job.get_status()`, `job.return_value()`, `rq info`, rq-dashboard)
+//! cannot tell the difference.
+//!
+//! ## Layout
+//! - [`protocol`]: RQ's wire format, pure (job hash fields, payloads, results, timestamps).
+//! - [`keys`]: every Redis key name.
+//! - [`store`]: Redis I/O; the job lifecycle as atomic Lua scripts.
+//! - [`worker`]: the runtime (dequeue, execution, heartbeats, shutdown).
+//! - [`handlers`]: the handler API, its registry, and the handlers themselves.
+//! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
+//!
+//! ## Job lifecycle
+//! ```text
+//! rq:queue:<q> ──start.lua──> rq:queue:<q>:intermediate ──(same script)──> rq:wip:<q> "<id>:<x>"
+//!      (LMOVE / BLMOVE)            (never only in memory)                  status started
+//!                                                                              │ handler
+//!                      ┌──────────────── finish.lua ─────────────────────────┘
+//!                      ├─ finished: rq:results:<id> (type 1), rq:finished:<q>, result_ttl
+//!                      ├─ failed:   rq:results:<id> (type 2), rq:failed:<q>, failure_ttl
+//!                      ├─ retry:    back on rq:queue:<q>, or rq:scheduled:<q> with an interval
+//!                      └─ dependents whose dependencies are met: onto their queues
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod keys;
+pub mod logging;
+pub mod protocol;
+pub mod store;
+pub mod worker;

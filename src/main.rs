@@ -1,0 +1,73 @@
+//! The `rqw` binary: command line -> configuration -> worker run, with signal handling.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use rqw::cli::{Cli, Command, WorkerArgs};
+use rqw::handlers::{self, HandlerRegistry};
+use rqw::worker::{self, Shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Handlers { enable_testing_handlers } => {
+            for path in registry(enable_testing_handlers).paths() {
+                println!("{path}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Worker(args) => run_worker(*args),
+    }
+}
+
+fn registry(enable_testing_handlers: bool) -> HandlerRegistry {
+    let mut registry = HandlerRegistry::new();
+    if enable_testing_handlers {
+        handlers::testing::register(&mut registry);
+    }
+    registry
+}
+
+fn run_worker(args: WorkerArgs) -> ExitCode {
+    if let Err(e) = rqw::logging::init(args.log_format, &args.logging_level) {
+        eprintln!("rqw: {e}");
+        return ExitCode::from(2);
+    }
+    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+    let enable_testing = args.enable_testing_handlers;
+    let config = match args.into_config(std::env::var("RQ_QUEUES").ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        let stop_signals = CancellationToken::new();
+        let signals = tokio::spawn(shutdown.clone().listen_for_signals(stop_signals.clone()));
+        let result = worker::run(config, registry(enable_testing), shutdown).await;
+        stop_signals.cancel();
+        match signals.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "signal handling failed"),
+            Err(e) => tracing::warn!(error = %e, "signal task failed"),
+            Ok(Ok(())) => {}
+        }
+        match result {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,189 @@
+//! The fields of a job hash (`rq:job:<id>`) that the worker reads, parsed leniently:
+//! a malformed field is recorded as a problem (the job then fails with a clear message)
+//! and a safe default is used, so even a broken job can be failed and inspected.
+
+use std::collections::HashMap;
+
+/// RQ's `Queue.DEFAULT_TIMEOUT`, applied when a job has no usable `timeout`.
+pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 180;
+
+/// How long a job may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTimeout {
+    /// At most this many seconds.
+    Seconds(u64),
+    /// `timeout = -1`: no limit.
+    Unlimited,
+}
+
+impl JobTimeout {
+    /// The value as RQ writes it (`-1` for unlimited).
+    pub fn as_rq_int(&self) -> i64 {
+        match self {
+            JobTimeout::Seconds(s) => *s as i64,
+            JobTimeout::Unlimited => -1,
+        }
+    }
+}
+
+/// What the worker needs from a job hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// Job id.
+    pub id: String,
+    /// The queue it was taken from (`origin`, or the queue popped if `origin` is missing).
+    pub origin: String,
+    /// The zlib-compressed serialized call tuple (`data`).
+    pub data: Option<Vec<u8>>,
+    /// The serialized `meta` dict, if any.
+    pub meta: Option<Vec<u8>>,
+    /// `status` as stored.
+    pub status: Option<String>,
+    /// `timeout`.
+    pub timeout: JobTimeout,
+    /// `result_ttl`, if set on the job.
+    pub result_ttl: Option<i64>,
+    /// `failure_ttl`, if set on the job.
+    pub failure_ttl: Option<i64>,
+    /// `retries_left`, if the job has a retry policy.
+    pub retries_left: Option<u32>,
+    /// `retry_intervals` (seconds).
+    pub retry_intervals: Vec<u64>,
+    /// `enqueue_at_front_on_retry` (2.12+).
+    pub enqueue_at_front_on_retry: bool,
+    /// Fields that could not be parsed, as human-readable descriptions.
+    pub problems: Vec<String>,
+}
+
+impl JobRecord {
+    /// Parses the `HGETALL` reply of a job hash. `queue` is the queue the id was popped from.
+    pub fn parse(id: &str, queue: &str, fields: HashMap<String, Vec<u8>>) -> Self {
+        let mut problems = Vec::new();
+        let text = |name: &str, problems: &mut Vec<String>| -> Option<String> {
+            let raw = fields.get(name)?;
+            match std::str::from_utf8(raw) {
+                Ok(s) => Some(s.to_string()),
+                Err(_) => {
+                    problems.push(format!("field '{name}' is not UTF-8"));
+                    None
+                }
+            }
+        };
+        let int = |name: &str, problems: &mut Vec<String>| -> Option<i64> {
+            let s = text(name, problems)?;
+            if s.is_empty() {
+                return None;
+            }
+            match s.parse::<i64>() {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    problems.push(format!("field '{name}' is not an integer: {}", truncate(&s)));
+                    None
+                }
+            }
+        };
+
+        let origin = text("origin", &mut problems).filter(|s| !s.is_empty()).unwrap_or_else(|| queue.to_string());
+        let timeout = match int("timeout", &mut problems) {
+            None | Some(0) => JobTimeout::Seconds(DEFAULT_JOB_TIMEOUT_SECS),
+            Some(t) if t < 0 => JobTimeout::Unlimited,
+            Some(t) => JobTimeout::Seconds(t as u64),
+        };
+        let retries_left = match int("retries_left", &mut problems) {
+            Some(n) if n < 0 => {
+                problems.push(format!("field 'retries_left' is negative: {n}"));
+                None
+            }
+            Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+            None => None,
+        };
+        let retry_intervals = match text("retry_intervals", &mut problems) {
+            Some(s) if !s.is_empty() => match serde_json::from_str::<Vec<u64>>(&s) {
+                Ok(v) => v,
+                Err(_) => {
+                    problems.push(format!("field 'retry_intervals' is not a JSON list of seconds: {}", truncate(&s)));
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        };
+        let enqueue_at_front_on_retry = int("enqueue_at_front_on_retry", &mut problems).unwrap_or(0) != 0;
+        let result_ttl = int("result_ttl", &mut problems);
+        let failure_ttl = int("failure_ttl", &mut problems);
+        let status = text("status", &mut problems);
+        let data = fields.get("data").cloned();
+        if data.is_none() {
+            problems.push("the job hash has no 'data' field".to_string());
+        }
+        Self {
+            id: id.to_string(),
+            origin,
+            data,
+            meta: fields.get("meta").cloned(),
+            status,
+            timeout,
+            result_ttl,
+            failure_ttl,
+            retries_left,
+            retry_intervals,
+            enqueue_at_front_on_retry,
+            problems,
+        }
+    }
+
+    /// The delay before the next retry, as `Job.get_retry_interval` computes it (using
+    /// `retries_left` before the decrement). `None` when no retry is left.
+    pub fn next_retry_interval(&self) -> Option<u64> {
+        let left = self.retries_left.filter(|n| *n > 0)? as usize;
+        if self.retry_intervals.is_empty() {
+            return Some(0);
+        }
+        let index = self.retry_intervals.len().saturating_sub(left);
+        self.retry_intervals.get(index).copied().or(Some(0))
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pairs: &[(&str, &str)]) -> JobRecord {
+        let mut fields: HashMap<String, Vec<u8>> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        fields.entry("data".into()).or_insert_with(|| b"x".to_vec());
+        JobRecord::parse("j1", "default", fields)
+    }
+
+    #[test]
+    fn timeouts_follow_rq() {
+        assert_eq!(record(&[("timeout", "7")]).timeout, JobTimeout::Seconds(7));
+        assert_eq!(record(&[("timeout", "-1")]).timeout, JobTimeout::Unlimited);
+        assert_eq!(record(&[]).timeout, JobTimeout::Seconds(180));
+        let bad = record(&[("timeout", "180.0")]);
+        assert_eq!(bad.timeout, JobTimeout::Seconds(180));
+        assert_eq!(bad.problems.len(), 1);
+    }
+
+    #[test]
+    fn retry_interval_uses_retries_left_before_decrement() {
+        let r = record(&[("retries_left", "5"), ("retry_intervals", "[10, 30]")]);
+        assert_eq!(r.next_retry_interval(), Some(10));
+        let r = record(&[("retries_left", "1"), ("retry_intervals", "[10, 30]")]);
+        assert_eq!(r.next_retry_interval(), Some(30));
+        let r = record(&[("retries_left", "2"), ("retry_intervals", "[0]")]);
+        assert_eq!(r.next_retry_interval(), Some(0));
+        assert_eq!(record(&[("retries_left", "0")]).next_retry_interval(), None);
+        assert_eq!(record(&[]).next_retry_interval(), None);
+    }
+
+    #[test]
+    fn missing_data_is_a_problem() {
+        let r = JobRecord::parse("j", "q", HashMap::new());
+        assert!(r.problems.iter().any(|p| p.contains("'data'")));
+        assert_eq!(r.origin, "q");
+    }
+}

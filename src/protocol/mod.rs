@@ -1,0 +1,19 @@
+//! RQ's wire format, pure and free of I/O: how jobs, results and timestamps are encoded in
+//! Redis. Everything here is a function from bytes/strings to values and back, tested against
+//! golden data made by real RQ (`python-fixtures/`).
+//!
+//! - [`payload`]: the job's `data` tuple and `meta` (zlib + pickle or JSON), and result values.
+//! - [`pickle_scan`]: the opcode pre-scan that refuses pickle content beyond plain data.
+//! - [`json_value`]: conversion between JSON and [`crate::handlers::PyValue`].
+//! - [`timestamp`]: RQ's datetime and score formats.
+//! - [`job_record`]: the fields of a job hash that the worker reads.
+//! - [`exception`]: Python-style exception texts for failed jobs.
+//! - [`result`]: the `rq:results:<id>` stream entry fields.
+
+pub mod exception;
+pub mod job_record;
+pub mod json_value;
+pub mod payload;
+pub mod pickle_scan;
+pub mod result;
+pub mod timestamp;

@@ -1,0 +1,12 @@
+//! Redis I/O: every read and write of RQ's keys goes through here. The job lifecycle writes
+//! are Lua scripts (`scripts/*.lua`), so each step is atomic and one round trip.
+//!
+//! - [`connection`]: opening connections (commands, blocking pops).
+//! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat, finish).
+//! - [`worker_record`]: the worker hash: registration, state, death.
+//! - [`queue_wait`]: the blocking wait for a job on one queue.
+
+pub mod connection;
+pub mod queue_wait;
+pub mod scripts;
+pub mod worker_record;

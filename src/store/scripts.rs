@@ -1,0 +1,274 @@
+//! The Lua scripts of the job lifecycle and their typed wrappers. Each call is one atomic
+//! round trip (`EVALSHA`, loading the script on `NOSCRIPT`).
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use redis::aio::ConnectionLike;
+use redis::{Script, Value};
+
+use crate::error::StoreError;
+use crate::protocol::result::ResultFields;
+use crate::protocol::timestamp::Instant;
+
+static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/start.lua")));
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
+
+/// Who is starting a job, and how.
+#[derive(Debug, Clone)]
+pub struct StartRequest<'a> {
+    /// Key prefix (`rq:`).
+    pub prefix: &'a str,
+    /// The worker's name.
+    pub worker_name: &'a str,
+    /// The new execution's id.
+    pub execution_id: &'a str,
+    /// The time of the start.
+    pub now: Instant,
+    /// `--job-monitoring-interval`, for the heartbeat TTL.
+    pub monitoring_interval: u64,
+    /// The default job timeout, for jobs without one.
+    pub default_timeout: u64,
+    /// The worker key's TTL while idle (`worker_ttl + 60`).
+    pub worker_key_ttl: u64,
+    /// `Some((queue, id))` when a blocking pop already moved `id` into the queue's
+    /// intermediate list; `None` to pop from `queues` in order.
+    pub claimed: Option<(&'a str, &'a str)>,
+    /// Queues in priority order.
+    pub queues: &'a [String],
+}
+
+/// A job the script started.
+#[derive(Debug, Clone)]
+pub struct StartedJob {
+    /// The queue it was taken from.
+    pub queue: String,
+    /// Its id.
+    pub id: String,
+    /// The heartbeat TTL the script used (seconds).
+    pub heartbeat_ttl: u64,
+    /// Every field of the job hash, as read when it started.
+    pub fields: HashMap<String, Vec<u8>>,
+}
+
+/// Pops and starts the next job (or starts a claimed one). `None` when there was none.
+pub async fn start_job<C: ConnectionLike>(conn: &mut C, req: &StartRequest<'_>) -> Result<Option<StartedJob>, StoreError> {
+    let mut inv = START.prepare_invoke();
+    inv.arg(req.prefix)
+        .arg(req.worker_name)
+        .arg(req.execution_id)
+        .arg(req.now.rq_format())
+        .arg(req.now.unix_float().to_string())
+        .arg(req.now.unix_seconds())
+        .arg(req.monitoring_interval)
+        .arg(req.default_timeout)
+        .arg(req.worker_key_ttl);
+    match req.claimed {
+        Some((queue, id)) => inv.arg(queue).arg(id),
+        None => inv.arg("").arg(""),
+    };
+    for q in req.queues {
+        inv.arg(q);
+    }
+    let reply: Value = inv.invoke_async(conn).await?;
+    parse_started(reply)
+}
+
+fn parse_started(reply: Value) -> Result<Option<StartedJob>, StoreError> {
+    let bad = |detail: String| StoreError::UnexpectedReply { what: "start.lua", detail };
+    let items = match reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) if items.len() == 4 => items,
+        other => return Err(bad(format!("{other:?}"))),
+    };
+    let mut it = items.into_iter();
+    let (queue, id, ttl, fields) = (it.next(), it.next(), it.next(), it.next());
+    let text = |v: Option<Value>| -> Result<String, StoreError> {
+        match v {
+            Some(Value::BulkString(b)) => String::from_utf8(b).map_err(|_| bad("non-UTF-8 queue or job id".into())),
+            other => Err(bad(format!("{other:?}"))),
+        }
+    };
+    let queue = text(queue)?;
+    let id = text(id)?;
+    let heartbeat_ttl = match ttl {
+        Some(Value::Int(n)) if n > 0 => n as u64,
+        other => return Err(bad(format!("ttl {other:?}"))),
+    };
+    let mut map = HashMap::new();
+    if let Some(Value::Array(flat)) = fields {
+        let mut flat = flat.into_iter();
+        while let (Some(Value::BulkString(k)), Some(Value::BulkString(v))) = (flat.next(), flat.next()) {
+            // A non-UTF-8 field name cannot be one RQ wrote; keep it visible but lossless enough.
+            map.insert(String::from_utf8_lossy(&k).into_owned(), v);
+        }
+    }
+    Ok(Some(StartedJob { queue, id, heartbeat_ttl, fields: map }))
+}
+
+/// One running execution, as the heartbeat script refreshes it.
+#[derive(Debug, Clone)]
+pub struct RunningExecution {
+    /// Job id.
+    pub job_id: String,
+    /// Execution id.
+    pub execution_id: String,
+    /// The job's queue.
+    pub queue: String,
+    /// Heartbeat TTL to apply now (seconds).
+    pub ttl: u64,
+}
+
+/// Refreshes the worker key and every running execution. Returns `false` when the worker
+/// hash no longer exists (it expired or was deleted), so the caller registers again.
+pub async fn heartbeat<C: ConnectionLike>(
+    conn: &mut C,
+    prefix: &str,
+    worker_name: &str,
+    now: Instant,
+    worker_key_ttl: u64,
+    current_job_working_time: Option<f64>,
+    running: &[RunningExecution],
+) -> Result<bool, StoreError> {
+    let mut inv = HEARTBEAT.prepare_invoke();
+    inv.arg(prefix)
+        .arg(worker_name)
+        .arg(now.rq_format())
+        .arg(now.unix_seconds())
+        .arg(now.unix_float().to_string())
+        .arg(worker_key_ttl)
+        .arg(current_job_working_time.map(|t| t.to_string()).unwrap_or_default());
+    for r in running {
+        inv.arg(&r.job_id).arg(&r.execution_id).arg(&r.queue).arg(r.ttl);
+    }
+    let alive: i64 = inv.invoke_async(conn).await?;
+    Ok(alive == 1)
+}
+
+/// How an execution ended, as far as Redis is concerned.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Success: result entry, finished registry, `result_ttl`.
+    Finished {
+        /// The job's `result_ttl` or the worker default.
+        result_ttl: i64,
+        /// The result stream entry.
+        result: ResultFields,
+    },
+    /// Failure without retry: failed registry, `failure_ttl` (`None` = RQ's default).
+    Failed {
+        /// The job's `failure_ttl`, if set.
+        failure_ttl: Option<i64>,
+        /// The result stream entry (type 2).
+        result: ResultFields,
+    },
+    /// Stopped by a command: like `Failed`, with status `stopped`.
+    Stopped {
+        /// The job's `failure_ttl`, if set.
+        failure_ttl: Option<i64>,
+        /// The result stream entry (type 2).
+        result: ResultFields,
+    },
+    /// Retry now: back on its queue.
+    Requeue {
+        /// `retries_left` after this attempt.
+        retries_left: u32,
+        /// LPUSH instead of RPUSH (`enqueue_at_front_on_retry`).
+        at_front: bool,
+    },
+    /// Retry later: into the scheduled registry.
+    Schedule {
+        /// `retries_left` after this attempt.
+        retries_left: u32,
+        /// Unix time to run at.
+        run_at: i64,
+    },
+}
+
+/// The end of one execution.
+#[derive(Debug, Clone)]
+pub struct FinishRequest<'a> {
+    /// Key prefix.
+    pub prefix: &'a str,
+    /// The worker's name.
+    pub worker_name: &'a str,
+    /// The job id.
+    pub job_id: &'a str,
+    /// The execution id.
+    pub execution_id: &'a str,
+    /// The job's origin queue.
+    pub queue: &'a str,
+    /// When it ended.
+    pub now: Instant,
+    /// Seconds the execution took.
+    pub working_time: f64,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What `finish.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishStatus {
+    /// The outcome was written.
+    Written,
+    /// The job hash had been deleted meanwhile: only execution and worker bookkeeping written.
+    JobMissing,
+    /// The execution had already left the StartedJobRegistry (outcome recorded earlier, or
+    /// taken over by RQ's abandoned-job cleanup): nothing written.
+    AlreadyRecorded,
+}
+
+/// Writes the outcome. Safe to call again after a lost reply: the second call writes nothing.
+pub async fn finish_job<C: ConnectionLike>(conn: &mut C, req: &FinishRequest<'_>) -> Result<FinishStatus, StoreError> {
+    let (mode, ttl, counter, retries_left, extra, result): (&str, String, &str, String, String, Option<&ResultFields>) =
+        match &req.outcome {
+            Outcome::Finished { result_ttl, result } => {
+                ("finished", result_ttl.to_string(), "successful_job_count", String::new(), String::new(), Some(result))
+            }
+            Outcome::Failed { failure_ttl, result } => {
+                ("failed", opt(failure_ttl), "failed_job_count", String::new(), String::new(), Some(result))
+            }
+            Outcome::Stopped { failure_ttl, result } => {
+                ("stopped", opt(failure_ttl), "failed_job_count", String::new(), String::new(), Some(result))
+            }
+            Outcome::Requeue { retries_left, at_front } => (
+                "requeue",
+                String::new(),
+                "failed_job_count",
+                retries_left.to_string(),
+                if *at_front { "1" } else { "0" }.to_string(),
+                None,
+            ),
+            Outcome::Schedule { retries_left, run_at } => {
+                ("schedule", String::new(), "failed_job_count", retries_left.to_string(), run_at.to_string(), None)
+            }
+        };
+    let mut inv = FINISH.prepare_invoke();
+    inv.arg(req.prefix)
+        .arg(req.worker_name)
+        .arg(req.job_id)
+        .arg(req.execution_id)
+        .arg(req.queue)
+        .arg(req.now.rq_format())
+        .arg(req.now.unix_seconds())
+        .arg(mode)
+        .arg(ttl)
+        .arg(req.working_time.to_string())
+        .arg(counter)
+        .arg(retries_left)
+        .arg(extra);
+    for (k, v) in result.into_iter().flatten() {
+        inv.arg(*k).arg(v);
+    }
+    let status: i64 = inv.invoke_async(conn).await?;
+    Ok(match status {
+        1 => FinishStatus::Written,
+        0 => FinishStatus::JobMissing,
+        _ => FinishStatus::AlreadyRecorded,
+    })
+}
+
+fn opt(v: &Option<i64>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_default()
+}

@@ -1,0 +1,39 @@
+-- One heartbeat for the worker and all its running executions, in one round trip.
+-- Mirrors Worker.heartbeat + maintain_heartbeats: worker last_heartbeat/TTL, execution hash
+-- and TTL, StartedJobRegistry score (XX), executions zset, job last_heartbeat. A job hash
+-- deleted while it runs is not resurrected (RQ's rq#1450 fix).
+--
+-- ARGV: 1 prefix, 2 worker name, 3 now (rq timestamp), 4 now (int), 5 now (float),
+--       6 worker key ttl, 7 current_job_working_time ('' = leave), then per execution:
+--       job id, execution id, queue, heartbeat ttl.
+-- Returns -1 when the worker hash has vanished (the caller registers again), else 1.
+local P, NAME, TS = ARGV[1], ARGV[2], ARGV[3]
+local NOW = tonumber(ARGV[4])
+local NOWF = ARGV[5]
+local WTTL = tonumber(ARGV[6])
+local wk = P .. 'worker:' .. NAME
+if redis.call('EXISTS', wk) == 0 then
+  return -1
+end
+redis.call('HSET', wk, 'last_heartbeat', TS)
+if ARGV[7] ~= '' then redis.call('HSET', wk, 'current_job_working_time', ARGV[7]) end
+local longest = WTTL
+for i = 8, #ARGV, 4 do
+  local id, x, q, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local ek = P .. 'execution:' .. id .. ':' .. x
+  if redis.call('EXISTS', ek) == 1 then
+    redis.call('HSET', ek, 'last_heartbeat', NOWF)
+  end
+  redis.call('EXPIRE', ek, ttl)
+  redis.call('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id .. ':' .. x)
+  redis.call('ZADD', P .. 'executions:' .. id, NOW + ttl + 60, x)
+  redis.call('EXPIRE', P .. 'executions:' .. id, ttl + 60)
+  local jk = P .. 'job:' .. id
+  if redis.call('EXISTS', jk) == 1 then
+    redis.call('HSET', jk, 'last_heartbeat', TS)
+  end
+  if ttl + 60 > longest then longest = ttl + 60 end
+end
+redis.call('EXPIRE', wk, longest)
+redis.call('EXPIRE', wk .. ':executions', longest)
+return 1

@@ -1,0 +1,190 @@
+//! Running one job: decode its payload, find its handler, run it under its timeout with
+//! panics caught, and record the outcome. Nothing here can take the worker down: every
+//! failure becomes a failed job.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::context::WorkerContext;
+use super::dequeue::Dequeued;
+use super::outcome::{decide, Ended};
+use super::running::RunningEntry;
+use crate::config::CANCEL_GRACE;
+use crate::handlers::{JobArgs, JobContext};
+use crate::protocol::exception::{
+    format_exception, timeout_message, DESERIALIZATION_ERROR, HANDLER_PANIC, INVALID_JOB_ERROR,
+    JOB_TIMEOUT_EXCEPTION, SHUTDOWN_ERROR, UNKNOWN_FUNCTION_ERROR,
+};
+use crate::protocol::job_record::{JobRecord, JobTimeout};
+use crate::protocol::payload::{decode_job_data, decode_meta};
+use crate::protocol::result::ExecutionSpan;
+use crate::protocol::timestamp::Instant;
+use crate::store::scripts::{finish_job, FinishRequest, FinishStatus};
+
+/// How long the worker keeps trying to record an outcome while Redis is unreachable. After
+/// that the job stays in the StartedJobRegistry and RQ's abandoned-job handling takes it.
+pub const RECORD_RETRY_WINDOW: Duration = Duration::from_secs(120);
+
+/// Runs a started job to its recorded outcome.
+pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
+    let Dequeued { job, execution_id, started_at } = dequeued;
+    let record = JobRecord::parse(&job.id, &job.queue, job.fields);
+    let cancel = ctx.shutdown.force().child_token();
+    ctx.running.insert(
+        execution_id.clone(),
+        RunningEntry {
+            job_id: record.id.clone(),
+            queue: record.origin.clone(),
+            started: std::time::Instant::now(),
+            timeout: record.timeout,
+            cancel: cancel.clone(),
+        },
+    );
+    let span = tracing::info_span!("job", job_id = %record.id, queue = %record.origin, function = tracing::field::Empty);
+    async {
+        let ended = execute(&ctx, &record, cancel).await;
+        if let Ended::Failed { exc_string, .. } = &ended {
+            let last = exc_string.lines().last().unwrap_or_default();
+            tracing::warn!(error = %last, "job failed");
+        }
+        let ended_at = Instant::now();
+        let span = ExecutionSpan { execution_id: &execution_id, started_at, ended_at };
+        let outcome = decide(&record, ended, ctx.config.serializer, ctx.config.results_ttl, &ctx.identity.name, &span);
+        let request = FinishRequest {
+            prefix: ctx.keys.prefix(),
+            worker_name: &ctx.identity.name,
+            job_id: &record.id,
+            execution_id: &execution_id,
+            queue: &record.origin,
+            now: ended_at,
+            working_time: ended_at.seconds_since(&started_at),
+            outcome,
+        };
+        record_outcome(&ctx, &request).await;
+    }
+    .instrument(span)
+    .await;
+    ctx.running.remove(&execution_id);
+}
+
+async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>) {
+    let deadline = tokio::time::Instant::now() + RECORD_RETRY_WINDOW;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut conn = ctx.conn.clone();
+        match finish_job(&mut conn, request).await {
+            Ok(FinishStatus::Written) => {
+                tracing::info!(outcome = ?outcome_name(request), "job recorded");
+                return;
+            }
+            Ok(FinishStatus::JobMissing) => {
+                tracing::warn!("the job hash was deleted while the job ran; no result recorded");
+                return;
+            }
+            Ok(FinishStatus::AlreadyRecorded) => {
+                tracing::warn!("the execution had left the started registry; outcome not written again");
+                return;
+            }
+            Err(e) if tokio::time::Instant::now() + backoff < deadline => {
+                tracing::warn!(error = %e, "could not record the job outcome; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "giving up recording the job outcome; RQ's abandoned-job handling will recover it");
+                return;
+            }
+        }
+    }
+}
+
+fn outcome_name(request: &FinishRequest<'_>) -> &'static str {
+    use crate::store::scripts::Outcome::*;
+    match request.outcome {
+        Finished { .. } => "finished",
+        Failed { .. } => "failed",
+        Stopped { .. } => "stopped",
+        Requeue { .. } => "requeued",
+        Schedule { .. } => "scheduled",
+    }
+}
+
+/// Decodes and runs the job; every way it can end becomes an [`Ended`].
+async fn execute(ctx: &WorkerContext, record: &JobRecord, cancel: CancellationToken) -> Ended {
+    if !record.problems.is_empty() {
+        let message = format!("unusable job hash: {}", record.problems.join("; "));
+        return failed("rqw", INVALID_JOB_ERROR, &message, false);
+    }
+    let data = record.data.as_deref().unwrap_or_default();
+    let call = match decode_job_data(data, ctx.config.serializer) {
+        Ok(call) => call,
+        Err(e) => return failed("rqw", DESERIALIZATION_ERROR, &e.to_string(), true),
+    };
+    let function = call.func_name.rsplit('.').next().unwrap_or(&call.func_name).to_string();
+    tracing::Span::current().record("function", call.func_name.as_str());
+    tracing::info!("JOB PICKED queue='{}' job_id={} function={}", record.origin, record.id, function);
+    let Some(handler) = ctx.handlers.get(&call.func_name) else {
+        let known: Vec<&str> = ctx.handlers.paths().collect();
+        let message = format!(
+            "no native handler for '{}'; this rqw has handlers for: {}",
+            call.func_name,
+            if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+        );
+        return failed(&call.func_name, UNKNOWN_FUNCTION_ERROR, &message, true);
+    };
+    let job_ctx = JobContext {
+        job_id: record.id.clone(),
+        queue: record.origin.clone(),
+        meta: record.meta.as_deref().and_then(|m| decode_meta(m, ctx.config.serializer).ok()),
+        retries_left: record.retries_left.unwrap_or(0),
+        cancel: cancel.clone(),
+    };
+    let args = JobArgs { args: call.args, kwargs: call.kwargs };
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(job_ctx, args))) {
+        Ok(future) => future,
+        Err(panic) => return failed(&call.func_name, HANDLER_PANIC, &panic_text(&*panic), true),
+    };
+    let mut future = AssertUnwindSafe(future).catch_unwind();
+    let timeout = async {
+        match record.timeout {
+            JobTimeout::Seconds(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            JobTimeout::Unlimited => std::future::pending().await,
+        }
+    };
+    let interrupted = tokio::select! {
+        result = &mut future => {
+            return match result {
+                Ok(Ok(value)) => Ended::Succeeded(value),
+                Ok(Err(e)) => failed(&call.func_name, &e.exc_type, &e.message, e.is_retryable()),
+                Err(panic) => failed(&call.func_name, HANDLER_PANIC, &panic_text(&*panic), true),
+            };
+        }
+        _ = timeout => failed(&call.func_name, JOB_TIMEOUT_EXCEPTION, &timeout_message(record.timeout.as_rq_int()), true),
+        _ = cancel.cancelled() => failed(&call.func_name, SHUTDOWN_ERROR, "the worker was shut down (forced) while the job ran", true),
+    };
+    // Let the handler clean up (release slots, remove temp files) before it is dropped.
+    cancel.cancel();
+    if tokio::time::timeout(CANCEL_GRACE, &mut future).await.is_err() {
+        tracing::warn!(grace = ?CANCEL_GRACE, "handler did not stop within its grace period after cancellation");
+    }
+    interrupted
+}
+
+fn failed(location: &str, exc_type: &str, message: &str, retryable: bool) -> Ended {
+    Ended::Failed { exc_string: format_exception(location, exc_type, message), retryable }
+}
+
+fn panic_text(panic: &(dyn Any + Send)) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".to_string());
+    format!("handler panicked: {detail}")
+}

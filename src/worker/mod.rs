@@ -1,0 +1,193 @@
+//! The runtime: dequeue -> execute -> record, with heartbeats and shutdown.
+//!
+//! ```text
+//!  run()
+//!   ├─ register worker (rq:worker:<name>, rq:workers, rq:workers:<q>)
+//!   ├─ heartbeat task ─────────── every tick: worker key + all running executions
+//!   ├─ unblock task ───────────── on shutdown: CLIENT UNBLOCK the pending BLMOVE
+//!   ├─ loop: Dequeuer::next ───── start.lua: queue -> intermediate -> started (atomic)
+//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), finish.lua
+//!   └─ drain running jobs, stop tasks, register death
+//! ```
+//! Every task is owned by a `JoinSet` of `run()` and stopped before it returns.
+
+pub mod context;
+pub mod dequeue;
+pub mod execute;
+pub mod heartbeat;
+pub mod outcome;
+pub mod running;
+pub mod shutdown;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{mask_url, WorkerConfig};
+use crate::error::WorkerError;
+use crate::handlers::HandlerRegistry;
+use crate::keys::Keys;
+use crate::protocol::timestamp::Instant;
+use crate::store::connection::{client, command_connection};
+use crate::store::queue_wait::unblock;
+use crate::store::worker_record::{
+    client_address, is_suspended, mark_shutdown_requested, register, register_death, WorkerIdentity,
+};
+use context::WorkerContext;
+use dequeue::Dequeuer;
+use running::RunningJobs;
+pub use shutdown::Shutdown;
+
+/// What a worker run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Jobs started.
+    pub jobs_started: u64,
+}
+
+/// Runs a worker until burst completion, `--max-jobs`, `--max-idle-time` or shutdown.
+pub async fn run(config: WorkerConfig, handlers: HandlerRegistry, shutdown: Shutdown) -> Result<RunSummary, WorkerError> {
+    let redis = client(&config.redis_url)?;
+    let mut conn = command_connection(&redis).await?;
+    let keys = Keys::default();
+    if is_suspended(&mut conn, &keys).await? {
+        return Err(WorkerError::Suspended);
+    }
+    let identity = WorkerIdentity {
+        name: config.name.clone(),
+        queues: config.queues.clone(),
+        pid: std::process::id(),
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        ip_address: client_address(&mut conn).await,
+    };
+    let ctx = Arc::new(WorkerContext {
+        config,
+        keys,
+        identity,
+        handlers,
+        conn,
+        running: RunningJobs::default(),
+        shutdown,
+    });
+    let mut conn = ctx.conn.clone();
+    register(&mut conn, &ctx.keys, &ctx.identity, ctx.worker_key_ttl(), Instant::now()).await?;
+    tracing::info!(
+        worker = %ctx.identity.name,
+        queues = %ctx.config.queues.join(","),
+        url = %mask_url(&ctx.config.redis_url),
+        concurrency = ctx.config.concurrency,
+        handlers = ctx.handlers.paths().count(),
+        "Worker {} started, listening on {}", ctx.identity.name, ctx.config.queues.join(",")
+    );
+
+    let mut dequeuer = Dequeuer::new(redis);
+    let stop_tasks = CancellationToken::new();
+    let mut background = JoinSet::new();
+    background.spawn(heartbeat::run(ctx.clone(), stop_tasks.clone()));
+    background.spawn(unblock_on_shutdown(ctx.clone(), dequeuer.blocking_id(), stop_tasks.clone()));
+
+    let summary = work(&ctx, &mut dequeuer).await;
+
+    stop_tasks.cancel();
+    while background.join_next().await.is_some() {}
+    let mut conn = ctx.conn.clone();
+    if let Err(e) = register_death(&mut conn, &ctx.keys, &ctx.identity, Instant::now()).await {
+        tracing::warn!(error = %e, "could not deregister the worker; its key expires by itself");
+    }
+    tracing::info!(jobs = summary.jobs_started, "Worker {}: done, quitting", ctx.identity.name);
+    Ok(summary)
+}
+
+/// The dequeue loop and the drain of running jobs.
+async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
+    let config = &ctx.config;
+    let mut jobs: JoinSet<()> = JoinSet::new();
+    let mut summary = RunSummary::default();
+    let mut idle_since = tokio::time::Instant::now();
+    let mut error_backoff = Duration::from_millis(100);
+    loop {
+        while jobs.try_join_next().is_some() {
+            idle_since = tokio::time::Instant::now();
+        }
+        if ctx.shutdown.warm().is_cancelled() {
+            break;
+        }
+        if config.max_jobs.is_some_and(|max| summary.jobs_started >= max) {
+            tracing::info!("Worker {}: finished executing {} jobs, quitting", ctx.identity.name, summary.jobs_started);
+            break;
+        }
+        if jobs.len() >= config.concurrency {
+            tokio::select! {
+                _ = jobs.join_next() => idle_since = tokio::time::Instant::now(),
+                _ = ctx.shutdown.warm().cancelled() => {}
+            }
+            continue;
+        }
+        let wait = if config.burst {
+            Duration::ZERO
+        } else {
+            match config.max_idle_time {
+                Some(max_idle) if jobs.is_empty() => {
+                    let idle = idle_since.elapsed();
+                    if idle >= max_idle {
+                        tracing::info!("Worker {}: idle for {:?}, quitting", ctx.identity.name, max_idle);
+                        break;
+                    }
+                    (max_idle - idle).min(config.dequeue_timeout())
+                }
+                _ => config.dequeue_timeout(),
+            }
+        };
+        match dequeuer.next(ctx, wait).await {
+            Ok(Some(dequeued)) => {
+                error_backoff = Duration::from_millis(100);
+                summary.jobs_started += 1;
+                idle_since = tokio::time::Instant::now();
+                jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+            }
+            Ok(None) if config.burst => {
+                // Running jobs may requeue themselves (retries) or enqueue dependents.
+                if jobs.join_next().await.is_none() {
+                    tracing::info!("Worker {}: done, quitting (burst)", ctx.identity.name);
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?error_backoff, "could not take a job from Redis");
+                tokio::select! {
+                    _ = tokio::time::sleep(error_backoff) => {}
+                    _ = ctx.shutdown.warm().cancelled() => {}
+                }
+                error_backoff = (error_backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    if !jobs.is_empty() {
+        let mut conn = ctx.conn.clone();
+        if let Err(e) = mark_shutdown_requested(&mut conn, &ctx.keys, &ctx.identity.name, Instant::now()).await {
+            tracing::debug!(error = %e, "could not record shutdown_requested_date");
+        }
+        tracing::info!(running = jobs.len(), "waiting for running jobs to finish");
+    }
+    while jobs.join_next().await.is_some() {}
+    summary
+}
+
+/// Ends a pending blocking pop as soon as a shutdown is requested.
+async fn unblock_on_shutdown(ctx: Arc<WorkerContext>, blocking_id: Arc<std::sync::atomic::AtomicI64>, stop: CancellationToken) {
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = ctx.shutdown.warm().cancelled() => {}
+    }
+    let id = blocking_id.load(Ordering::SeqCst);
+    if id != 0 {
+        let mut conn = ctx.conn.clone();
+        if let Err(e) = unblock(&mut conn, id).await {
+            tracing::debug!(error = %e, "CLIENT UNBLOCK failed; the pending pop ends by its timeout");
+        }
+    }
+}
