@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    ConfigError, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
+    ConfigError, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_REDIS_URL,
+    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
 };
 use crate::protocol::payload::Serializer;
 
@@ -103,7 +104,13 @@ impl WorkerArgs {
     pub fn into_config(self, rq_queues_env: Option<String>) -> Result<WorkerConfig, ConfigError> {
         let queues = if self.queues.is_empty() {
             rq_queues_env
-                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             self.queues
@@ -111,7 +118,9 @@ impl WorkerArgs {
         WorkerConfig {
             redis_url: self.url,
             queues,
-            name: self.name.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            name: self
+                .name
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
             burst: self.burst,
             max_jobs: self.max_jobs,
             max_idle_time: self.max_idle_time.map(Duration::from_secs),
@@ -142,9 +151,13 @@ mod tests {
 
     #[test]
     fn queues_from_args_or_env() {
-        let c = parse(&["rqw", "worker", "high", "low"]).into_config(Some("x".into())).unwrap();
+        let c = parse(&["rqw", "worker", "high", "low"])
+            .into_config(Some("x".into()))
+            .unwrap();
         assert_eq!(c.queues, vec!["high", "low"]);
-        let c = parse(&["rqw", "worker"]).into_config(Some("high, default,low".into())).unwrap();
+        let c = parse(&["rqw", "worker"])
+            .into_config(Some("high, default,low".into()))
+            .unwrap();
         assert_eq!(c.queues, vec!["high", "default", "low"]);
         let c = parse(&["rqw", "worker"]).into_config(None).unwrap();
         assert_eq!(c.queues, vec!["default"]);
@@ -153,8 +166,21 @@ mod tests {
     #[test]
     fn flags_map_to_config() {
         let c = parse(&[
-            "rqw", "worker", "--burst", "--name", "w1", "--results-ttl", "-1", "-S", "json", "--concurrency", "8",
-            "--max-jobs", "3", "--max-idle-time", "2",
+            "rqw",
+            "worker",
+            "--burst",
+            "--name",
+            "w1",
+            "--results-ttl",
+            "-1",
+            "-S",
+            "json",
+            "--concurrency",
+            "8",
+            "--max-jobs",
+            "3",
+            "--max-idle-time",
+            "2",
         ])
         .into_config(None)
         .unwrap();

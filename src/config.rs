@@ -87,10 +87,16 @@ impl WorkerConfig {
             return Err(ConfigError::InvalidName(self.name.clone()));
         }
         if self.concurrency == 0 || self.concurrency > 10_000 {
-            return Err(ConfigError::OutOfRange { option: "--concurrency", reason: "must be 1..=10000".into() });
+            return Err(ConfigError::OutOfRange {
+                option: "--concurrency",
+                reason: "must be 1..=10000".into(),
+            });
         }
         if self.worker_ttl < 16 {
-            return Err(ConfigError::OutOfRange { option: "--worker-ttl", reason: "must be at least 16".into() });
+            return Err(ConfigError::OutOfRange {
+                option: "--worker-ttl",
+                reason: "must be at least 16".into(),
+            });
         }
         if self.job_monitoring_interval == 0 {
             return Err(ConfigError::OutOfRange {
@@ -99,7 +105,10 @@ impl WorkerConfig {
             });
         }
         if self.results_ttl < -1 {
-            return Err(ConfigError::OutOfRange { option: "--results-ttl", reason: "must be -1 or more".into() });
+            return Err(ConfigError::OutOfRange {
+                option: "--results-ttl",
+                reason: "must be -1 or more".into(),
+            });
         }
         check_url(&self.redis_url)?;
         Ok(self)
@@ -117,10 +126,14 @@ impl WorkerConfig {
 }
 
 fn check_url(raw: &str) -> Result<(), ConfigError> {
-    let parsed = url::Url::parse(raw).map_err(|e| ConfigError::InvalidUrl(mask_url(raw), e.to_string()))?;
+    let parsed =
+        url::Url::parse(raw).map_err(|e| ConfigError::InvalidUrl(mask_url(raw), e.to_string()))?;
     match parsed.scheme() {
         "redis" | "rediss" | "unix" | "redis+unix" => Ok(()),
-        other => Err(ConfigError::InvalidUrl(mask_url(raw), format!("unsupported scheme '{other}'"))),
+        other => Err(ConfigError::InvalidUrl(
+            mask_url(raw),
+            format!("unsupported scheme '{other}'"),
+        )),
     }
 }
 
@@ -160,7 +173,10 @@ mod tests {
 
     #[test]
     fn masks_passwords() {
-        assert_eq!(mask_url("redis://user:s3cret@host:6379/0"), "redis://user:***@host:6379/0");
+        assert_eq!(
+            mask_url("redis://user:s3cret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
         assert_eq!(mask_url("redis://:s3cret@host/0"), "redis://:***@host/0");
         assert_eq!(mask_url("redis://host:6379/0"), "redis://host:6379/0");
         assert!(!mask_url("not a url s3cret").contains("s3cret"));
@@ -176,7 +192,11 @@ mod tests {
         assert!(bad.validate().is_err());
         let mut bad = config();
         bad.redis_url = "http://x".into();
-        assert!(bad.validate().unwrap_err().to_string().contains("unsupported scheme"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported scheme"));
         let mut bad = config();
         bad.concurrency = 0;
         assert!(bad.validate().is_err());

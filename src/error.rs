@@ -26,7 +26,10 @@ impl StoreError {
     pub fn is_connection_error(&self) -> bool {
         match self {
             StoreError::Redis(e) => {
-                e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() || e.is_io_error()
+                e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || e.is_io_error()
             }
             _ => false,
         }

@@ -14,7 +14,9 @@ pub struct Keys {
 
 impl Default for Keys {
     fn default() -> Self {
-        Self { prefix: RQ_PREFIX.to_string() }
+        Self {
+            prefix: RQ_PREFIX.to_string(),
+        }
     }
 }
 

@@ -20,11 +20,22 @@ pub fn filter_for(level: &str) -> String {
 /// Installs the global subscriber. Fails only if one is installed already or the filter is
 /// invalid.
 pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(filter_for(level)).map_err(|e| format!("invalid --logging-level {level:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(filter_for(level))
+        .map_err(|e| format!("invalid --logging-level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
-        LogFormat::Text => builder.with_target(false).with_ansi(std::io::stderr().is_terminal()).try_init(),
-        LogFormat::Json => builder.with_ansi(false).json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
     result.map_err(|e| e.to_string())
 }

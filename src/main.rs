@@ -6,14 +6,17 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use rqw::cli::{Cli, Command, WorkerArgs};
-use rqw::handlers::{self, HandlerRegistry};
+use rqw::handlers::recording::RecordingConfig;
+use rqw::handlers::{native_paths, HandlerOptions};
 use rqw::worker::{self, Shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Handlers { enable_testing_handlers } => {
-            for path in registry(enable_testing_handlers).paths() {
+        Command::Handlers {
+            enable_testing_handlers,
+        } => {
+            for path in native_paths(enable_testing_handlers) {
                 println!("{path}");
             }
             ExitCode::SUCCESS
@@ -22,21 +25,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn registry(enable_testing_handlers: bool) -> HandlerRegistry {
-    let mut registry = HandlerRegistry::new();
-    if enable_testing_handlers {
-        handlers::testing::register(&mut registry);
-    }
-    registry
-}
-
 fn run_worker(args: WorkerArgs) -> ExitCode {
     if let Err(e) = rqw::logging::init(args.log_format, &args.logging_level) {
         eprintln!("rqw: {e}");
         return ExitCode::from(2);
     }
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
-    let enable_testing = args.enable_testing_handlers;
+    let enable_testing_handlers = args.enable_testing_handlers;
+    let recording = match RecordingConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let handler_options = HandlerOptions {
+        recording,
+        enable_testing_handlers,
+    };
     let config = match args.into_config(std::env::var("RQ_QUEUES").ok()) {
         Ok(c) => c,
         Err(e) => {
@@ -44,7 +50,10 @@ fn run_worker(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
@@ -55,7 +64,7 @@ fn run_worker(args: WorkerArgs) -> ExitCode {
         let shutdown = Shutdown::new();
         let stop_signals = CancellationToken::new();
         let signals = tokio::spawn(shutdown.clone().listen_for_signals(stop_signals.clone()));
-        let result = worker::run(config, registry(enable_testing), shutdown).await;
+        let result = worker::run(config, handler_options, shutdown).await;
         stop_signals.cancel();
         match signals.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "signal handling failed"),

@@ -27,7 +27,11 @@ impl JobArgs {
         if self.args.len() > params.len() {
             return Err(HandlerError::permanent(
                 "TypeError",
-                format!("takes at most {} positional arguments but {} were given", params.len(), self.args.len()),
+                format!(
+                    "takes at most {} positional arguments but {} were given",
+                    params.len(),
+                    self.args.len()
+                ),
             ));
         }
         let mut bound: BTreeMap<HashableValue, Value> = BTreeMap::new();
@@ -74,7 +78,13 @@ mod tests {
             kwargs: BTreeMap::from([("b".to_string(), Value::I64(3))]),
         };
         let p: Params = args.bind(&["a", "b"]).unwrap();
-        assert_eq!(p, Params { a: "x".into(), b: Some(3) });
+        assert_eq!(
+            p,
+            Params {
+                a: "x".into(),
+                b: Some(3)
+            }
+        );
     }
 
     #[test]
@@ -83,16 +93,37 @@ mod tests {
             args: vec![Value::String("x".into())],
             kwargs: BTreeMap::from([("a".to_string(), Value::String("y".into()))]),
         };
-        assert!(dup.bind::<Params>(&["a", "b"]).unwrap_err().message.contains("multiple values"));
-        let unknown = JobArgs { args: vec![], kwargs: BTreeMap::from([("z".to_string(), Value::None)]) };
-        assert!(unknown.bind::<Params>(&["a", "b"]).unwrap_err().message.contains("unexpected keyword"));
-        let surplus = JobArgs { args: vec![Value::None, Value::None, Value::None], kwargs: BTreeMap::new() };
-        assert!(surplus.bind::<Params>(&["a", "b"]).unwrap_err().message.contains("at most 2"));
+        assert!(dup
+            .bind::<Params>(&["a", "b"])
+            .unwrap_err()
+            .message
+            .contains("multiple values"));
+        let unknown = JobArgs {
+            args: vec![],
+            kwargs: BTreeMap::from([("z".to_string(), Value::None)]),
+        };
+        assert!(unknown
+            .bind::<Params>(&["a", "b"])
+            .unwrap_err()
+            .message
+            .contains("unexpected keyword"));
+        let surplus = JobArgs {
+            args: vec![Value::None, Value::None, Value::None],
+            kwargs: BTreeMap::new(),
+        };
+        assert!(surplus
+            .bind::<Params>(&["a", "b"])
+            .unwrap_err()
+            .message
+            .contains("at most 2"));
     }
 
     #[test]
     fn wrong_type_is_an_error() {
-        let args = JobArgs { args: vec![Value::I64(1)], kwargs: BTreeMap::new() };
+        let args = JobArgs {
+            args: vec![Value::I64(1)],
+            kwargs: BTreeMap::new(),
+        };
         let err = args.bind::<Params>(&["a", "b"]).unwrap_err();
         assert_eq!(err.exc_type, "TypeError");
     }

@@ -26,12 +26,20 @@ pub struct HandlerError {
 impl HandlerError {
     /// A retryable failure with the given exception type and message.
     pub fn retryable(exc_type: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind: HandlerErrorKind::Retryable, exc_type: exc_type.into(), message: message.into() }
+        Self {
+            kind: HandlerErrorKind::Retryable,
+            exc_type: exc_type.into(),
+            message: message.into(),
+        }
     }
 
     /// A permanent failure: never retried.
     pub fn permanent(exc_type: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind: HandlerErrorKind::Permanent, exc_type: exc_type.into(), message: message.into() }
+        Self {
+            kind: HandlerErrorKind::Permanent,
+            exc_type: exc_type.into(),
+            message: message.into(),
+        }
     }
 
     /// A bad argument: permanent, reported as Python's `TypeError`/`ValueError` would be.

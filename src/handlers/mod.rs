@@ -11,6 +11,7 @@
 pub mod args;
 pub mod context;
 pub mod error;
+pub mod recording;
 pub mod testing;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,38 @@ use std::sync::Arc;
 pub use args::JobArgs;
 pub use context::JobContext;
 pub use error::{HandlerError, HandlerErrorKind};
+
+use redis::aio::ConnectionManager;
+
+/// Which native handlers a worker registers.
+#[derive(Debug, Clone)]
+pub struct HandlerOptions {
+    /// Configuration of the recording download handler (from the environment).
+    pub recording: recording::RecordingConfig,
+    /// Also register the diagnostic `rqw.testing.*` handlers.
+    pub enable_testing_handlers: bool,
+}
+
+/// The function paths a worker with these options runs natively (no Redis needed), sorted.
+pub fn native_paths(enable_testing_handlers: bool) -> Vec<&'static str> {
+    let mut paths = vec![recording::PATH];
+    if enable_testing_handlers {
+        paths.extend(testing::PATHS);
+    }
+    paths.sort_unstable();
+    paths
+}
+
+/// Builds the registry of every native handler; `redis` is the connection handlers that
+/// need Redis (the recording semaphore) use.
+pub fn native_registry(redis: ConnectionManager, options: HandlerOptions) -> HandlerRegistry {
+    let mut registry = HandlerRegistry::new();
+    recording::register(&mut registry, redis, options.recording);
+    if options.enable_testing_handlers {
+        testing::register(&mut registry);
+    }
+    registry
+}
 
 /// A Python value as RQ's serializers carry it (None, bool, int, float, str, bytes, list,
 /// tuple, set, dict). Shared by the pickle and JSON serializers.

@@ -27,6 +27,9 @@ pub const SLEEP: &str = "rqw.testing.sleep";
 /// Path of the handler that panics.
 pub const PANIC: &str = "rqw.testing.panic";
 
+/// Every diagnostic handler path.
+pub const PATHS: [&str; 5] = [NOOP, ECHO, FAIL, SLEEP, PANIC];
+
 /// Adds every diagnostic handler to `registry`.
 pub fn register(registry: &mut HandlerRegistry) {
     registry
@@ -42,8 +45,11 @@ async fn noop(_ctx: JobContext, _args: JobArgs) -> HandlerResult {
 }
 
 async fn echo(_ctx: JobContext, args: JobArgs) -> HandlerResult {
-    let kwargs: BTreeMap<HashableValue, Value> =
-        args.kwargs.into_iter().map(|(k, v)| (HashableValue::String(k), v)).collect();
+    let kwargs: BTreeMap<HashableValue, Value> = args
+        .kwargs
+        .into_iter()
+        .map(|(k, v)| (HashableValue::String(k), v))
+        .collect();
     Ok(Value::Dict(BTreeMap::from([
         (HashableValue::String("args".into()), Value::List(args.args)),
         (HashableValue::String("kwargs".into()), Value::Dict(kwargs)),
@@ -60,14 +66,25 @@ async fn fail(_ctx: JobContext, args: JobArgs) -> HandlerResult {
 }
 
 async fn sleep(ctx: JobContext, args: JobArgs) -> HandlerResult {
-    let value = args.kwargs.get("seconds").or_else(|| args.args.first()).cloned().unwrap_or(Value::I64(0));
+    let value = args
+        .kwargs
+        .get("seconds")
+        .or_else(|| args.args.first())
+        .cloned()
+        .unwrap_or(Value::I64(0));
     let seconds = match value {
         Value::I64(i) => i as f64,
         Value::F64(f) => f,
-        other => return Err(HandlerError::bad_argument(format!("seconds must be a number, got {other}"))),
+        other => {
+            return Err(HandlerError::bad_argument(format!(
+                "seconds must be a number, got {other}"
+            )))
+        }
     };
     if !(0.0..=86_400.0).contains(&seconds) {
-        return Err(HandlerError::bad_argument(format!("seconds out of range: {seconds}")));
+        return Err(HandlerError::bad_argument(format!(
+            "seconds out of range: {seconds}"
+        )));
     }
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs_f64(seconds)) => Ok(value),
@@ -77,4 +94,18 @@ async fn sleep(ctx: JobContext, args: JobArgs) -> HandlerResult {
 
 async fn panic(_ctx: JobContext, _args: JobArgs) -> HandlerResult {
     panic!("rqw.testing.panic was asked to panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_list_every_registered_handler() {
+        let mut registry = HandlerRegistry::new();
+        register(&mut registry);
+        let mut expected = PATHS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(registry.paths().collect::<Vec<_>>(), expected);
+    }
 }

@@ -47,6 +47,9 @@ mod tests {
 
     #[test]
     fn timeout_text_matches_rq() {
-        assert_eq!(timeout_message(2), "Task exceeded maximum timeout value (2 seconds)");
+        assert_eq!(
+            timeout_message(2),
+            "Task exceeded maximum timeout value (2 seconds)"
+        );
     }
 }

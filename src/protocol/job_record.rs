@@ -77,13 +77,18 @@ impl JobRecord {
             match s.parse::<i64>() {
                 Ok(v) => Some(v),
                 Err(_) => {
-                    problems.push(format!("field '{name}' is not an integer: {}", truncate(&s)));
+                    problems.push(format!(
+                        "field '{name}' is not an integer: {}",
+                        truncate(&s)
+                    ));
                     None
                 }
             }
         };
 
-        let origin = text("origin", &mut problems).filter(|s| !s.is_empty()).unwrap_or_else(|| queue.to_string());
+        let origin = text("origin", &mut problems)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| queue.to_string());
         let timeout = match int("timeout", &mut problems) {
             None | Some(0) => JobTimeout::Seconds(DEFAULT_JOB_TIMEOUT_SECS),
             Some(t) if t < 0 => JobTimeout::Unlimited,
@@ -101,13 +106,17 @@ impl JobRecord {
             Some(s) if !s.is_empty() => match serde_json::from_str::<Vec<u64>>(&s) {
                 Ok(v) => v,
                 Err(_) => {
-                    problems.push(format!("field 'retry_intervals' is not a JSON list of seconds: {}", truncate(&s)));
+                    problems.push(format!(
+                        "field 'retry_intervals' is not a JSON list of seconds: {}",
+                        truncate(&s)
+                    ));
                     Vec::new()
                 }
             },
             _ => Vec::new(),
         };
-        let enqueue_at_front_on_retry = int("enqueue_at_front_on_retry", &mut problems).unwrap_or(0) != 0;
+        let enqueue_at_front_on_retry =
+            int("enqueue_at_front_on_retry", &mut problems).unwrap_or(0) != 0;
         let result_ttl = int("result_ttl", &mut problems);
         let failure_ttl = int("failure_ttl", &mut problems);
         let status = text("status", &mut problems);
@@ -152,8 +161,10 @@ mod tests {
     use super::*;
 
     fn record(pairs: &[(&str, &str)]) -> JobRecord {
-        let mut fields: HashMap<String, Vec<u8>> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        let mut fields: HashMap<String, Vec<u8>> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
         fields.entry("data".into()).or_insert_with(|| b"x".to_vec());
         JobRecord::parse("j1", "default", fields)
     }

@@ -1,1 +1,559 @@
-//! STUB
+//! Conversion between JSON and [`PyValue`], with Python's `json` module semantics.
+//!
+//! RQ's `JSONSerializer` is `json.dumps(obj).encode()` / `json.loads(bytes.decode())`. Two
+//! pairs of functions live here:
+//! - [`loads`] / [`dumps`] work on bytes and follow Python exactly where `serde_json` cannot:
+//!   integers of any size stay integers (Python writes `2**70` as `1180591620717411303424`),
+//!   and the `NaN`, `Infinity` and `-Infinity` tokens that `json.dumps` writes by default are
+//!   read and written. [`dumps`] produces the bytes `json.dumps` would (separators `", "` and
+//!   `": "`, `ensure_ascii`, `repr` floats), except for dict order and sets (below).
+//! - [`from_json`] / [`to_json`] convert to and from [`serde_json::Value`] for code that
+//!   already holds one; `to_json` refuses what `serde_json::Value` cannot hold (non-finite
+//!   floats, integers beyond 64 bits).
+//!
+//! Decisions, where Python's `json.dumps` would raise `TypeError` (and RQ would then store its
+//! `"Unserializable return value"` placeholder):
+//! - bytes (`Bytes`) are an error, as in Python: the caller writes RQ's placeholder;
+//! - sets and frozensets are written as arrays (Python reads a list back), because a Rust
+//!   handler that returns a set means "these values";
+//! - dict keys that are int, float, bool or None are converted to strings as `json.dumps`
+//!   does (`1` -> `"1"`, `True` -> `"true"`, `None` -> `"null"`); tuple, bytes and frozenset
+//!   keys are an error.
+//!
+//! Nesting is capped at [`MAX_DEPTH`] in every direction, so recursion stays shallow.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_pickle::HashableValue;
+
+use crate::handlers::PyValue;
+
+/// Deepest nesting of arrays/objects accepted, the same cap as for pickles.
+pub const MAX_DEPTH: usize = super::pickle_scan::MAX_DEPTH;
+
+/// Most digits in an integer literal: Python 3.11's `sys.get_int_max_str_digits()` default;
+/// `json.loads` raises `ValueError` beyond it.
+pub const MAX_INT_DIGITS: usize = 4300;
+
+/// Why a JSON document or value could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    /// The bytes are not JSON as Python's `json.loads` reads it.
+    #[error("invalid JSON: {reason} at byte {offset}")]
+    Syntax {
+        /// What is wrong.
+        reason: &'static str,
+        /// Byte offset in the document.
+        offset: usize,
+    },
+    /// Arrays/objects nest deeper than [`MAX_DEPTH`].
+    #[error("JSON nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// A value that JSON (as Python's `json.dumps` writes it) cannot represent.
+    #[error("{0} is not JSON serializable")]
+    Unserializable(&'static str),
+}
+
+impl JsonError {
+    /// Whether this is a value JSON cannot hold (for results: write RQ's placeholder).
+    pub fn is_unserializable(&self) -> bool {
+        matches!(self, JsonError::Unserializable(_))
+    }
+}
+
+/// Parses a JSON document the way Python's `json.loads(raw.decode('utf-8'))` does.
+pub fn loads(raw: &[u8]) -> Result<PyValue, JsonError> {
+    let text = std::str::from_utf8(raw).map_err(|e| syntax("invalid UTF-8", e.valid_up_to()))?;
+    let mut parser = Parser {
+        text: text.as_bytes(),
+        pos: 0,
+    };
+    parser.skip_ws();
+    let value = parser.value(0)?;
+    parser.skip_ws();
+    if parser.pos != parser.text.len() {
+        return Err(syntax("extra data after the document", parser.pos));
+    }
+    Ok(value)
+}
+
+/// Writes `value` as Python's `json.dumps(value).encode()` would (see the module docs for
+/// sets and dict keys).
+pub fn dumps(value: &PyValue) -> Result<Vec<u8>, JsonError> {
+    let mut out = String::new();
+    write_value(&mut out, value, 0)?;
+    Ok(out.into_bytes())
+}
+
+/// Converts a [`serde_json::Value`] into a [`PyValue`] as `json.loads` would.
+pub fn from_json(value: &serde_json::Value) -> PyValue {
+    match value {
+        serde_json::Value::Null => PyValue::None,
+        serde_json::Value::Bool(b) => PyValue::Bool(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                PyValue::I64(i)
+            } else if let Some(u) = n.as_u64() {
+                big_int(&u.to_string()).unwrap_or(PyValue::F64(u as f64))
+            } else {
+                PyValue::F64(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_json::Value::String(s) => PyValue::String(s.clone()),
+        serde_json::Value::Array(items) => PyValue::List(items.iter().map(from_json).collect()),
+        serde_json::Value::Object(map) => PyValue::Dict(
+            map.iter()
+                .map(|(k, v)| (HashableValue::String(k.clone()), from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Converts a [`PyValue`] into a [`serde_json::Value`]. Besides what [`dumps`] refuses, this
+/// refuses NaN/infinities and integers outside `i64`/`u64`, which `serde_json::Value` cannot
+/// hold.
+pub fn to_json(value: &PyValue) -> Result<serde_json::Value, JsonError> {
+    to_json_at(value, 0)
+}
+
+fn to_json_at(value: &PyValue, depth: usize) -> Result<serde_json::Value, JsonError> {
+    Ok(match value {
+        PyValue::None => serde_json::Value::Null,
+        PyValue::Bool(b) => serde_json::Value::Bool(*b),
+        PyValue::I64(i) => serde_json::Value::from(*i),
+        PyValue::Int(i) => match i.to_string().parse::<u64>() {
+            Ok(u) => serde_json::Value::from(u),
+            Err(_) => return Err(JsonError::Unserializable("an integer beyond 64 bits")),
+        },
+        PyValue::F64(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .ok_or(JsonError::Unserializable("a NaN or infinite float"))?,
+        PyValue::Bytes(_) => return Err(JsonError::Unserializable("bytes")),
+        PyValue::String(s) => serde_json::Value::String(s.clone()),
+        PyValue::List(items) | PyValue::Tuple(items) => {
+            let depth = deeper(depth)?;
+            serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|v| to_json_at(v, depth))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        PyValue::Set(items) | PyValue::FrozenSet(items) => {
+            let depth = deeper(depth)?;
+            serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|v| to_json_at(&v.clone().into_value(), depth))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        PyValue::Dict(map) => {
+            let depth = deeper(depth)?;
+            let mut out = serde_json::Map::new();
+            for (key, item) in map {
+                out.insert(key_string(key)?, to_json_at(item, depth)?);
+            }
+            serde_json::Value::Object(out)
+        }
+    })
+}
+
+fn deeper(depth: usize) -> Result<usize, JsonError> {
+    if depth >= MAX_DEPTH {
+        Err(JsonError::TooDeep)
+    } else {
+        Ok(depth + 1)
+    }
+}
+
+fn syntax(reason: &'static str, offset: usize) -> JsonError {
+    JsonError::Syntax { reason, offset }
+}
+
+/// An integer of any size as a [`PyValue`] (`I64` when it fits, else `Int`). serde-pickle
+/// exposes no big-integer constructor, so the digits go through its protocol-0 `LONG` opcode.
+pub(crate) fn big_int(digits: &str) -> Option<PyValue> {
+    let body = digits.strip_prefix('-').unwrap_or(digits);
+    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pickle = format!("L{digits}L\n.");
+    serde_pickle::value_from_slice(pickle.as_bytes(), serde_pickle::DeOptions::new()).ok()
+}
+
+struct Parser<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, literal: &str) -> bool {
+        let end = self.pos + literal.len();
+        if self.text.get(self.pos..end) == Some(literal.as_bytes()) {
+            self.pos = end;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<PyValue, JsonError> {
+        let start = self.pos;
+        match self.peek() {
+            Some(b'{') => self.object(deeper(depth)?),
+            Some(b'[') => self.array(deeper(depth)?),
+            Some(b'"') => Ok(PyValue::String(self.string()?)),
+            Some(b'n') if self.eat("null") => Ok(PyValue::None),
+            Some(b't') if self.eat("true") => Ok(PyValue::Bool(true)),
+            Some(b'f') if self.eat("false") => Ok(PyValue::Bool(false)),
+            Some(b'N') if self.eat("NaN") => Ok(PyValue::F64(f64::NAN)),
+            Some(b'I') if self.eat("Infinity") => Ok(PyValue::F64(f64::INFINITY)),
+            Some(b'-') if self.eat("-Infinity") => Ok(PyValue::F64(f64::NEG_INFINITY)),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(syntax("expecting value", start)),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<PyValue, JsonError> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.eat("]") {
+            return Ok(PyValue::List(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth)?);
+            self.skip_ws();
+            if self.eat("]") {
+                return Ok(PyValue::List(items));
+            }
+            if !self.eat(",") {
+                return Err(syntax("expecting ',' delimiter", self.pos));
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<PyValue, JsonError> {
+        self.pos += 1;
+        let mut map = BTreeMap::new();
+        self.skip_ws();
+        if self.eat("}") {
+            return Ok(PyValue::Dict(map));
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(syntax("expecting property name in double quotes", self.pos));
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            if !self.eat(":") {
+                return Err(syntax("expecting ':' delimiter", self.pos));
+            }
+            self.skip_ws();
+            let value = self.value(depth)?;
+            // Python keeps the last value of a repeated key.
+            map.insert(HashableValue::String(key), value);
+            self.skip_ws();
+            if self.eat("}") {
+                return Ok(PyValue::Dict(map));
+            }
+            if !self.eat(",") {
+                return Err(syntax("expecting ',' delimiter", self.pos));
+            }
+        }
+    }
+
+    /// `-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?`, as Python's scanner matches it.
+    fn number(&mut self) -> Result<PyValue, JsonError> {
+        let start = self.pos;
+        self.eat("-");
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(syntax("expecting value", start)),
+        }
+        let mut is_float = false;
+        if self.peek() == Some(b'.') && self.text.get(self.pos + 1).is_some_and(u8::is_ascii_digit)
+        {
+            self.pos += 1;
+            self.digits();
+            is_float = true;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            let mark = self.pos;
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                self.digits();
+                is_float = true;
+            } else {
+                self.pos = mark;
+            }
+        }
+        let literal = std::str::from_utf8(self.text.get(start..self.pos).unwrap_or_default())
+            .map_err(|_| syntax("invalid number", start))?;
+        if is_float {
+            return literal
+                .parse::<f64>()
+                .map(PyValue::F64)
+                .map_err(|_| syntax("invalid number", start));
+        }
+        if let Ok(i) = literal.parse::<i64>() {
+            return Ok(PyValue::I64(i));
+        }
+        if literal.trim_start_matches('-').len() > MAX_INT_DIGITS {
+            return Err(syntax("integer exceeds 4300 digits", start));
+        }
+        big_int(literal).ok_or(syntax("invalid number", start))
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+    }
+
+    fn string(&mut self) -> Result<String, JsonError> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            while self
+                .peek()
+                .is_some_and(|b| b != b'"' && b != b'\\' && b >= 0x20)
+            {
+                self.pos += 1;
+            }
+            // The input is valid UTF-8 and the run stops at ASCII bytes only.
+            out.push_str(
+                std::str::from_utf8(self.text.get(run_start..self.pos).unwrap_or_default())
+                    .unwrap_or_default(),
+            );
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    self.escape(&mut out)?;
+                }
+                Some(_) => return Err(syntax("invalid control character in string", self.pos)),
+                None => return Err(syntax("unterminated string", start)),
+            }
+        }
+    }
+
+    fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
+        let at = self.pos;
+        let c = match self.peek() {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                self.pos += 1;
+                let unit = self.hex4()?;
+                let code = if (0xd800..0xdc00).contains(&unit)
+                    && self.text.get(self.pos..self.pos + 2) == Some(b"\\u")
+                {
+                    let saved = self.pos;
+                    self.pos += 2;
+                    let low = self.hex4()?;
+                    if (0xdc00..0xe000).contains(&low) {
+                        0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00)
+                    } else {
+                        self.pos = saved;
+                        unit
+                    }
+                } else {
+                    unit
+                };
+                let c = char::from_u32(code)
+                    .ok_or(syntax("lone surrogate in string (not representable)", at))?;
+                out.push(c);
+                return Ok(());
+            }
+            _ => return Err(syntax("invalid \\escape", at)),
+        };
+        self.pos += 1;
+        out.push(c);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .ok_or(syntax("invalid \\uXXXX escape", self.pos))?;
+        let text =
+            std::str::from_utf8(digits).map_err(|_| syntax("invalid \\uXXXX escape", self.pos))?;
+        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(syntax("invalid \\uXXXX escape", self.pos));
+        }
+        let value = u32::from_str_radix(text, 16)
+            .map_err(|_| syntax("invalid \\uXXXX escape", self.pos))?;
+        self.pos += 4;
+        Ok(value)
+    }
+}
+
+fn write_value(out: &mut String, value: &PyValue, depth: usize) -> Result<(), JsonError> {
+    match value {
+        PyValue::None => out.push_str("null"),
+        PyValue::Bool(true) => out.push_str("true"),
+        PyValue::Bool(false) => out.push_str("false"),
+        PyValue::I64(i) => {
+            let _ = write!(out, "{i}");
+        }
+        PyValue::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        PyValue::F64(f) => out.push_str(&float_token(*f)),
+        PyValue::String(s) => write_string(out, s),
+        PyValue::Bytes(_) => return Err(JsonError::Unserializable("bytes")),
+        PyValue::List(items) | PyValue::Tuple(items) => {
+            write_array(out, items.iter(), deeper(depth)?)?
+        }
+        PyValue::Set(items) | PyValue::FrozenSet(items) => {
+            let items: Vec<PyValue> = items.iter().map(|v| v.clone().into_value()).collect();
+            write_array(out, items.iter(), deeper(depth)?)?;
+        }
+        PyValue::Dict(map) => {
+            let depth = deeper(depth)?;
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_string(out, &key_string(key)?);
+                out.push_str(": ");
+                write_value(out, item, depth)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+fn write_array<'v>(
+    out: &mut String,
+    items: impl Iterator<Item = &'v PyValue>,
+    depth: usize,
+) -> Result<(), JsonError> {
+    out.push('[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_value(out, item, depth)?;
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// A dict key as `json.dumps` converts it.
+fn key_string(key: &HashableValue) -> Result<String, JsonError> {
+    Ok(match key {
+        HashableValue::String(s) => s.clone(),
+        HashableValue::None => "null".into(),
+        HashableValue::Bool(true) => "true".into(),
+        HashableValue::Bool(false) => "false".into(),
+        HashableValue::I64(i) => i.to_string(),
+        HashableValue::Int(i) => i.to_string(),
+        HashableValue::F64(f) => float_token(*f),
+        HashableValue::Bytes(_) => return Err(JsonError::Unserializable("a bytes dict key")),
+        HashableValue::Tuple(_) => return Err(JsonError::Unserializable("a tuple dict key")),
+        HashableValue::FrozenSet(_) => {
+            return Err(JsonError::Unserializable("a frozenset dict key"))
+        }
+    })
+}
+
+/// A JSON string with `ensure_ascii=True` escaping, byte-for-byte as Python writes it.
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// A float as `json.dumps` writes it: `float.__repr__`, or `NaN`/`Infinity`/`-Infinity`.
+pub fn float_token(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        python_float_repr(f)
+    }
+}
+
+/// Python's `repr(float)` for a finite float: the shortest round-tripping digits, in fixed
+/// notation when the decimal exponent is in `-4..16`, else as `d.ddde+XX`.
+pub fn python_float_repr(f: f64) -> String {
+    // Rust's `{:e}` gives the same shortest digits: "-1.2345e-7".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exponent: i64 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    let point = exponent + 1;
+    let len = digits.len() as i64;
+    if point > -4 && point <= 16 {
+        if point <= 0 {
+            format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point >= len {
+            format!("{sign}{digits}{}.0", "0".repeat((point - len) as usize))
+        } else {
+            let (int, frac) = digits.split_at(point as usize);
+            format!("{sign}{int}.{frac}")
+        }
+    } else {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{sign}{first}{frac}e{exp_sign}{:02}", exponent.abs())
+    }
+}

@@ -1,7 +1,40 @@
-//! STUB (to be replaced): job `data` decoding.
-use std::collections::BTreeMap;
+//! The job's `data` and `meta` fields, and result values, in the queue's serializer.
+//!
+//! - `data` is `zlib.compress(serializer.dumps((func_name, instance, args, kwargs)))`;
+//!   [`decode_job_data`] inflates it (falling back to the raw bytes, as `Job.data` does),
+//!   decodes it and checks the tuple's shape.
+//! - `meta` is `serializer.dumps(job.meta)`, not compressed (`Job.to_dict`, `Job.restore`);
+//!   [`decode_meta`] decodes it.
+//! - A return value is `serializer.dumps(rv)`, base64-encoded by the caller
+//!   ([`encode_return_value`]).
+//!
+//! Pickles are decoded by [`pickle_scan::decode`], which refuses anything but plain data
+//! (None, bool, int, float, str, bytes/bytearray, list, tuple, dict, set, frozenset) and
+//! works around a serde-pickle 1.2 bug with shared containers (see there); JSON goes through
+//! [`json_value::loads`], which reads what Python's `json.dumps` writes (big integers, `NaN`,
+//! `Infinity`). A bytearray decodes to `Bytes` (`PyValue` has no bytearray).
+//!
+//! Error texts end up after `rq.exceptions.DeserializationError: ` in the job's `exc_string`,
+//! so they are one short line and never quote the payload beyond a global's name.
 
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde_pickle::HashableValue;
+
+use super::json_value::{self, JsonError};
+use super::pickle_scan::{self, ScanError};
 use crate::handlers::PyValue;
+
+/// Largest `data` accepted after zlib inflation (and largest raw `data`/`meta`), so that a
+/// zlib bomb cannot exhaust memory.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 20;
+
+/// Longest error detail quoted from serde-pickle (whose stack errors can dump whole values).
+const MAX_DETAIL_CHARS: usize = 160;
+
+/// The types a decoded pickle may hold, for error messages.
+const PLAIN_TYPES: &str = "None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset";
 
 /// Which serializer the queue's producers use. RQ does not record it in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,22 +60,265 @@ pub struct JobCall {
 /// Why a payload could not be decoded or encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
-    /// Anything.
+    /// Anything else.
     #[error("{0}")]
     Invalid(String),
+    /// The payload inflates (or is) larger than [`MAX_DECOMPRESSED_BYTES`].
+    #[error("payload larger than {MAX_DECOMPRESSED_BYTES} bytes")]
+    TooLarge,
+    /// The pickle holds an object other than plain data (datetime, Decimal, a class
+    /// instance...). `location` says which part of the job tuple, when known.
+    #[error(
+        "unsupported pickle content{} ({label}); rqw decodes only {PLAIN_TYPES}",
+        location.map(|l| format!(" in {l}")).unwrap_or_default()
+    )]
+    Unsupported {
+        /// `func_name`, `args` or `kwargs`, when the scan could tell.
+        location: Option<&'static str>,
+        /// The opcode and global, e.g. `STACK_GLOBAL datetime.datetime`.
+        label: String,
+    },
+    /// The job targets a bound method or a callable instance (`instance` is not None).
+    #[error(
+        "job calls a bound method or callable instance ({0}); rqw runs module-level functions only"
+    )]
+    BoundMethod(String),
+    /// The pickle is malformed, truncated, too deep or too large.
+    #[error("undecodable pickle: {0}")]
+    Pickle(ScanError),
+    /// The JSON is invalid or too deep.
+    #[error("undecodable JSON: {0}")]
+    Json(JsonError),
+    /// The decoded value is not `(func_name, instance, args, kwargs)` as RQ writes it.
+    #[error("job data is not RQ's (func_name, instance, args, kwargs): {0}")]
+    Shape(String),
+    /// A return value the serializer cannot write; RQ stores
+    /// `serializer.dumps("Unserializable return value")` instead.
+    #[error("return value cannot be serialized: {0}")]
+    Unserializable(String),
 }
 
-/// Decodes a job's `data` field.
-pub fn decode_job_data(_raw: &[u8], _serializer: Serializer) -> Result<JobCall, PayloadError> {
-    Err(PayloadError::Invalid("stub".into()))
+impl PayloadError {
+    /// Whether encoding failed because the value cannot be written in this serializer (the
+    /// caller then writes RQ's `UNSERIALIZABLE_RETURN_VALUE_PAYLOAD` placeholder).
+    pub fn is_unserializable(&self) -> bool {
+        matches!(self, PayloadError::Unserializable(_))
+    }
 }
 
-/// Decodes a job's `meta` field.
-pub fn decode_meta(_raw: &[u8], _serializer: Serializer) -> Result<PyValue, PayloadError> {
-    Err(PayloadError::Invalid("stub".into()))
+/// Decodes a job's `data` field into the call it describes.
+pub fn decode_job_data(raw: &[u8], serializer: Serializer) -> Result<JobCall, PayloadError> {
+    let inflated = inflate_or_raw(raw)?;
+    let value = match serializer {
+        Serializer::Pickle => decode_pickle(&inflated, true)?,
+        Serializer::Json => json_value::loads(&inflated).map_err(PayloadError::Json)?,
+    };
+    job_call(value)
 }
 
-/// Serializes a handler's return value for the results stream (before base64).
-pub fn encode_return_value(_value: &PyValue, _serializer: Serializer) -> Result<Vec<u8>, PayloadError> {
-    Err(PayloadError::Invalid("stub".into()))
+/// Decodes a job's `meta` field (not compressed). RQ always writes a dict, but any plain value
+/// is returned as found.
+pub fn decode_meta(raw: &[u8], serializer: Serializer) -> Result<PyValue, PayloadError> {
+    if raw.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(PayloadError::TooLarge);
+    }
+    match serializer {
+        Serializer::Pickle => decode_pickle(raw, false),
+        Serializer::Json => json_value::loads(raw).map_err(PayloadError::Json),
+    }
+}
+
+/// Serializes a handler's return value for the results stream (before base64): pickle
+/// protocol 3, or JSON as `json.dumps` writes it. A value the serializer cannot hold (bytes in
+/// JSON, a tuple dict key in JSON, nesting beyond [`pickle_scan::MAX_DEPTH`]) gives
+/// [`PayloadError::Unserializable`].
+pub fn encode_return_value(
+    value: &PyValue,
+    serializer: Serializer,
+) -> Result<Vec<u8>, PayloadError> {
+    match serializer {
+        Serializer::Pickle => {
+            if nests_deeper_than(value, pickle_scan::MAX_DEPTH) {
+                return Err(PayloadError::Unserializable(format!(
+                    "nests deeper than {} levels",
+                    pickle_scan::MAX_DEPTH
+                )));
+            }
+            serde_pickle::value_to_vec(value, serde_pickle::SerOptions::new())
+                .map_err(|e| PayloadError::Unserializable(short(&e.to_string())))
+        }
+        Serializer::Json => {
+            json_value::dumps(value).map_err(|e| PayloadError::Unserializable(e.to_string()))
+        }
+    }
+}
+
+/// `zlib.decompress(raw)`, or `raw` itself when it is not a zlib stream (as `Job.data` does),
+/// capped at [`MAX_DECOMPRESSED_BYTES`].
+fn inflate_or_raw(raw: &[u8]) -> Result<Vec<u8>, PayloadError> {
+    let mut inflated = Vec::new();
+    let mut decoder = flate2::read::ZlibDecoder::new(raw).take(MAX_DECOMPRESSED_BYTES + 1);
+    match decoder.read_to_end(&mut inflated) {
+        Ok(_) if inflated.len() as u64 > MAX_DECOMPRESSED_BYTES => Err(PayloadError::TooLarge),
+        Ok(_) => Ok(inflated),
+        Err(_) if raw.len() as u64 > MAX_DECOMPRESSED_BYTES => Err(PayloadError::TooLarge),
+        Err(_) => Ok(raw.to_vec()),
+    }
+}
+
+/// Decodes a plain-data pickle. `job_tuple` lets a refusal name the element of RQ's job tuple
+/// that holds the offending object.
+fn decode_pickle(bytes: &[u8], job_tuple: bool) -> Result<PyValue, PayloadError> {
+    pickle_scan::decode(bytes).map_err(|e| {
+        let outer_item = match &e {
+            ScanError::Forbidden { outer_item, .. } if job_tuple => *outer_item,
+            _ => None,
+        };
+        let Some(label) = e.forbidden_label() else {
+            return PayloadError::Pickle(e);
+        };
+        match outer_item {
+            Some(1) => PayloadError::BoundMethod(label),
+            Some(0) => PayloadError::Unsupported {
+                location: Some("func_name"),
+                label,
+            },
+            Some(2) => PayloadError::Unsupported {
+                location: Some("args"),
+                label,
+            },
+            Some(3) => PayloadError::Unsupported {
+                location: Some("kwargs"),
+                label,
+            },
+            _ => PayloadError::Unsupported {
+                location: None,
+                label,
+            },
+        }
+    })
+}
+
+/// Checks the `(func_name, instance, args, kwargs)` shape.
+fn job_call(value: PyValue) -> Result<JobCall, PayloadError> {
+    let found = type_name(&value);
+    let items = match value {
+        PyValue::Tuple(items) | PyValue::List(items) if items.len() == 4 => items,
+        PyValue::Tuple(items) | PyValue::List(items) => {
+            return Err(shape(format!("found a {found} of {} items", items.len())))
+        }
+        other => return Err(shape(format!("found {}", type_name(&other)))),
+    };
+    let [func_name, instance, args, kwargs]: [PyValue; 4] = items
+        .try_into()
+        .map_err(|_| shape("found a sequence of the wrong length".into()))?;
+    let PyValue::String(func_name) = func_name else {
+        return Err(shape(format!(
+            "func_name is {}, expected str",
+            type_name(&func_name)
+        )));
+    };
+    if instance != PyValue::None {
+        return Err(PayloadError::BoundMethod(format!(
+            "instance is {}",
+            type_name(&instance)
+        )));
+    }
+    let args = match args {
+        PyValue::Tuple(args) | PyValue::List(args) => args,
+        other => {
+            return Err(shape(format!(
+                "args is {}, expected tuple or list",
+                type_name(&other)
+            )))
+        }
+    };
+    let PyValue::Dict(map) = kwargs else {
+        return Err(shape(format!(
+            "kwargs is {}, expected dict",
+            type_name(&kwargs)
+        )));
+    };
+    let mut kwargs = BTreeMap::new();
+    for (key, value) in map {
+        match key {
+            HashableValue::String(key) => {
+                kwargs.insert(key, value);
+            }
+            other => {
+                let found = type_name(&other.into_value());
+                return Err(shape(format!("a kwargs key is {found}, expected str")));
+            }
+        }
+    }
+    Ok(JobCall {
+        func_name,
+        args,
+        kwargs,
+    })
+}
+
+fn shape(message: String) -> PayloadError {
+    PayloadError::Shape(message)
+}
+
+/// The Python type name of a value, for error messages.
+fn type_name(value: &PyValue) -> &'static str {
+    match value {
+        PyValue::None => "None",
+        PyValue::Bool(_) => "bool",
+        PyValue::I64(_) | PyValue::Int(_) => "int",
+        PyValue::F64(_) => "float",
+        PyValue::Bytes(_) => "bytes",
+        PyValue::String(_) => "str",
+        PyValue::List(_) => "list",
+        PyValue::Tuple(_) => "tuple",
+        PyValue::Set(_) => "set",
+        PyValue::FrozenSet(_) => "frozenset",
+        PyValue::Dict(_) => "dict",
+    }
+}
+
+/// `text` cut to [`MAX_DETAIL_CHARS`] characters.
+fn short(text: &str) -> String {
+    let mut out: String = text.chars().take(MAX_DETAIL_CHARS).collect();
+    if text.chars().nth(MAX_DETAIL_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Whether `value` nests containers deeper than `max` (iteratively, so any depth is safe).
+fn nests_deeper_than(value: &PyValue, max: usize) -> bool {
+    enum Node<'a> {
+        Value(&'a PyValue),
+        Hashable(&'a HashableValue),
+    }
+    let mut pending = vec![(Node::Value(value), 0usize)];
+    while let Some((node, depth)) = pending.pop() {
+        let children: Vec<Node> = match node {
+            Node::Value(PyValue::List(items) | PyValue::Tuple(items)) => {
+                items.iter().map(Node::Value).collect()
+            }
+            Node::Value(PyValue::Set(items) | PyValue::FrozenSet(items)) => {
+                items.iter().map(Node::Hashable).collect()
+            }
+            Node::Value(PyValue::Dict(map)) => map
+                .iter()
+                .flat_map(|(k, v)| [Node::Hashable(k), Node::Value(v)])
+                .collect(),
+            Node::Hashable(HashableValue::Tuple(items)) => {
+                items.iter().map(Node::Hashable).collect()
+            }
+            Node::Hashable(HashableValue::FrozenSet(items)) => {
+                items.iter().map(Node::Hashable).collect()
+            }
+            _ => continue,
+        };
+        if depth + 1 > max {
+            return true;
+        }
+        pending.extend(children.into_iter().map(|child| (child, depth + 1)));
+    }
+    false
 }

@@ -42,8 +42,15 @@ pub type ResultFields = Vec<(&'static str, String)>;
 
 /// The fields of a successful result. `return_value` is the serialized value (pickle or
 /// JSON bytes), `None` when the handler returned Python `None` (the field is then omitted).
-pub fn success_fields(worker_name: &str, return_value: Option<&[u8]>, span: &ExecutionSpan<'_>) -> ResultFields {
-    let mut fields = vec![("type", (ResultType::Successful as u8).to_string()), ("worker_name", worker_name.to_string())];
+pub fn success_fields(
+    worker_name: &str,
+    return_value: Option<&[u8]>,
+    span: &ExecutionSpan<'_>,
+) -> ResultFields {
+    let mut fields = vec![
+        ("type", (ResultType::Successful as u8).to_string()),
+        ("worker_name", worker_name.to_string()),
+    ];
     if let Some(bytes) = return_value {
         fields.push(("return_value", BASE64.encode(bytes)));
     }
@@ -52,7 +59,11 @@ pub fn success_fields(worker_name: &str, return_value: Option<&[u8]>, span: &Exe
 }
 
 /// The fields of a failed (or stopped) result carrying the traceback text `exc_string`.
-pub fn failure_fields(worker_name: &str, exc_string: &str, span: &ExecutionSpan<'_>) -> ResultFields {
+pub fn failure_fields(
+    worker_name: &str,
+    exc_string: &str,
+    span: &ExecutionSpan<'_>,
+) -> ResultFields {
     let mut fields = vec![
         ("type", (ResultType::Failed as u8).to_string()),
         ("worker_name", worker_name.to_string()),
@@ -64,7 +75,10 @@ pub fn failure_fields(worker_name: &str, exc_string: &str, span: &ExecutionSpan<
 
 fn push_span(fields: &mut ResultFields, span: &ExecutionSpan<'_>) {
     fields.push(("execution_id", span.execution_id.to_string()));
-    fields.push(("execution_started_at", span.started_at.unix_float().to_string()));
+    fields.push((
+        "execution_started_at",
+        span.started_at.unix_float().to_string(),
+    ));
     fields.push(("execution_ended_at", span.ended_at.unix_float().to_string()));
 }
 
@@ -75,7 +89,10 @@ pub fn encode_exc_string(text: &str) -> String {
 
 /// `zlib.compress(bytes)`: RFC 1950 wrapper, default level.
 pub fn zlib_compress(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 2 + 16), Compression::default());
+    let mut encoder = ZlibEncoder::new(
+        Vec::with_capacity(bytes.len() / 2 + 16),
+        Compression::default(),
+    );
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(bytes);
     encoder.finish().unwrap_or_default()
@@ -88,7 +105,11 @@ mod tests {
     use std::io::Read;
 
     fn span() -> ExecutionSpan<'static> {
-        ExecutionSpan { execution_id: "abc", started_at: Instant::now(), ended_at: Instant::now() }
+        ExecutionSpan {
+            execution_id: "abc",
+            started_at: Instant::now(),
+            ended_at: Instant::now(),
+        }
     }
 
     #[test]
@@ -102,14 +123,21 @@ mod tests {
     fn return_value_is_padded_base64() {
         // pickle of 5 with protocol 5 as RQ writes it: b'\x80\x05K\x05.'
         let fields = success_fields("w1", Some(b"\x80\x05K\x05."), &span());
-        let rv = fields.iter().find(|(k, _)| *k == "return_value").map(|(_, v)| v.clone());
+        let rv = fields
+            .iter()
+            .find(|(k, _)| *k == "return_value")
+            .map(|(_, v)| v.clone());
         assert_eq!(rv.as_deref(), Some("gAVLBS4="));
     }
 
     #[test]
     fn exc_string_is_base64_of_zlib() {
         let fields = failure_fields("w1", "ValueError: bad\n", &span());
-        let enc = &fields.iter().find(|(k, _)| *k == "exc_string").map(|(_, v)| v.clone()).unwrap_or_default();
+        let enc = &fields
+            .iter()
+            .find(|(k, _)| *k == "exc_string")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         let raw = BASE64.decode(enc).unwrap();
         let mut out = String::new();
         ZlibDecoder::new(&raw[..]).read_to_string(&mut out).unwrap();

@@ -69,7 +69,8 @@ mod tests {
 
     #[test]
     fn formats_like_rq_utcformat() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 28, 13, 31, 33).unwrap() + chrono::Duration::microseconds(171_040);
+        let t = Utc.with_ymd_and_hms(2026, 11, 28, 13, 31, 33).unwrap()
+            + chrono::Duration::microseconds(171_040);
         let i = Instant::at(t);
         assert_eq!(i.rq_format(), "2026-11-28T13:31:33.171040Z");
         assert_eq!(i.unix_seconds(), t.timestamp());

@@ -47,7 +47,12 @@ pub async fn blocking_connection(client: &Client) -> Result<BlockingConnection, 
     let config = AsyncConnectionConfig::new()
         .set_response_timeout(Some(MAX_BLOCK + COMMAND_TIMEOUT))
         .set_connection_timeout(Some(CONNECT_TIMEOUT));
-    let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
-    let client_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let client_id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut conn)
+        .await?;
     Ok(BlockingConnection { conn, client_id })
 }

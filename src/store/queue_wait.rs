@@ -36,6 +36,10 @@ pub async fn wait_for_job(
 
 /// Ends a pending blocking pop of the connection `client_id` (it returns nil, as on timeout).
 pub async fn unblock<C: ConnectionLike>(conn: &mut C, client_id: i64) -> Result<(), StoreError> {
-    let _: i64 = redis::cmd("CLIENT").arg("UNBLOCK").arg(client_id).query_async(conn).await?;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(client_id)
+        .query_async(conn)
+        .await?;
     Ok(())
 }

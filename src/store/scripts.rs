@@ -12,7 +12,8 @@ use crate::protocol::result::ResultFields;
 use crate::protocol::timestamp::Instant;
 
 static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/start.lua")));
-static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
+static HEARTBEAT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
 static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
 
 /// Who is starting a job, and how.
@@ -53,7 +54,10 @@ pub struct StartedJob {
 }
 
 /// Pops and starts the next job (or starts a claimed one). `None` when there was none.
-pub async fn start_job<C: ConnectionLike>(conn: &mut C, req: &StartRequest<'_>) -> Result<Option<StartedJob>, StoreError> {
+pub async fn start_job<C: ConnectionLike>(
+    conn: &mut C,
+    req: &StartRequest<'_>,
+) -> Result<Option<StartedJob>, StoreError> {
     let mut inv = START.prepare_invoke();
     inv.arg(req.prefix)
         .arg(req.worker_name)
@@ -76,7 +80,10 @@ pub async fn start_job<C: ConnectionLike>(conn: &mut C, req: &StartRequest<'_>) 
 }
 
 fn parse_started(reply: Value) -> Result<Option<StartedJob>, StoreError> {
-    let bad = |detail: String| StoreError::UnexpectedReply { what: "start.lua", detail };
+    let bad = |detail: String| StoreError::UnexpectedReply {
+        what: "start.lua",
+        detail,
+    };
     let items = match reply {
         Value::Nil => return Ok(None),
         Value::Array(items) if items.len() == 4 => items,
@@ -86,7 +93,9 @@ fn parse_started(reply: Value) -> Result<Option<StartedJob>, StoreError> {
     let (queue, id, ttl, fields) = (it.next(), it.next(), it.next(), it.next());
     let text = |v: Option<Value>| -> Result<String, StoreError> {
         match v {
-            Some(Value::BulkString(b)) => String::from_utf8(b).map_err(|_| bad("non-UTF-8 queue or job id".into())),
+            Some(Value::BulkString(b)) => {
+                String::from_utf8(b).map_err(|_| bad("non-UTF-8 queue or job id".into()))
+            }
             other => Err(bad(format!("{other:?}"))),
         }
     };
@@ -99,12 +108,19 @@ fn parse_started(reply: Value) -> Result<Option<StartedJob>, StoreError> {
     let mut map = HashMap::new();
     if let Some(Value::Array(flat)) = fields {
         let mut flat = flat.into_iter();
-        while let (Some(Value::BulkString(k)), Some(Value::BulkString(v))) = (flat.next(), flat.next()) {
+        while let (Some(Value::BulkString(k)), Some(Value::BulkString(v))) =
+            (flat.next(), flat.next())
+        {
             // A non-UTF-8 field name cannot be one RQ wrote; keep it visible but lossless enough.
             map.insert(String::from_utf8_lossy(&k).into_owned(), v);
         }
     }
-    Ok(Some(StartedJob { queue, id, heartbeat_ttl, fields: map }))
+    Ok(Some(StartedJob {
+        queue,
+        id,
+        heartbeat_ttl,
+        fields: map,
+    }))
 }
 
 /// One running execution, as the heartbeat script refreshes it.
@@ -138,9 +154,16 @@ pub async fn heartbeat<C: ConnectionLike>(
         .arg(now.unix_seconds())
         .arg(now.unix_float().to_string())
         .arg(worker_key_ttl)
-        .arg(current_job_working_time.map(|t| t.to_string()).unwrap_or_default());
+        .arg(
+            current_job_working_time
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        );
     for r in running {
-        inv.arg(&r.job_id).arg(&r.execution_id).arg(&r.queue).arg(r.ttl);
+        inv.arg(&r.job_id)
+            .arg(&r.execution_id)
+            .arg(&r.queue)
+            .arg(r.ttl);
     }
     let alive: i64 = inv.invoke_async(conn).await?;
     Ok(alive == 1)
@@ -220,30 +243,71 @@ pub enum FinishStatus {
 }
 
 /// Writes the outcome. Safe to call again after a lost reply: the second call writes nothing.
-pub async fn finish_job<C: ConnectionLike>(conn: &mut C, req: &FinishRequest<'_>) -> Result<FinishStatus, StoreError> {
-    let (mode, ttl, counter, retries_left, extra, result): (&str, String, &str, String, String, Option<&ResultFields>) =
-        match &req.outcome {
-            Outcome::Finished { result_ttl, result } => {
-                ("finished", result_ttl.to_string(), "successful_job_count", String::new(), String::new(), Some(result))
-            }
-            Outcome::Failed { failure_ttl, result } => {
-                ("failed", opt(failure_ttl), "failed_job_count", String::new(), String::new(), Some(result))
-            }
-            Outcome::Stopped { failure_ttl, result } => {
-                ("stopped", opt(failure_ttl), "failed_job_count", String::new(), String::new(), Some(result))
-            }
-            Outcome::Requeue { retries_left, at_front } => (
-                "requeue",
-                String::new(),
-                "failed_job_count",
-                retries_left.to_string(),
-                if *at_front { "1" } else { "0" }.to_string(),
-                None,
-            ),
-            Outcome::Schedule { retries_left, run_at } => {
-                ("schedule", String::new(), "failed_job_count", retries_left.to_string(), run_at.to_string(), None)
-            }
-        };
+pub async fn finish_job<C: ConnectionLike>(
+    conn: &mut C,
+    req: &FinishRequest<'_>,
+) -> Result<FinishStatus, StoreError> {
+    let (mode, ttl, counter, retries_left, extra, result): (
+        &str,
+        String,
+        &str,
+        String,
+        String,
+        Option<&ResultFields>,
+    ) = match &req.outcome {
+        Outcome::Finished { result_ttl, result } => (
+            "finished",
+            result_ttl.to_string(),
+            "successful_job_count",
+            String::new(),
+            String::new(),
+            Some(result),
+        ),
+        Outcome::Failed {
+            failure_ttl,
+            result,
+        } => (
+            "failed",
+            opt(failure_ttl),
+            "failed_job_count",
+            String::new(),
+            String::new(),
+            Some(result),
+        ),
+        Outcome::Stopped {
+            failure_ttl,
+            result,
+        } => (
+            "stopped",
+            opt(failure_ttl),
+            "failed_job_count",
+            String::new(),
+            String::new(),
+            Some(result),
+        ),
+        Outcome::Requeue {
+            retries_left,
+            at_front,
+        } => (
+            "requeue",
+            String::new(),
+            "failed_job_count",
+            retries_left.to_string(),
+            if *at_front { "1" } else { "0" }.to_string(),
+            None,
+        ),
+        Outcome::Schedule {
+            retries_left,
+            run_at,
+        } => (
+            "schedule",
+            String::new(),
+            "failed_job_count",
+            retries_left.to_string(),
+            run_at.to_string(),
+            None,
+        ),
+    };
     let mut inv = FINISH.prepare_invoke();
     inv.arg(req.prefix)
         .arg(req.worker_name)

@@ -32,7 +32,8 @@ pub async fn client_address<C: ConnectionLike>(conn: &mut C) -> String {
     let info: Result<String, _> = redis::cmd("CLIENT").arg("INFO").query_async(conn).await;
     info.ok()
         .and_then(|line| {
-            line.split_whitespace().find_map(|kv| kv.strip_prefix("addr=").map(str::to_string))
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix("addr=").map(str::to_string))
         })
         .unwrap_or_else(|| "unknown".to_string())
 }
@@ -46,8 +47,11 @@ pub async fn register<C: ConnectionLike>(
     now: Instant,
 ) -> Result<(), StoreError> {
     let key = keys.worker(&identity.name);
-    let (exists, dead): (bool, bool) =
-        redis::pipe().exists(&key).hexists(&key, "death").query_async(conn).await?;
+    let (exists, dead): (bool, bool) = redis::pipe()
+        .exists(&key)
+        .hexists(&key, "death")
+        .query_async(conn)
+        .await?;
     if exists && !dead {
         return Err(StoreError::DuplicateWorker(identity.name.clone()));
     }
@@ -92,8 +96,15 @@ pub async fn write_birth<C: ConnectionLike>(
 }
 
 /// True while `rq suspend` is in force.
-pub async fn is_suspended<C: ConnectionLike>(conn: &mut C, keys: &Keys) -> Result<bool, StoreError> {
-    Ok(redis::cmd("EXISTS").arg(keys.suspended()).query_async::<i64>(conn).await? == 1)
+pub async fn is_suspended<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+) -> Result<bool, StoreError> {
+    Ok(redis::cmd("EXISTS")
+        .arg(keys.suspended())
+        .query_async::<i64>(conn)
+        .await?
+        == 1)
 }
 
 /// Records that a warm shutdown was requested (`shutdown_requested_date`).

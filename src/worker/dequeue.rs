@@ -47,7 +47,12 @@ pub struct Dequeuer {
 impl Dequeuer {
     /// A dequeuer that opens its blocking connection from `client` when first needed.
     pub fn new(client: Client) -> Self {
-        Self { client, blocking: None, blocking_id: Arc::new(AtomicI64::new(0)), poll_interval: MIN_POLL_INTERVAL }
+        Self {
+            client,
+            blocking: None,
+            blocking_id: Arc::new(AtomicI64::new(0)),
+            poll_interval: MIN_POLL_INTERVAL,
+        }
     }
 
     /// The id of the connection currently blocked (or about to block), for unblocking.
@@ -57,7 +62,11 @@ impl Dequeuer {
 
     /// Starts the next job, waiting up to `wait` when all queues are empty (zero in burst
     /// mode). `None` when none came.
-    pub async fn next(&mut self, ctx: &WorkerContext, wait: Duration) -> Result<Option<Dequeued>, StoreError> {
+    pub async fn next(
+        &mut self,
+        ctx: &WorkerContext,
+        wait: Duration,
+    ) -> Result<Option<Dequeued>, StoreError> {
         if let Some(found) = self.start(ctx, None).await? {
             self.poll_interval = MIN_POLL_INTERVAL;
             return Ok(Some(found));
@@ -81,7 +90,12 @@ impl Dequeuer {
         Ok(None)
     }
 
-    async fn block_on(&mut self, ctx: &WorkerContext, queue: &str, wait: Duration) -> Result<Option<String>, StoreError> {
+    async fn block_on(
+        &mut self,
+        ctx: &WorkerContext,
+        queue: &str,
+        wait: Duration,
+    ) -> Result<Option<String>, StoreError> {
         let blocking = match self.blocking.as_mut() {
             Some(b) => b,
             None => {
@@ -101,7 +115,11 @@ impl Dequeuer {
         }
     }
 
-    async fn start(&self, ctx: &WorkerContext, claimed: Option<(&str, &str)>) -> Result<Option<Dequeued>, StoreError> {
+    async fn start(
+        &self,
+        ctx: &WorkerContext,
+        claimed: Option<(&str, &str)>,
+    ) -> Result<Option<Dequeued>, StoreError> {
         let execution_id = uuid::Uuid::new_v4().simple().to_string();
         let started_at = Instant::now();
         let request = StartRequest {
@@ -116,6 +134,10 @@ impl Dequeuer {
             queues: &ctx.config.queues,
         };
         let mut conn = ctx.conn.clone();
-        Ok(start_job(&mut conn, &request).await?.map(|job| Dequeued { job, execution_id, started_at }))
+        Ok(start_job(&mut conn, &request).await?.map(|job| Dequeued {
+            job,
+            execution_id,
+            started_at,
+        }))
     }
 }

@@ -33,7 +33,11 @@ pub const RECORD_RETRY_WINDOW: Duration = Duration::from_secs(120);
 
 /// Runs a started job to its recorded outcome.
 pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
-    let Dequeued { job, execution_id, started_at } = dequeued;
+    let Dequeued {
+        job,
+        execution_id,
+        started_at,
+    } = dequeued;
     let record = JobRecord::parse(&job.id, &job.queue, job.fields);
     let cancel = ctx.shutdown.force().child_token();
     ctx.running.insert(
@@ -54,8 +58,19 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             tracing::warn!(error = %last, "job failed");
         }
         let ended_at = Instant::now();
-        let span = ExecutionSpan { execution_id: &execution_id, started_at, ended_at };
-        let outcome = decide(&record, ended, ctx.config.serializer, ctx.config.results_ttl, &ctx.identity.name, &span);
+        let span = ExecutionSpan {
+            execution_id: &execution_id,
+            started_at,
+            ended_at,
+        };
+        let outcome = decide(
+            &record,
+            ended,
+            ctx.config.serializer,
+            ctx.config.results_ttl,
+            &ctx.identity.name,
+            &span,
+        );
         let request = FinishRequest {
             prefix: ctx.keys.prefix(),
             worker_name: &ctx.identity.name,
@@ -88,7 +103,9 @@ async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>) {
                 return;
             }
             Ok(FinishStatus::AlreadyRecorded) => {
-                tracing::warn!("the execution had left the started registry; outcome not written again");
+                tracing::warn!(
+                    "the execution had left the started registry; outcome not written again"
+                );
                 return;
             }
             Err(e) if tokio::time::Instant::now() + backoff < deadline => {
@@ -126,26 +143,46 @@ async fn execute(ctx: &WorkerContext, record: &JobRecord, cancel: CancellationTo
         Ok(call) => call,
         Err(e) => return failed("rqw", DESERIALIZATION_ERROR, &e.to_string(), true),
     };
-    let function = call.func_name.rsplit('.').next().unwrap_or(&call.func_name).to_string();
+    let function = call
+        .func_name
+        .rsplit('.')
+        .next()
+        .unwrap_or(&call.func_name)
+        .to_string();
     tracing::Span::current().record("function", call.func_name.as_str());
-    tracing::info!("JOB PICKED queue='{}' job_id={} function={}", record.origin, record.id, function);
+    tracing::info!(
+        "JOB PICKED queue='{}' job_id={} function={}",
+        record.origin,
+        record.id,
+        function
+    );
     let Some(handler) = ctx.handlers.get(&call.func_name) else {
         let known: Vec<&str> = ctx.handlers.paths().collect();
         let message = format!(
             "no native handler for '{}'; this rqw has handlers for: {}",
             call.func_name,
-            if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            }
         );
         return failed(&call.func_name, UNKNOWN_FUNCTION_ERROR, &message, true);
     };
     let job_ctx = JobContext {
         job_id: record.id.clone(),
         queue: record.origin.clone(),
-        meta: record.meta.as_deref().and_then(|m| decode_meta(m, ctx.config.serializer).ok()),
+        meta: record
+            .meta
+            .as_deref()
+            .and_then(|m| decode_meta(m, ctx.config.serializer).ok()),
         retries_left: record.retries_left.unwrap_or(0),
         cancel: cancel.clone(),
     };
-    let args = JobArgs { args: call.args, kwargs: call.kwargs };
+    let args = JobArgs {
+        args: call.args,
+        kwargs: call.kwargs,
+    };
     let future = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(job_ctx, args))) {
         Ok(future) => future,
         Err(panic) => return failed(&call.func_name, HANDLER_PANIC, &panic_text(&*panic), true),
@@ -170,14 +207,20 @@ async fn execute(ctx: &WorkerContext, record: &JobRecord, cancel: CancellationTo
     };
     // Let the handler clean up (release slots, remove temp files) before it is dropped.
     cancel.cancel();
-    if tokio::time::timeout(CANCEL_GRACE, &mut future).await.is_err() {
+    if tokio::time::timeout(CANCEL_GRACE, &mut future)
+        .await
+        .is_err()
+    {
         tracing::warn!(grace = ?CANCEL_GRACE, "handler did not stop within its grace period after cancellation");
     }
     interrupted
 }
 
 fn failed(location: &str, exc_type: &str, message: &str, retryable: bool) -> Ended {
-    Ended::Failed { exc_string: format_exception(location, exc_type, message), retryable }
+    Ended::Failed {
+        exc_string: format_exception(location, exc_type, message),
+        retryable,
+    }
 }
 
 fn panic_text(panic: &(dyn Any + Send)) -> String {

@@ -20,7 +20,10 @@ pub fn period(job_monitoring_interval: u64, worker_ttl: u64) -> Duration {
 
 /// Beats until `stop` is cancelled.
 pub async fn run(ctx: Arc<WorkerContext>, stop: CancellationToken) {
-    let mut ticker = tokio::time::interval(period(ctx.config.job_monitoring_interval, ctx.config.worker_ttl));
+    let mut ticker = tokio::time::interval(period(
+        ctx.config.job_monitoring_interval,
+        ctx.config.worker_ttl,
+    ));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate; registration has just written everything
     loop {
@@ -34,14 +37,34 @@ pub async fn run(ctx: Arc<WorkerContext>, stop: CancellationToken) {
 
 /// One heartbeat; re-registers the worker if its hash vanished (expired during an outage).
 pub async fn beat(ctx: &WorkerContext) {
-    let (rows, working_time) = ctx.running.heartbeat_rows(ctx.config.job_monitoring_interval);
+    let (rows, working_time) = ctx
+        .running
+        .heartbeat_rows(ctx.config.job_monitoring_interval);
     let now = Instant::now();
     let mut conn = ctx.conn.clone();
-    match heartbeat(&mut conn, ctx.keys.prefix(), &ctx.identity.name, now, ctx.worker_key_ttl(), working_time, &rows).await {
+    match heartbeat(
+        &mut conn,
+        ctx.keys.prefix(),
+        &ctx.identity.name,
+        now,
+        ctx.worker_key_ttl(),
+        working_time,
+        &rows,
+    )
+    .await
+    {
         Ok(true) => {}
         Ok(false) => {
             tracing::warn!("worker key had vanished; registering again");
-            if let Err(e) = write_birth(&mut conn, &ctx.keys, &ctx.identity, ctx.worker_key_ttl(), now).await {
+            if let Err(e) = write_birth(
+                &mut conn,
+                &ctx.keys,
+                &ctx.identity,
+                ctx.worker_key_ttl(),
+                now,
+            )
+            .await
+            {
                 tracing::warn!(error = %e, "re-registration failed");
             }
         }

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{mask_url, WorkerConfig};
 use crate::error::WorkerError;
-use crate::handlers::HandlerRegistry;
+use crate::handlers::{native_registry, HandlerOptions};
 use crate::keys::Keys;
 use crate::protocol::timestamp::Instant;
 use crate::store::connection::{client, command_connection};
@@ -49,7 +49,11 @@ pub struct RunSummary {
 }
 
 /// Runs a worker until burst completion, `--max-jobs`, `--max-idle-time` or shutdown.
-pub async fn run(config: WorkerConfig, handlers: HandlerRegistry, shutdown: Shutdown) -> Result<RunSummary, WorkerError> {
+pub async fn run(
+    config: WorkerConfig,
+    handler_options: HandlerOptions,
+    shutdown: Shutdown,
+) -> Result<RunSummary, WorkerError> {
     let redis = client(&config.redis_url)?;
     let mut conn = command_connection(&redis).await?;
     let keys = Keys::default();
@@ -63,6 +67,7 @@ pub async fn run(config: WorkerConfig, handlers: HandlerRegistry, shutdown: Shut
         hostname: gethostname::gethostname().to_string_lossy().into_owned(),
         ip_address: client_address(&mut conn).await,
     };
+    let handlers = native_registry(conn.clone(), handler_options);
     let ctx = Arc::new(WorkerContext {
         config,
         keys,
@@ -73,7 +78,14 @@ pub async fn run(config: WorkerConfig, handlers: HandlerRegistry, shutdown: Shut
         shutdown,
     });
     let mut conn = ctx.conn.clone();
-    register(&mut conn, &ctx.keys, &ctx.identity, ctx.worker_key_ttl(), Instant::now()).await?;
+    register(
+        &mut conn,
+        &ctx.keys,
+        &ctx.identity,
+        ctx.worker_key_ttl(),
+        Instant::now(),
+    )
+    .await?;
     tracing::info!(
         worker = %ctx.identity.name,
         queues = %ctx.config.queues.join(","),
@@ -87,7 +99,11 @@ pub async fn run(config: WorkerConfig, handlers: HandlerRegistry, shutdown: Shut
     let stop_tasks = CancellationToken::new();
     let mut background = JoinSet::new();
     background.spawn(heartbeat::run(ctx.clone(), stop_tasks.clone()));
-    background.spawn(unblock_on_shutdown(ctx.clone(), dequeuer.blocking_id(), stop_tasks.clone()));
+    background.spawn(unblock_on_shutdown(
+        ctx.clone(),
+        dequeuer.blocking_id(),
+        stop_tasks.clone(),
+    ));
 
     let summary = work(&ctx, &mut dequeuer).await;
 
@@ -97,7 +113,11 @@ pub async fn run(config: WorkerConfig, handlers: HandlerRegistry, shutdown: Shut
     if let Err(e) = register_death(&mut conn, &ctx.keys, &ctx.identity, Instant::now()).await {
         tracing::warn!(error = %e, "could not deregister the worker; its key expires by itself");
     }
-    tracing::info!(jobs = summary.jobs_started, "Worker {}: done, quitting", ctx.identity.name);
+    tracing::info!(
+        jobs = summary.jobs_started,
+        "Worker {}: done, quitting",
+        ctx.identity.name
+    );
     Ok(summary)
 }
 
@@ -115,8 +135,15 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
         if ctx.shutdown.warm().is_cancelled() {
             break;
         }
-        if config.max_jobs.is_some_and(|max| summary.jobs_started >= max) {
-            tracing::info!("Worker {}: finished executing {} jobs, quitting", ctx.identity.name, summary.jobs_started);
+        if config
+            .max_jobs
+            .is_some_and(|max| summary.jobs_started >= max)
+        {
+            tracing::info!(
+                "Worker {}: finished executing {} jobs, quitting",
+                ctx.identity.name,
+                summary.jobs_started
+            );
             break;
         }
         if jobs.len() >= config.concurrency {
@@ -133,7 +160,11 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
                 Some(max_idle) if jobs.is_empty() => {
                     let idle = idle_since.elapsed();
                     if idle >= max_idle {
-                        tracing::info!("Worker {}: idle for {:?}, quitting", ctx.identity.name, max_idle);
+                        tracing::info!(
+                            "Worker {}: idle for {:?}, quitting",
+                            ctx.identity.name,
+                            max_idle
+                        );
                         break;
                     }
                     (max_idle - idle).min(config.dequeue_timeout())
@@ -168,7 +199,9 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
     }
     if !jobs.is_empty() {
         let mut conn = ctx.conn.clone();
-        if let Err(e) = mark_shutdown_requested(&mut conn, &ctx.keys, &ctx.identity.name, Instant::now()).await {
+        if let Err(e) =
+            mark_shutdown_requested(&mut conn, &ctx.keys, &ctx.identity.name, Instant::now()).await
+        {
             tracing::debug!(error = %e, "could not record shutdown_requested_date");
         }
         tracing::info!(running = jobs.len(), "waiting for running jobs to finish");
@@ -178,7 +211,11 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
 }
 
 /// Ends a pending blocking pop as soon as a shutdown is requested.
-async fn unblock_on_shutdown(ctx: Arc<WorkerContext>, blocking_id: Arc<std::sync::atomic::AtomicI64>, stop: CancellationToken) {
+async fn unblock_on_shutdown(
+    ctx: Arc<WorkerContext>,
+    blocking_id: Arc<std::sync::atomic::AtomicI64>,
+    stop: CancellationToken,
+) {
     tokio::select! {
         _ = stop.cancelled() => return,
         _ = ctx.shutdown.warm().cancelled() => {}

@@ -48,10 +48,16 @@ pub fn decide(
                 result: success_fields(worker_name, encoded.as_deref(), span),
             }
         }
-        Ended::Failed { exc_string, retryable } => {
+        Ended::Failed {
+            exc_string,
+            retryable,
+        } => {
             let retries_left = record.retries_left.unwrap_or(0);
             match record.next_retry_interval().filter(|_| retryable) {
-                Some(0) => Outcome::Requeue { retries_left: retries_left - 1, at_front: record.enqueue_at_front_on_retry },
+                Some(0) => Outcome::Requeue {
+                    retries_left: retries_left - 1,
+                    at_front: record.enqueue_at_front_on_retry,
+                },
                 Some(delay) => Outcome::Schedule {
                     retries_left: retries_left - 1,
                     run_at: span.ended_at.unix_seconds() + delay as i64,
@@ -72,18 +78,27 @@ mod tests {
     use std::collections::HashMap;
 
     fn record(pairs: &[(&str, &str)]) -> JobRecord {
-        let mut fields: HashMap<String, Vec<u8>> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        let mut fields: HashMap<String, Vec<u8>> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
         fields.insert("data".into(), b"x".to_vec());
         JobRecord::parse("j", "q", fields)
     }
 
     fn span() -> ExecutionSpan<'static> {
-        ExecutionSpan { execution_id: "x", started_at: Instant::now(), ended_at: Instant::now() }
+        ExecutionSpan {
+            execution_id: "x",
+            started_at: Instant::now(),
+            ended_at: Instant::now(),
+        }
     }
 
     fn failed(retryable: bool) -> Ended {
-        Ended::Failed { exc_string: "E: m\n".into(), retryable }
+        Ended::Failed {
+            exc_string: "E: m\n".into(),
+            retryable,
+        }
     }
 
     #[test]
@@ -91,15 +106,28 @@ mod tests {
         let r = record(&[("retries_left", "2"), ("retry_intervals", "[0]")]);
         assert!(matches!(
             decide(&r, failed(true), Serializer::Pickle, 500, "w", &span()),
-            Outcome::Requeue { retries_left: 1, at_front: false }
+            Outcome::Requeue {
+                retries_left: 1,
+                at_front: false
+            }
         ));
-        let r = record(&[("retries_left", "2"), ("retry_intervals", "[5]"), ("enqueue_at_front_on_retry", "1")]);
+        let r = record(&[
+            ("retries_left", "2"),
+            ("retry_intervals", "[5]"),
+            ("enqueue_at_front_on_retry", "1"),
+        ]);
         assert!(matches!(
             decide(&r, failed(true), Serializer::Pickle, 500, "w", &span()),
-            Outcome::Schedule { retries_left: 1, .. }
+            Outcome::Schedule {
+                retries_left: 1,
+                ..
+            }
         ));
         let r = record(&[("retries_left", "0")]);
-        assert!(matches!(decide(&r, failed(true), Serializer::Pickle, 500, "w", &span()), Outcome::Failed { .. }));
+        assert!(matches!(
+            decide(&r, failed(true), Serializer::Pickle, 500, "w", &span()),
+            Outcome::Failed { .. }
+        ));
     }
 
     #[test]
@@ -114,7 +142,14 @@ mod tests {
     #[test]
     fn result_ttl_defaults_to_worker_setting() {
         let r = record(&[]);
-        match decide(&r, Ended::Succeeded(PyValue::None), Serializer::Pickle, 77, "w", &span()) {
+        match decide(
+            &r,
+            Ended::Succeeded(PyValue::None),
+            Serializer::Pickle,
+            77,
+            "w",
+            &span(),
+        ) {
             Outcome::Finished { result_ttl, result } => {
                 assert_eq!(result_ttl, 77);
                 assert!(result.iter().all(|(k, _)| *k != "return_value"));
@@ -123,7 +158,14 @@ mod tests {
         }
         let r = record(&[("result_ttl", "-1")]);
         assert!(matches!(
-            decide(&r, Ended::Succeeded(PyValue::None), Serializer::Pickle, 77, "w", &span()),
+            decide(
+                &r,
+                Ended::Succeeded(PyValue::None),
+                Serializer::Pickle,
+                77,
+                "w",
+                &span()
+            ),
             Outcome::Finished { result_ttl: -1, .. }
         ));
     }

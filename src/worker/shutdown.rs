@@ -58,12 +58,18 @@ impl Shutdown {
             };
             match first {
                 None => {
-                    tracing::info!(signal = name, "warm shut down requested: taking no new job, waiting for running jobs");
+                    tracing::info!(
+                        signal = name,
+                        "warm shut down requested: taking no new job, waiting for running jobs"
+                    );
                     first = Some(Instant::now());
                     self.request_warm();
                 }
                 Some(at) if at.elapsed() < DUPLICATE_SIGNAL_WINDOW => {
-                    tracing::debug!(signal = name, "shutdown signal ignored, received twice in less than 1 second");
+                    tracing::debug!(
+                        signal = name,
+                        "shutdown signal ignored, received twice in less than 1 second"
+                    );
                 }
                 Some(_) => {
                     tracing::warn!(signal = name, "cold shut down: cancelling running jobs");

@@ -1,0 +1,47 @@
+"""Worker exit conditions: --max-jobs, --max-idle-time."""
+
+import json
+
+import pytest
+from rq import Worker
+from rq.job import JobStatus
+
+from compat import NOOP
+
+
+def test_max_jobs(queue, worker, conn):
+    jobs = [queue.enqueue(NOOP) for _ in range(3)]
+    handle = worker.start("default", "--max-jobs", "2", "--name", "w-max")
+    exited = handle.wait(timeout=30)
+
+    assert exited.returncode == 0
+    assert [j.get_status() for j in jobs] == [JobStatus.FINISHED, JobStatus.FINISHED, JobStatus.QUEUED]
+    assert queue.get_job_ids() == [jobs[2].id]
+    assert Worker.all(connection=conn) == []
+
+
+def test_max_idle_time(queue, worker, conn):
+    job = queue.enqueue(NOOP)
+    handle = worker.start("default", "--max-idle-time", "1")
+    exited = handle.wait(timeout=30)
+
+    assert exited.returncode == 0
+    assert job.get_status() == JobStatus.FINISHED
+    assert Worker.all(connection=conn) == []
+
+
+def test_logging_level_option(queue, worker):
+    job = queue.enqueue(NOOP)
+    worker.run_burst("default", "--logging-level", "WARNING")
+    assert job.get_status() == JobStatus.FINISHED
+
+
+@pytest.mark.rqw_only("rq's --log-format is a logging format string; rqw's is text|json")
+def test_json_log_format(queue, worker):
+    job = queue.enqueue(NOOP)
+    proc = worker.run_burst("default", "--log-format", "json", "--logging-level", "DEBUG")
+    assert job.get_status() == JobStatus.FINISHED
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert lines, "expected some log output at DEBUG level"
+    for line in lines:
+        json.loads(line)  # one JSON object per line, nothing else

@@ -1,0 +1,15 @@
+-- release, as Python's, plus the handover marker rqw's waiters look for.
+-- KEYS: 1 rec_slots:{b}, 2 rec_inflight:{b}:{sid}, 3 rec_queue:{b}, 4 rec_queued:{b}
+-- ARGV: 1 business, 2 sid, 3 inflight ttl
+-- Returns the call_sid the slot was handed to, or false.
+redis.call('SREM', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+local next_sid = redis.call('LPOP', KEYS[3])
+if next_sid then
+  redis.call('SREM', KEYS[4], next_sid)
+  redis.call('SADD', KEYS[1], next_sid)
+  redis.call('SETEX', 'rec_inflight:' .. ARGV[1] .. ':' .. next_sid, ARGV[3], 'processing')
+  redis.call('SET', 'rec_handover:' .. ARGV[1] .. ':' .. next_sid, '1', 'EX', ARGV[3])
+  return next_sid
+end
+return false

@@ -1,0 +1,232 @@
+//! The recordings folder: what counts as already downloaded, and writing a download so the
+//! API never sees a partial file.
+//!
+//! A body is streamed into a hidden, uniquely named temporary file in the same folder
+//! (`.<call_sid>.<uuid>.part`), capped at a maximum size, flushed and fsynced, then renamed
+//! over `<call_sid>.mp3` (atomic on one filesystem), and the folder is fsynced. A temporary
+//! file that is not committed is removed when its [`TempRecording`] is dropped, whatever the
+//! reason (error, cap, cancellation, panic). Two jobs for the same call each write their own
+//! temporary file; whichever renames last wins with a complete file.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tokio::fs::{self, File, OpenOptions};
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+use super::params::Sid;
+
+/// A file of this many bytes or fewer counts as missing (the API's `check_local_recording_exists`).
+pub const MIN_VALID_BYTES: u64 = 1000;
+/// Write buffer, so that small network chunks do not each cost a blocking write.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Why a chunk could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The body grew past the size cap.
+    #[error("recording larger than the {max}-byte cap")]
+    TooLarge {
+        /// The cap.
+        max: u64,
+    },
+    /// The filesystem failed.
+    #[error("cannot write the recording: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// `<dir>/<call_sid>.mp3`, the path the API serves.
+pub fn final_path(dir: &Path, call_sid: &Sid) -> PathBuf {
+    dir.join(format!("{call_sid}.mp3"))
+}
+
+/// The size of the recording already in place, when it counts as downloaded (over
+/// [`MIN_VALID_BYTES`]).
+pub async fn cached_size(dir: &Path, call_sid: &Sid) -> Option<u64> {
+    let meta = fs::metadata(final_path(dir, call_sid)).await.ok()?;
+    (meta.is_file() && meta.len() > MIN_VALID_BYTES).then_some(meta.len())
+}
+
+/// A download in progress. Removed on drop unless committed.
+#[derive(Debug)]
+pub struct TempRecording {
+    path: PathBuf,
+    dir: PathBuf,
+    file: Option<BufWriter<File>>,
+    written: u64,
+    max_bytes: u64,
+}
+
+impl TempRecording {
+    /// Creates the folder if needed and a new temporary file in it for `call_sid`.
+    pub async fn create(dir: &Path, call_sid: &Sid, max_bytes: u64) -> io::Result<Self> {
+        fs::create_dir_all(dir).await?;
+        let path = dir.join(format!(
+            ".{call_sid}.{}.part",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(Self {
+            path,
+            dir: dir.to_path_buf(),
+            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            written: 0,
+            max_bytes,
+        })
+    }
+
+    /// The temporary file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends a chunk; fails without writing it when the cap would be exceeded.
+    pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+        let total = self.written.saturating_add(chunk.len() as u64);
+        if total > self.max_bytes {
+            return Err(WriteError::TooLarge {
+                max: self.max_bytes,
+            });
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("temporary file already closed"))?;
+        file.write_all(chunk).await?;
+        self.written = total;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the file, renames it to `target` and fsyncs the folder. Returns the
+    /// number of bytes.
+    pub async fn commit(mut self, target: &Path) -> io::Result<u64> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("temporary file already closed"))?;
+        file.flush().await?;
+        let file = file.into_inner();
+        file.sync_all().await?;
+        drop(file);
+        fs::rename(&self.path, target).await?;
+        // Renamed: nothing left to clean up, even if syncing the folder fails.
+        self.path = PathBuf::new();
+        sync_dir(&self.dir).await?;
+        Ok(self.written)
+    }
+}
+
+impl Drop for TempRecording {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            // Close before unlinking; a quick, local, best-effort removal.
+            self.file.take();
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid() -> Sid {
+        Sid::parse("CA", "CA0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn commit_renames_atomically_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = final_path(dir.path(), &sid());
+        let mut t = TempRecording::create(dir.path(), &sid(), 10_000)
+            .await
+            .unwrap();
+        assert!(t
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".CA"));
+        t.write_chunk(&[1u8; 700]).await.unwrap();
+        t.write_chunk(&[2u8; 700]).await.unwrap();
+        assert!(!target.exists(), "nothing visible before commit");
+        assert_eq!(t.commit(&target).await.unwrap(), 1400);
+        assert_eq!(std::fs::read(&target).unwrap().len(), 1400);
+        assert_eq!(entries(dir.path()), [format!("{}.mp3", sid())]);
+        assert_eq!(cached_size(dir.path(), &sid()).await, Some(1400));
+    }
+
+    #[tokio::test]
+    async fn cap_and_drop_remove_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = TempRecording::create(dir.path(), &sid(), 1500)
+            .await
+            .unwrap();
+        t.write_chunk(&[0u8; 1000]).await.unwrap();
+        assert!(matches!(
+            t.write_chunk(&[0u8; 501]).await,
+            Err(WriteError::TooLarge { max: 1500 })
+        ));
+        assert_eq!(t.written(), 1000);
+        drop(t);
+        assert!(entries(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn small_files_do_not_count_and_folder_is_created() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("nested/recordings");
+        assert_eq!(cached_size(&dir, &sid()).await, None);
+        let t = TempRecording::create(&dir, &sid(), 10).await.unwrap();
+        drop(t);
+        std::fs::write(final_path(&dir, &sid()), [0u8; 1000]).unwrap();
+        assert_eq!(cached_size(&dir, &sid()).await, None);
+        std::fs::write(final_path(&dir, &sid()), [0u8; 1001]).unwrap();
+        assert_eq!(cached_size(&dir, &sid()).await, Some(1001));
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_get_distinct_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = final_path(dir.path(), &sid());
+        let mut a = TempRecording::create(dir.path(), &sid(), 10_000)
+            .await
+            .unwrap();
+        let mut b = TempRecording::create(dir.path(), &sid(), 10_000)
+            .await
+            .unwrap();
+        assert_ne!(a.path(), b.path());
+        a.write_chunk(&[b'a'; 2000]).await.unwrap();
+        b.write_chunk(&[b'b'; 3000]).await.unwrap();
+        a.commit(&target).await.unwrap();
+        b.commit(&target).await.unwrap();
+        let body = std::fs::read(&target).unwrap();
+        assert!(body.len() == 3000 && body.iter().all(|&c| c == b'b'));
+        assert_eq!(entries(dir.path()).len(), 1);
+    }
+}
