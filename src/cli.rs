@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    ConfigError, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_REDIS_URL,
-    DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
+    ConfigError, DequeueStrategy, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL,
+    DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
 };
 use crate::protocol::payload::Serializer;
 
@@ -31,6 +31,50 @@ pub enum Command {
         #[arg(long)]
         enable_testing_handlers: bool,
     },
+    /// Report, per queue and registry, the function paths waiting and whether rqw runs them.
+    Inspect(RedisArgs),
+    /// Show queues, registries and workers (Python's and rqw's), like `rq info`.
+    Info(InfoArgs),
+}
+
+/// Connection flags of the read-only subcommands.
+#[derive(Debug, Args)]
+pub struct RedisArgs {
+    /// Redis URL: redis://, rediss:// (TLS) or unix://.
+    #[arg(short = 'u', long = "url", env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
+    pub url: String,
+    /// Serializer the producers use (to read function paths of JSON jobs).
+    #[arg(short = 'S', long, value_enum, default_value = "pickle")]
+    pub serializer: SerializerArg,
+    /// Count the diagnostic `rqw.testing.*` handlers as native.
+    #[arg(long)]
+    pub enable_testing_handlers: bool,
+}
+
+/// Flags of `rqw info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Redis URL: redis://, rediss:// (TLS) or unix://.
+    #[arg(short = 'u', long = "url", env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
+    pub url: String,
+    /// Refresh every this many seconds (a live view) instead of printing once.
+    #[arg(short = 'i', long)]
+    pub interval: Option<f64>,
+    /// Only these queues (default: all).
+    #[arg(value_name = "QUEUE")]
+    pub queues: Vec<String>,
+}
+
+/// `--dequeue-strategy` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DequeueStrategyArg {
+    /// Fixed priority order.
+    Default,
+    /// Rotate after each job.
+    #[value(name = "round_robin")]
+    RoundRobin,
+    /// Shuffle after each job.
+    Random,
 }
 
 /// Payload serializer choice on the command line.
@@ -97,6 +141,22 @@ pub struct WorkerArgs {
     /// Register the diagnostic handlers `rqw.testing.*` (tests, demos, benchmarks).
     #[arg(long)]
     pub enable_testing_handlers: bool,
+    /// Also run RQ's scheduler: move due scheduled jobs (enqueue_at/in, retry intervals) to their queues.
+    #[arg(long)]
+    pub with_scheduler: bool,
+    /// Seconds between maintenance passes (abandoned jobs, expired registry entries, dead workers).
+    #[arg(long, default_value_t = DEFAULT_MAINTENANCE_INTERVAL)]
+    pub maintenance_interval: u64,
+    /// Order in which queues are tried: default, round_robin or random.
+    #[arg(long, value_enum, default_value = "default")]
+    pub dequeue_strategy: DequeueStrategyArg,
+    /// Move jobs whose function has no native handler, intact, to this queue (served by a
+    /// Python worker) instead of failing them.
+    #[arg(long, value_name = "QUEUE")]
+    pub forward_unknown: Option<String>,
+    /// Serve Prometheus /metrics and /healthz on this address (e.g. 0.0.0.0:9108).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl WorkerArgs {
@@ -132,6 +192,15 @@ impl WorkerArgs {
                 SerializerArg::Json => Serializer::Json,
             },
             concurrency: self.concurrency,
+            with_scheduler: self.with_scheduler,
+            maintenance_interval: self.maintenance_interval,
+            dequeue_strategy: match self.dequeue_strategy {
+                DequeueStrategyArg::Default => DequeueStrategy::Default,
+                DequeueStrategyArg::RoundRobin => DequeueStrategy::RoundRobin,
+                DequeueStrategyArg::Random => DequeueStrategy::Random,
+            },
+            forward_unknown: self.forward_unknown,
+            metrics_addr: self.metrics_addr,
         }
         .validate()
     }

@@ -19,6 +19,8 @@ pub const DEFAULT_JOB_MONITORING_INTERVAL: u64 = 30;
 pub const DEFAULT_RESULT_TTL: i64 = 500;
 /// `DEFAULT_FAILURE_TTL`: seconds a failed job is kept when it sets no `failure_ttl`.
 pub const DEFAULT_FAILURE_TTL: i64 = 31_536_000;
+/// `DEFAULT_MAINTENANCE_TASK_INTERVAL`: seconds between maintenance passes.
+pub const DEFAULT_MAINTENANCE_INTERVAL: u64 = 600;
 /// Seconds a forced stop (timeout, second signal) waits for a cancelled handler to return.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
@@ -70,6 +72,28 @@ pub struct WorkerConfig {
     pub serializer: Serializer,
     /// Jobs run at once.
     pub concurrency: usize,
+    /// Run RQ's scheduler for the queues (`--with-scheduler`).
+    pub with_scheduler: bool,
+    /// Seconds between maintenance passes.
+    pub maintenance_interval: u64,
+    /// Order in which queues are tried.
+    pub dequeue_strategy: DequeueStrategy,
+    /// Move jobs with no native handler to this queue instead of failing them.
+    pub forward_unknown: Option<String>,
+    /// Serve Prometheus `/metrics` and `/healthz` on this address.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `--dequeue-strategy`, as `rq worker` has it (`BaseWorker.reorder_queues`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DequeueStrategy {
+    /// Fixed priority order.
+    #[default]
+    Default,
+    /// After taking from queue `i`, the order becomes `queues[i+1..] + queues[..=i]`.
+    RoundRobin,
+    /// Shuffled after each job.
+    Random,
 }
 
 impl WorkerConfig {
@@ -108,6 +132,23 @@ impl WorkerConfig {
             return Err(ConfigError::OutOfRange {
                 option: "--results-ttl",
                 reason: "must be -1 or more".into(),
+            });
+        }
+        if let Some(q) = &self.forward_unknown {
+            if q.is_empty() || q.contains(',') || q.chars().any(char::is_whitespace) {
+                return Err(ConfigError::InvalidQueue(q.clone()));
+            }
+            if self.queues.contains(q) {
+                return Err(ConfigError::OutOfRange {
+                    option: "--forward-unknown",
+                    reason: format!("'{q}' is one of the queues this worker serves; jobs would come straight back"),
+                });
+            }
+        }
+        if self.maintenance_interval == 0 {
+            return Err(ConfigError::OutOfRange {
+                option: "--maintenance-interval",
+                reason: "must be at least 1".into(),
             });
         }
         check_url(&self.redis_url)?;
@@ -168,6 +209,11 @@ mod tests {
             results_ttl: DEFAULT_RESULT_TTL,
             serializer: Serializer::Pickle,
             concurrency: 1,
+            with_scheduler: false,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            dequeue_strategy: DequeueStrategy::Default,
+            forward_unknown: None,
+            metrics_addr: None,
         }
     }
 
@@ -200,5 +246,12 @@ mod tests {
         let mut bad = config();
         bad.concurrency = 0;
         assert!(bad.validate().is_err());
+        let mut bad = config();
+        bad.forward_unknown = Some("default".into());
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("come straight back"));
     }
 }

@@ -11,6 +11,7 @@
 //! - [`store`]: Redis I/O; the job lifecycle as atomic Lua scripts.
 //! - [`worker`]: the runtime (dequeue, execution, heartbeats, shutdown).
 //! - [`handlers`]: the handler API, its registry, and the handlers themselves.
+//! - [`ops`]: read-only operator commands (`rqw info`, `rqw inspect`).
 //! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
 //!
 //! ## Job lifecycle
@@ -31,6 +32,7 @@ pub mod error;
 pub mod handlers;
 pub mod keys;
 pub mod logging;
+pub mod ops;
 pub mod protocol;
 pub mod store;
 pub mod worker;

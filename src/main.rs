@@ -22,6 +22,29 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Worker(args) => run_worker(*args),
+        Command::Info(args) => run_ops(rqw::ops::info::run(args)),
+        Command::Inspect(args) => run_ops(rqw::ops::inspect::run(args)),
+    }
+}
+
+/// Runs a read-only operator command on a small runtime; errors go to stderr, exit 1.
+fn run_ops(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rqw: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rqw: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

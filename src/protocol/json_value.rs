@@ -557,3 +557,211 @@ pub fn python_float_repr(f: f64) -> String {
         format!("{sign}{first}{frac}e{exp_sign}{:02}", exponent.abs())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> PyValue {
+        PyValue::String(text.into())
+    }
+
+    fn key(text: &str) -> HashableValue {
+        HashableValue::String(text.into())
+    }
+
+    #[test]
+    fn float_repr_matches_python() {
+        // (bits, repr(float)) from Python 3.11.
+        let cases: &[(u64, &str)] = &[
+            (0x0000000000000000, "0.0"),
+            (0x8000000000000000, "-0.0"),
+            (0x3ff0000000000000, "1.0"),
+            (0xbff8000000000000, "-1.5"),
+            (0x3fb999999999999a, "0.1"),
+            (0x3fd3333333333334, "0.30000000000000004"),
+            (0x4341c37937e08000, "1e+16"),
+            (0x430c6bf526340000, "1000000000000000.0"),
+            (0x4341c37937e07fff, "9999999999999998.0"),
+            (0x3f1a36e2eb1c432d, "0.0001"),
+            (0x3ee4f8b588e368f1, "1e-05"),
+            (0x3f202e4b6ce5dc68, "0.00012345"),
+            (0x437b69b4ba630f35, "1.2345678901234568e+17"),
+            (0x7fefffffffffffff, "1.7976931348623157e+308"),
+            (0x0000000000000001, "5e-324"),
+            (0x0010000000000000, "2.2250738585072014e-308"),
+            (0x3fd5555555555555, "0.3333333333333333"),
+            (0x4340000000000000, "9007199254740992.0"),
+            (0x4480f0cf064dd592, "1e+22"),
+            (0x444b1ae4d6e2ef50, "1e+21"),
+            (0x40c81cd6c8b43958, "12345.678"),
+            (0xf2a74de452e6b438, "-1.989032661366619e+244"),
+            (0x6513270e269e0d37, "7.761117632285041e+178"),
+            (0x0c5c7fd0a6a3a450, "3.980498358697587e-249"),
+            (0xd23f0824128b2f33, "-1.5432835417340557e+88"),
+            (0x1818e811892f902b, "1.3647584518757569e-192"),
+            (0x9531985d5d9dc9f8, "-1.3701135617873088e-206"),
+            (0xe8e25d940ed90475, "-1.7160537630466207e+197"),
+            (0x36f675cc81e74ef5, "6.294675241195386e-44"),
+            (0x1600a35a099950d8, "1.0613447212142254e-202"),
+            (0x6b0d549b6f03675a, "4.708325160387546e+207"),
+            (0x3d9c172411e20b8f, "6.387016158513563e-12"),
+            (0x8d116ece1738f7d9, "-9.973130378568733e-246"),
+        ];
+        for &(bits, expected) in cases {
+            assert_eq!(python_float_repr(f64::from_bits(bits)), expected);
+        }
+        assert_eq!(float_token(f64::NAN), "NaN");
+        assert_eq!(float_token(f64::NEG_INFINITY), "-Infinity");
+    }
+
+    #[test]
+    fn loads_like_python_json() {
+        let value =
+            loads(br#" {"a": [1, -2, 1.5, 1e2, -0.0, null, true, false, "x"], "a": 7} "#).unwrap();
+        assert_eq!(value, PyValue::Dict([(key("a"), PyValue::I64(7))].into()));
+        let value =
+            loads(b"[18446744073709551616, -9223372036854775808, NaN, Infinity, -Infinity, 1E+2]")
+                .unwrap();
+        let PyValue::List(items) = value else {
+            panic!()
+        };
+        assert!(matches!(&items[0], PyValue::Int(i) if i.to_string() == "18446744073709551616"));
+        assert_eq!(items[1], PyValue::I64(i64::MIN));
+        assert!(matches!(items[2], PyValue::F64(f) if f.is_nan()));
+        assert_eq!(
+            items[3..],
+            [
+                PyValue::F64(f64::INFINITY),
+                PyValue::F64(f64::NEG_INFINITY),
+                PyValue::F64(100.0)
+            ]
+        );
+        assert_eq!(loads(br#""\u00e9\ud83d\ude00\n\/""#).unwrap(), s("é😀\n/"));
+        assert_eq!(loads("\"é😀\"".as_bytes()).unwrap(), s("é😀"));
+        assert_eq!(loads(b"[]").unwrap(), PyValue::List(vec![]));
+    }
+
+    #[test]
+    fn refuses_what_python_json_refuses() {
+        for bad in [
+            &b"01"[..],
+            b"1.",
+            b"-",
+            b"+1",
+            b".5",
+            b"[1,]",
+            b"{\"a\":1,}",
+            b"{'a': 1}",
+            b"[1] x",
+            b"\"a\nb\"",
+            b"\"\\x\"",
+            b"\"\\u12\"",
+            b"nul",
+            b"-NaN",
+            b"\"open",
+            b"",
+            b"\xff",
+            b"[1 2]",
+            b"{\"a\" 1}",
+        ] {
+            assert!(
+                matches!(loads(bad), Err(JsonError::Syntax { .. })),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // A lone surrogate is valid for Python but not representable in a Rust String.
+        assert!(loads(br#""\ud800""#).is_err());
+        let digits = "9".repeat(MAX_INT_DIGITS + 1);
+        assert!(loads(digits.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn caps_nesting() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(loads(deep(MAX_DEPTH).as_bytes()).is_ok());
+        assert_eq!(
+            loads(deep(MAX_DEPTH + 1).as_bytes()),
+            Err(JsonError::TooDeep)
+        );
+        let mut value = PyValue::None;
+        for _ in 0..=MAX_DEPTH {
+            value = PyValue::List(vec![value]);
+        }
+        assert_eq!(dumps(&value), Err(JsonError::TooDeep));
+        assert_eq!(to_json(&value), Err(JsonError::TooDeep));
+    }
+
+    #[test]
+    fn dumps_like_python_json() {
+        // Expected bytes from Python's json.dumps.
+        let value = PyValue::Tuple(vec![
+            PyValue::I64(1),
+            PyValue::F64(2.5),
+            s("é\"\\\n\u{7f}😀"),
+            PyValue::None,
+            PyValue::Bool(true),
+            PyValue::List(vec![]),
+            PyValue::Dict(BTreeMap::new()),
+        ]);
+        assert_eq!(
+            dumps(&value).unwrap(),
+            br#"[1, 2.5, "\u00e9\"\\\n\u007f\ud83d\ude00", null, true, [], {}]"#
+        );
+        let keys = [
+            (HashableValue::None, "null"),
+            (HashableValue::Bool(true), "true"),
+            (HashableValue::I64(-3), "-3"),
+            (HashableValue::F64(1.5), "1.5"),
+            (HashableValue::F64(f64::INFINITY), "Infinity"),
+        ];
+        for (k, text) in keys {
+            let dict = PyValue::Dict([(k, PyValue::I64(1))].into());
+            assert_eq!(
+                dumps(&dict).unwrap(),
+                format!("{{\"{text}\": 1}}").into_bytes()
+            );
+        }
+        let set = PyValue::Set([1, 2].map(HashableValue::I64).into());
+        assert_eq!(dumps(&set).unwrap(), b"[1, 2]");
+    }
+
+    #[test]
+    fn refuses_what_python_json_refuses_to_write() {
+        let bytes = PyValue::List(vec![PyValue::Bytes(vec![0])]);
+        assert!(dumps(&bytes).unwrap_err().is_unserializable());
+        let tuple_key = PyValue::Dict([(HashableValue::Tuple(vec![]), PyValue::None)].into());
+        assert!(dumps(&tuple_key).unwrap_err().is_unserializable());
+        assert!(to_json(&PyValue::F64(f64::NAN))
+            .unwrap_err()
+            .is_unserializable());
+    }
+
+    #[test]
+    fn converts_serde_json_values() {
+        let json = serde_json::json!({"a": [1, 2.5, null, true, "x", 18446744073709551615u64]});
+        let value = from_json(&json);
+        let PyValue::Dict(map) = &value else { panic!() };
+        let PyValue::List(items) = &map[&key("a")] else {
+            panic!()
+        };
+        assert_eq!(
+            items[..5],
+            [
+                PyValue::I64(1),
+                PyValue::F64(2.5),
+                PyValue::None,
+                PyValue::Bool(true),
+                s("x")
+            ]
+        );
+        assert!(matches!(&items[5], PyValue::Int(i) if i.to_string() == "18446744073709551615"));
+        assert_eq!(to_json(&value).unwrap(), json);
+        let tuple = PyValue::Tuple(vec![PyValue::I64(1)]);
+        assert_eq!(to_json(&tuple).unwrap(), serde_json::json!([1]));
+        assert!(to_json(&big_int("-18446744073709551617").unwrap()).is_err());
+        let keys = PyValue::Dict([(HashableValue::I64(1), PyValue::None)].into());
+        assert_eq!(to_json(&keys).unwrap(), serde_json::json!({"1": null}));
+    }
+}

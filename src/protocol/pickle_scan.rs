@@ -277,7 +277,9 @@ impl<'a> Machine<'a> {
                 b'(' if self.marks.len() >= MAX_DEPTH => return Err(ScanError::TooDeep),
                 b'(' => self.marks.push(self.stack.len()),
                 b'0' if self.frame_len() == 0 => drop(self.pop_mark(ctx)?),
-                b'0' => drop(self.pop(ctx)?),
+                b'0' => {
+                    self.pop(ctx)?;
+                }
                 b'1' => drop(self.pop_mark(ctx)?),
                 b'2' => self.stack.push(self.top(ctx)?),
                 // Memo.
