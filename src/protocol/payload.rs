@@ -322,3 +322,169 @@ fn nests_deeper_than(value: &PyValue, max: usize) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// `('jobs.add', None, (2, 3), {})`, pickle protocol 5.
+    const JOB5: &[u8] = b"\x80\x05\x95\x18\x00\x00\x00\x00\x00\x00\x00(\x8c\x08jobs.add\x94NK\x02K\x03\x86\x94}\x94t\x94.";
+    /// `('f', None, (), {1: 2})`, pickle protocol 5.
+    const INT_KWARG: &[u8] =
+        b"\x80\x05\x95\x11\x00\x00\x00\x00\x00\x00\x00(\x8c\x01f\x94N)}\x94K\x01K\x02st\x94.";
+    /// `{'progress': 5, 'tags': ('a',)}`, pickle protocol 5.
+    const META: &[u8] = b"\x80\x05\x95\x1f\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x08progress\x94K\x05\x8c\x04tags\x94\x8c\x01a\x94\x85\x94u.";
+
+    fn zlib(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder =
+            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn json_error(data: &str) -> String {
+        decode_job_data(&zlib(data.as_bytes()), Serializer::Json)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn decodes_compressed_and_raw_data() {
+        let expected = JobCall {
+            func_name: "jobs.add".into(),
+            args: vec![PyValue::I64(2), PyValue::I64(3)],
+            kwargs: BTreeMap::new(),
+        };
+        assert_eq!(
+            decode_job_data(&zlib(JOB5), Serializer::Pickle).unwrap(),
+            expected
+        );
+        assert_eq!(decode_job_data(JOB5, Serializer::Pickle).unwrap(), expected);
+        let json = br#"["jobs.add", null, [2, 3], {}]"#;
+        assert_eq!(
+            decode_job_data(&zlib(json), Serializer::Json).unwrap(),
+            expected
+        );
+        assert_eq!(decode_job_data(json, Serializer::Json).unwrap(), expected);
+    }
+
+    #[test]
+    fn refuses_zlib_bombs() {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..=(MAX_DECOMPRESSED_BYTES >> 20) {
+            encoder.write_all(&chunk).unwrap();
+        }
+        let bomb = encoder.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        assert!(matches!(
+            decode_job_data(&bomb, Serializer::Pickle),
+            Err(PayloadError::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn says_what_shape_it_found() {
+        assert_eq!(
+            json_error(r#"["f", {"x": 1}, [], {}]"#),
+            "job calls a bound method or callable instance (instance is dict); \
+             rqw runs module-level functions only"
+        );
+        assert!(json_error(r#"[1, null, [], {}]"#).ends_with("func_name is int, expected str"));
+        assert!(
+            json_error(r#"["f", null, {}, {}]"#).ends_with("args is dict, expected tuple or list")
+        );
+        assert!(json_error(r#"["f", null, [], []]"#).ends_with("kwargs is list, expected dict"));
+        assert!(json_error(r#"["f"]"#).ends_with("found a list of 1 items"));
+        assert!(json_error("{}").ends_with("found dict"));
+        assert!(json_error("[1, 2").starts_with("undecodable JSON: invalid JSON"));
+        let message = decode_job_data(INT_KWARG, Serializer::Pickle)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.ends_with("a kwargs key is int, expected str"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn wrong_serializer_and_garbage_give_short_errors() {
+        let as_json = decode_job_data(&zlib(JOB5), Serializer::Json)
+            .unwrap_err()
+            .to_string();
+        assert!(as_json.starts_with("undecodable JSON"), "{as_json}");
+        let json = zlib(br#"["f", null, [], {}]"#);
+        let as_pickle = decode_job_data(&json, Serializer::Pickle)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            as_pickle,
+            "undecodable pickle: not a pickle: unknown opcode 0x5b at offset 0"
+        );
+        let garbage = vec![b'V'; 1 << 20];
+        assert!(
+            decode_job_data(&garbage, Serializer::Pickle)
+                .unwrap_err()
+                .to_string()
+                .len()
+                < 100
+        );
+        assert!(
+            decode_job_data(&garbage, Serializer::Json)
+                .unwrap_err()
+                .to_string()
+                .len()
+                < 100
+        );
+    }
+
+    #[test]
+    fn decodes_meta_uncompressed() {
+        let PyValue::Dict(meta) = decode_meta(META, Serializer::Pickle).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            meta[&HashableValue::String("progress".into())],
+            PyValue::I64(5)
+        );
+        let json = decode_meta(br#"{"progress": 5}"#, Serializer::Json).unwrap();
+        assert_eq!(
+            json,
+            PyValue::Dict([(HashableValue::String("progress".into()), PyValue::I64(5))].into())
+        );
+        assert!(decode_meta(&zlib(META), Serializer::Pickle).is_err());
+    }
+
+    #[test]
+    fn encodes_return_values() {
+        // Loaded by Python 3.11 as {1, 2}; more cases in python-fixtures/return_values.json.
+        let set = PyValue::Set([1, 2].map(HashableValue::I64).into());
+        assert_eq!(
+            encode_return_value(&set, Serializer::Pickle).unwrap(),
+            b"\x80\x03cbuiltins\nset\n](J\x01\x00\x00\x00J\x02\x00\x00\x00e\x85R."
+        );
+        assert_eq!(
+            encode_return_value(&set, Serializer::Json).unwrap(),
+            b"[1, 2]"
+        );
+        let bytes = PyValue::Bytes(b"\x00".to_vec());
+        assert_eq!(
+            encode_return_value(&bytes, Serializer::Pickle).unwrap(),
+            b"\x80\x03C\x01\x00."
+        );
+        let error = encode_return_value(&bytes, Serializer::Json).unwrap_err();
+        assert!(error.is_unserializable(), "{error}");
+        let mut deep = PyValue::None;
+        for _ in 0..=pickle_scan::MAX_DEPTH {
+            deep = PyValue::List(vec![deep]);
+        }
+        assert!(encode_return_value(&deep, Serializer::Pickle)
+            .unwrap_err()
+            .is_unserializable());
+        assert!(encode_return_value(&deep, Serializer::Json)
+            .unwrap_err()
+            .is_unserializable());
+    }
+}
