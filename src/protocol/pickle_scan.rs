@@ -686,7 +686,9 @@ fn expand(nodes: &[Node], leaves: &[PyValue]) -> Result<Vec<Expanded>, ScanError
         if state.get(start) != Some(&NEW) {
             continue;
         }
-        state[start] = ACTIVE;
+        if let Some(s) = state.get_mut(start) {
+            *s = ACTIVE;
+        }
         path.push((start, 0));
         while let Some(&mut (node, ref mut next)) = path.last_mut() {
             let items = nodes
@@ -698,7 +700,9 @@ fn expand(nodes: &[Node], leaves: &[PyValue]) -> Result<Vec<Expanded>, ScanError
                 if let Item::Container(child) = item {
                     match state.get(child) {
                         Some(&NEW) => {
-                            state[child] = ACTIVE;
+                            if let Some(s) = state.get_mut(child) {
+                                *s = ACTIVE;
+                            }
                             path.push((child, 0));
                         }
                         Some(&ACTIVE) => return Err(ScanError::Recursive),
@@ -727,8 +731,10 @@ fn expand(nodes: &[Node], leaves: &[PyValue]) -> Result<Vec<Expanded>, ScanError
             if total.depth > MAX_DEPTH {
                 return Err(ScanError::TooDeep);
             }
-            out[node] = total;
-            state[node] = DONE;
+            if let (Some(o), Some(s)) = (out.get_mut(node), state.get_mut(node)) {
+                *o = total;
+                *s = DONE;
+            }
             path.pop();
         }
     }
@@ -878,6 +884,8 @@ mod tests {
     const BYTEARRAY: &[u8] = b"\x80\x05\x95\x16\x00\x00\x00\x00\x00\x00\x00]\x94(\x96\x02\x00\x00\x00\x00\x00\x00\x00ab\x94C\x02cd\x94e.";
     /// `({1, 2}, frozenset({'a'}))`, protocol 5.
     const SETS: &[u8] = b"\x80\x05\x95\x12\x00\x00\x00\x00\x00\x00\x00\x8f\x94(K\x01K\x02\x90(\x8c\x01a\x94\x91\x94\x86\x94.";
+
+    const FUZZ_ROUNDS: usize = 20_000;
 
     const VALID: &[&[u8]] = &[JOB5, SHARED_DICT, PROTO0, PROTO2, BYTEARRAY, SETS];
 
@@ -1211,7 +1219,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for round in 0..20_000 {
+        for round in 0..FUZZ_ROUNDS {
             let base = VALID[round % VALID.len()];
             let mut bytes = base.to_vec();
             for _ in 0..(next() % 4 + 1) {
@@ -1229,7 +1237,7 @@ mod tests {
             }
             let _ = decode(&bytes);
         }
-        for _ in 0..20_000 {
+        for _ in 0..FUZZ_ROUNDS {
             let len = (next() % 64) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let _ = decode(&bytes);

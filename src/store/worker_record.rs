@@ -144,3 +144,19 @@ pub async fn register_death<C: ConnectionLike>(
     pipe.query_async::<()>(conn).await?;
     Ok(())
 }
+
+/// Sets the worker's `state` field (`idle`, `busy`, `suspended`).
+pub async fn set_state<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    name: &str,
+    state: &str,
+) -> Result<(), StoreError> {
+    redis::cmd("HSET")
+        .arg(keys.worker(name))
+        .arg("state")
+        .arg(state)
+        .query_async::<()>(conn)
+        .await?;
+    Ok(())
+}

@@ -4,7 +4,7 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::context::WorkerContext;
 use super::dequeue::Dequeued;
 use super::outcome::{decide, Ended};
-use super::running::RunningEntry;
+use super::running::{RunningEntry, StopReason};
 use crate::config::CANCEL_GRACE;
 use crate::handlers::{JobArgs, JobContext};
 use crate::protocol::exception::{
@@ -31,6 +31,10 @@ use crate::store::scripts::{finish_job, FinishRequest, FinishStatus};
 /// that the job stays in the StartedJobRegistry and RQ's abandoned-job handling takes it.
 pub const RECORD_RETRY_WINDOW: Duration = Duration::from_secs(120);
 
+/// RQ's `exc_string` for a work-horse killed by `kill-horse` (`Worker.monitor_work_horse`).
+pub const KILLED_HORSE_TEXT: &str =
+    "Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); ";
+
 /// Runs a started job to its recorded outcome.
 pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
     let Dequeued {
@@ -40,6 +44,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
     } = dequeued;
     let record = JobRecord::parse(&job.id, &job.queue, job.fields);
     let cancel = ctx.shutdown.force().child_token();
+    let stop_reason = Arc::new(OnceLock::new());
     ctx.running.insert(
         execution_id.clone(),
         RunningEntry {
@@ -48,11 +53,12 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             started: std::time::Instant::now(),
             timeout: record.timeout,
             cancel: cancel.clone(),
+            stop_reason: stop_reason.clone(),
         },
     );
     let span = tracing::info_span!("job", job_id = %record.id, queue = %record.origin, function = tracing::field::Empty);
     async {
-        let ended = execute(&ctx, &record, cancel).await;
+        let ended = execute(&ctx, &record, cancel, &stop_reason).await;
         if let Ended::Failed { exc_string, .. } = &ended {
             let last = exc_string.lines().last().unwrap_or_default();
             tracing::warn!(error = %last, "job failed");
@@ -133,7 +139,12 @@ fn outcome_name(request: &FinishRequest<'_>) -> &'static str {
 }
 
 /// Decodes and runs the job; every way it can end becomes an [`Ended`].
-async fn execute(ctx: &WorkerContext, record: &JobRecord, cancel: CancellationToken) -> Ended {
+async fn execute(
+    ctx: &WorkerContext,
+    record: &JobRecord,
+    cancel: CancellationToken,
+    stop_reason: &OnceLock<StopReason>,
+) -> Ended {
     if !record.problems.is_empty() {
         let message = format!("unusable job hash: {}", record.problems.join("; "));
         return failed("rqw", INVALID_JOB_ERROR, &message, false);
@@ -203,7 +214,11 @@ async fn execute(ctx: &WorkerContext, record: &JobRecord, cancel: CancellationTo
             };
         }
         _ = timeout => failed(&call.func_name, JOB_TIMEOUT_EXCEPTION, &timeout_message(record.timeout.as_rq_int()), true),
-        _ = cancel.cancelled() => failed(&call.func_name, SHUTDOWN_ERROR, "the worker was shut down (forced) while the job ran", true),
+        _ = cancel.cancelled() => match stop_reason.get() {
+            Some(StopReason::StoppedByUser) => Ended::Stopped,
+            Some(StopReason::HorseKilled) => Ended::Failed { exc_string: KILLED_HORSE_TEXT.to_string(), retryable: true },
+            None => failed(&call.func_name, SHUTDOWN_ERROR, "the worker was shut down (forced) while the job ran", true),
+        },
     };
     // Let the handler clean up (release slots, remove temp files) before it is dropped.
     cancel.cancel();

@@ -11,6 +11,7 @@
 //! ```
 //! Every task is owned by a `JoinSet` of `run()` and stopped before it returns.
 
+pub mod commands;
 pub mod context;
 pub mod dequeue;
 pub mod execute;
@@ -18,6 +19,7 @@ pub mod heartbeat;
 pub mod outcome;
 pub mod running;
 pub mod shutdown;
+pub mod suspension;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -95,10 +97,11 @@ pub async fn run(
         "Worker {} started, listening on {}", ctx.identity.name, ctx.config.queues.join(",")
     );
 
-    let mut dequeuer = Dequeuer::new(redis);
+    let mut dequeuer = Dequeuer::new(redis.clone());
     let stop_tasks = CancellationToken::new();
     let mut background = JoinSet::new();
     background.spawn(heartbeat::run(ctx.clone(), stop_tasks.clone()));
+    background.spawn(commands::listen(ctx.clone(), redis, stop_tasks.clone()));
     background.spawn(unblock_on_shutdown(
         ctx.clone(),
         dequeuer.blocking_id(),
@@ -128,12 +131,21 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
     let mut summary = RunSummary::default();
     let mut idle_since = tokio::time::Instant::now();
     let mut error_backoff = Duration::from_millis(100);
+    let mut last_suspension_check = tokio::time::Instant::now();
     loop {
         while jobs.try_join_next().is_some() {
             idle_since = tokio::time::Instant::now();
         }
         if ctx.shutdown.warm().is_cancelled() {
             break;
+        }
+        if last_suspension_check.elapsed() >= suspension::CHECK_INTERVAL {
+            last_suspension_check = tokio::time::Instant::now();
+            match suspension::check(ctx).await {
+                suspension::Suspension::QuitBurst => break,
+                suspension::Suspension::Resumed => continue,
+                suspension::Suspension::Running => {}
+            }
         }
         if config
             .max_jobs

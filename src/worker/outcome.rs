@@ -22,7 +22,12 @@ pub enum Ended {
         /// Whether RQ's retry policy may run it again.
         retryable: bool,
     },
+    /// Stopped by a `stop-job` / `stop-execution` command: never retried.
+    Stopped,
 }
+
+/// RQ's `exc_string` for a stopped job (`Worker.monitor_work_horse`).
+pub const STOPPED_TEXT: &str = "Job stopped by user, work-horse terminated.";
 
 /// Decides the [`Outcome`] of an execution of `record`.
 pub fn decide(
@@ -48,6 +53,10 @@ pub fn decide(
                 result: success_fields(worker_name, encoded.as_deref(), span),
             }
         }
+        Ended::Stopped => Outcome::Stopped {
+            failure_ttl: record.failure_ttl,
+            result: failure_fields(worker_name, STOPPED_TEXT, span),
+        },
         Ended::Failed {
             exc_string,
             retryable,

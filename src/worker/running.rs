@@ -2,13 +2,22 @@
 //! shutdown cancels.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::job_record::JobTimeout;
 use crate::store::scripts::RunningExecution;
+
+/// Why a running job was cancelled from outside (absent: timeout or forced shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `stop-job` / `stop-execution`: the job ends `stopped`, never retried.
+    StoppedByUser,
+    /// `kill-horse`: the job fails as a killed work-horse; retries apply.
+    HorseKilled,
+}
 
 /// One running execution.
 #[derive(Debug, Clone)]
@@ -23,6 +32,8 @@ pub struct RunningEntry {
     pub timeout: JobTimeout,
     /// Cancels the handler.
     pub cancel: CancellationToken,
+    /// Set before `cancel` when a command stops the job.
+    pub stop_reason: Arc<OnceLock<StopReason>>,
 }
 
 /// Shared map execution id -> entry.
@@ -78,11 +89,18 @@ impl RunningJobs {
         (rows, longest)
     }
 
-    /// Cancels every running handler.
-    pub fn cancel_all(&self) {
-        for e in self.lock().values() {
-            e.cancel.cancel();
+    /// Stops every execution for which `matches(job_id, execution_id)` holds; returns how many.
+    pub fn stop_matching(&self, matches: impl Fn(&str, &str) -> bool, reason: StopReason) -> usize {
+        let map = self.lock();
+        let mut stopped = 0;
+        for (execution_id, e) in map.iter() {
+            if matches(&e.job_id, execution_id) {
+                let _ = e.stop_reason.set(reason);
+                e.cancel.cancel();
+                stopped += 1;
+            }
         }
+        stopped
     }
 }
 
