@@ -764,4 +764,26 @@ mod tests {
         let keys = PyValue::Dict([(HashableValue::I64(1), PyValue::None)].into());
         assert_eq!(to_json(&keys).unwrap(), serde_json::json!({"1": null}));
     }
+
+    #[test]
+    fn never_panics_on_mutated_input() {
+        let base = br#"{"a": [1, -2.5e3, "\u00e9\ud83d\ude00", null, true, NaN, -Infinity, 123456789012345678901234]}"#;
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..50_000 {
+            let mut bytes = base.to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = b"[]{}\",:0123456789-+.eEuNI\\ \xc3\xff"[(next() % 29) as usize];
+            }
+            if let Ok(value) = loads(&bytes) {
+                let _ = dumps(&value);
+            }
+        }
+    }
 }

@@ -200,6 +200,11 @@ pub enum Outcome {
         /// LPUSH instead of RPUSH (`enqueue_at_front_on_retry`).
         at_front: bool,
     },
+    /// Not run here: moved intact to another queue (`--forward-unknown`).
+    Forward {
+        /// The queue a Python worker serves.
+        queue: String,
+    },
     /// Retry later: into the scheduled registry.
     Schedule {
         /// `retries_left` after this attempt.
@@ -305,6 +310,14 @@ pub async fn finish_job<C: ConnectionLike>(
             "failed_job_count",
             retries_left.to_string(),
             run_at.to_string(),
+            None,
+        ),
+        Outcome::Forward { queue } => (
+            "forward",
+            String::new(),
+            "",
+            String::new(),
+            queue.clone(),
             None,
         ),
     };

@@ -13,6 +13,7 @@ use std::time::Duration;
 use redis::Client;
 
 use super::context::WorkerContext;
+use crate::config::DequeueStrategy;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::Instant;
@@ -42,16 +43,39 @@ pub struct Dequeuer {
     /// `CLIENT ID` of the blocking connection (0 = none), for `CLIENT UNBLOCK` at shutdown.
     blocking_id: Arc<AtomicI64>,
     poll_interval: Duration,
+    /// Queues in the order the next pop tries them (`--dequeue-strategy`).
+    order: Vec<String>,
+    strategy: DequeueStrategy,
 }
 
 impl Dequeuer {
     /// A dequeuer that opens its blocking connection from `client` when first needed.
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, queues: Vec<String>, strategy: DequeueStrategy) -> Self {
         Self {
             client,
             blocking: None,
             blocking_id: Arc::new(AtomicI64::new(0)),
             poll_interval: MIN_POLL_INTERVAL,
+            order: queues,
+            strategy,
+        }
+    }
+
+    /// The order the next pop tries the queues in.
+    pub fn order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// Reorders the queues after a job came from `queue`, as `BaseWorker.reorder_queues` does.
+    fn reorder(&mut self, queue: &str) {
+        match self.strategy {
+            DequeueStrategy::Default => {}
+            DequeueStrategy::RoundRobin => {
+                if let Some(pos) = self.order.iter().position(|q| q == queue) {
+                    self.order.rotate_left(pos + 1);
+                }
+            }
+            DequeueStrategy::Random => fastrand::shuffle(&mut self.order),
         }
     }
 
@@ -69,6 +93,7 @@ impl Dequeuer {
     ) -> Result<Option<Dequeued>, StoreError> {
         if let Some(found) = self.start(ctx, None).await? {
             self.poll_interval = MIN_POLL_INTERVAL;
+            self.reorder(&found.job.queue);
             return Ok(Some(found));
         }
         if wait.is_zero() || ctx.shutdown.warm().is_cancelled() {
@@ -131,7 +156,7 @@ impl Dequeuer {
             default_timeout: DEFAULT_JOB_TIMEOUT_SECS,
             worker_key_ttl: ctx.worker_key_ttl(),
             claimed,
-            queues: &ctx.config.queues,
+            queues: &self.order,
         };
         let mut conn = ctx.conn.clone();
         Ok(start_job(&mut conn, &request).await?.map(|job| Dequeued {
@@ -139,5 +164,36 @@ impl Dequeuer {
             execution_id,
             started_at,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dequeuer(strategy: DequeueStrategy) -> Dequeuer {
+        let client = Client::open("redis://127.0.0.1:1/0").expect("a valid url");
+        Dequeuer::new(client, vec!["a".into(), "b".into(), "c".into()], strategy)
+    }
+
+    #[test]
+    fn round_robin_rotates_past_the_queue_used() {
+        let mut d = dequeuer(DequeueStrategy::RoundRobin);
+        d.reorder("a");
+        assert_eq!(d.order(), ["b", "c", "a"]);
+        d.reorder("c");
+        assert_eq!(d.order(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn default_keeps_priority_and_random_keeps_the_set() {
+        let mut d = dequeuer(DequeueStrategy::Default);
+        d.reorder("b");
+        assert_eq!(d.order(), ["a", "b", "c"]);
+        let mut r = dequeuer(DequeueStrategy::Random);
+        r.reorder("a");
+        let mut sorted = r.order().to_vec();
+        sorted.sort();
+        assert_eq!(sorted, ["a", "b", "c"]);
     }
 }

@@ -134,6 +134,7 @@ fn outcome_name(request: &FinishRequest<'_>) -> &'static str {
         Failed { .. } => "failed",
         Stopped { .. } => "stopped",
         Requeue { .. } => "requeued",
+        Forward { .. } => "forwarded",
         Schedule { .. } => "scheduled",
     }
 }
@@ -152,7 +153,13 @@ async fn execute(
     let data = record.data.as_deref().unwrap_or_default();
     let call = match decode_job_data(data, ctx.config.serializer) {
         Ok(call) => call,
-        Err(e) => return failed("rqw", DESERIALIZATION_ERROR, &e.to_string(), true),
+        Err(e) => {
+            if let Some(queue) = &ctx.config.forward_unknown {
+                tracing::info!(forward_to = %queue, error = %e, "payload not decodable here: forwarding the job");
+                return Ended::Forwarded(queue.clone());
+            }
+            return failed("rqw", DESERIALIZATION_ERROR, &e.to_string(), true);
+        }
     };
     let function = call
         .func_name
@@ -161,13 +168,11 @@ async fn execute(
         .unwrap_or(&call.func_name)
         .to_string();
     tracing::Span::current().record("function", call.func_name.as_str());
-    tracing::info!(
-        "JOB PICKED queue='{}' job_id={} function={}",
-        record.origin,
-        record.id,
-        function
-    );
     let Some(handler) = ctx.handlers.get(&call.func_name) else {
+        if let Some(queue) = &ctx.config.forward_unknown {
+            tracing::info!(forward_to = %queue, "no native handler for {}: forwarding the job", call.func_name);
+            return Ended::Forwarded(queue.clone());
+        }
         let known: Vec<&str> = ctx.handlers.paths().collect();
         let message = format!(
             "no native handler for '{}'; this rqw has handlers for: {}",
@@ -180,6 +185,12 @@ async fn execute(
         );
         return failed(&call.func_name, UNKNOWN_FUNCTION_ERROR, &message, true);
     };
+    tracing::info!(
+        "JOB PICKED queue='{}' job_id={} function={}",
+        record.origin,
+        record.id,
+        function
+    );
     let job_ctx = JobContext {
         job_id: record.id.clone(),
         queue: record.origin.clone(),

@@ -97,7 +97,11 @@ pub async fn run(
         "Worker {} started, listening on {}", ctx.identity.name, ctx.config.queues.join(",")
     );
 
-    let mut dequeuer = Dequeuer::new(redis.clone());
+    let mut dequeuer = Dequeuer::new(
+        redis.clone(),
+        ctx.config.queues.clone(),
+        ctx.config.dequeue_strategy,
+    );
     let stop_tasks = CancellationToken::new();
     let mut background = JoinSet::new();
     background.spawn(heartbeat::run(ctx.clone(), stop_tasks.clone()));

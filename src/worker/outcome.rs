@@ -24,6 +24,8 @@ pub enum Ended {
     },
     /// Stopped by a `stop-job` / `stop-execution` command: never retried.
     Stopped,
+    /// Not runnable here (no handler, or undecodable): moved to this queue intact.
+    Forwarded(String),
 }
 
 /// RQ's `exc_string` for a stopped job (`Worker.monitor_work_horse`).
@@ -53,6 +55,7 @@ pub fn decide(
                 result: success_fields(worker_name, encoded.as_deref(), span),
             }
         }
+        Ended::Forwarded(queue) => Outcome::Forward { queue },
         Ended::Stopped => Outcome::Stopped {
             failure_ttl: record.failure_ttl,
             result: failure_fields(worker_name, STOPPED_TEXT, span),

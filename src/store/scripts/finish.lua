@@ -7,12 +7,13 @@
 --   stopped   as failed with status stopped
 --   requeue   retry now: status queued, retries_left, back on the queue (front if asked)
 --   schedule  retry later: status scheduled, ScheduledJobRegistry
+--   forward   not run here: status queued, origin and queue = ARGV[13] (no counters)
 -- and enqueues dependents whose dependencies are now met (2.x style: straight to their queue).
 --
 -- ARGV: 1 prefix, 2 worker name, 3 job id, 4 execution id, 5 queue (job origin),
 --       6 now (rq timestamp), 7 now (int), 8 mode, 9 ttl ('' = unset), 10 working time (float),
---       11 worker counter field, 12 retries_left after this attempt, 13 at_front ('1'/'0') for
---       requeue or run-at (int) for schedule, 14.. result entry field/value pairs.
+--       11 worker counter field ('' = none), 12 retries_left after this attempt, 13 at_front ('1'/'0') for
+--       requeue, run-at (int) for schedule, target queue for forward, 14.. result entry field/value pairs.
 -- Returns 1; 0 when the job hash no longer exists (nothing written for the job); 2 when the
 -- execution was not in the StartedJobRegistry any more (nothing written).
 local P, NAME, ID, X, Q, TS = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -40,8 +41,10 @@ end
 
 -- Worker bookkeeping.
 if redis.call('EXISTS', wk) == 1 then
-  redis.call('HINCRBY', wk, COUNTER, 1)
-  redis.call('HINCRBYFLOAT', wk, 'total_working_time', WT)
+  if COUNTER ~= '' then
+    redis.call('HINCRBY', wk, COUNTER, 1)
+    redis.call('HINCRBYFLOAT', wk, 'total_working_time', WT)
+  end
   local other = redis.call('SRANDMEMBER', wek)
   if other then
     if redis.call('HGET', wk, 'current_job') == ID then
@@ -155,6 +158,12 @@ elseif MODE == 'requeue' then
   else
     redis.call('RPUSH', P .. 'queue:' .. Q, ID)
   end
+elseif MODE == 'forward' then
+  -- Not ours to run: hand the job, intact, to the queue a Python worker serves.
+  local target = ARGV[13]
+  redis.call('HSET', jk, 'status', 'queued', 'origin', target, 'enqueued_at', TS, 'started_at', '', 'worker_name', '', 'last_heartbeat', '')
+  redis.call('RPUSH', P .. 'queue:' .. target, ID)
+  redis.call('SADD', P .. 'queues', P .. 'queue:' .. target)
 elseif MODE == 'schedule' then
   redis.call('HSET', jk, 'status', 'scheduled', 'retries_left', ARGV[12], 'ended_at', TS, 'last_heartbeat', TS)
   redis.call('ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
