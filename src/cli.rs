@@ -35,6 +35,8 @@ pub enum Command {
     Inspect(RedisArgs),
     /// Show queues, registries and workers (Python's and rqw's), like `rq info`.
     Info(InfoArgs),
+    /// Exit 0 when a running worker's /healthz (on its --metrics-addr) says healthy, else 1.
+    Healthcheck(crate::ops::healthcheck::HealthcheckArgs),
 }
 
 /// Connection flags of the read-only subcommands.
@@ -155,7 +157,7 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "QUEUE")]
     pub forward_unknown: Option<String>,
     /// Serve Prometheus /metrics and /healthz on this address (e.g. 0.0.0.0:9108).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "RQW_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 

@@ -45,4 +45,7 @@ pub enum WorkerError {
     /// `rq:suspended` is set: like `rq worker`, rqw refuses to start.
     #[error("workers are suspended (rq:suspended is set); run `rq resume` first")]
     Suspended,
+    /// `--metrics-addr` cannot be listened on.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::server::BindError),
 }

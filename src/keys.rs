@@ -100,6 +100,26 @@ impl Keys {
     pub fn deferred(&self, queue: &str) -> String {
         format!("{}deferred:{queue}", self.prefix)
     }
+
+    /// `rq:ready:<q>`: rq 3.0's ReadyJobRegistry (dependents about to be enqueued).
+    pub fn ready(&self, queue: &str) -> String {
+        format!("{}ready:{queue}", self.prefix)
+    }
+
+    /// `rq:scheduler-lock:<q>`: who runs the scheduler for a queue.
+    pub fn scheduler_lock(&self, queue: &str) -> String {
+        format!("{}scheduler-lock:{queue}", self.prefix)
+    }
+
+    /// `rq:scheduler:<name>`: a scheduler's hash (rq 2.12+).
+    pub fn scheduler(&self, name: &str) -> String {
+        format!("{}scheduler:{name}", self.prefix)
+    }
+
+    /// `rq:clean_registries:<q>`: the maintenance lock of a queue.
+    pub fn clean_registries(&self, queue: &str) -> String {
+        format!("{}clean_registries:{queue}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +139,9 @@ mod tests {
         assert_eq!(k.started("q"), "rq:wip:q");
         assert_eq!(k.finished("q"), "rq:finished:q");
         assert_eq!(k.failed("q"), "rq:failed:q");
+        assert_eq!(k.ready("q"), "rq:ready:q");
+        assert_eq!(k.scheduler_lock("q"), "rq:scheduler-lock:q");
+        assert_eq!(k.scheduler("s"), "rq:scheduler:s");
+        assert_eq!(k.clean_registries("q"), "rq:clean_registries:q");
     }
 }

@@ -10,8 +10,10 @@
 //! - [`keys`]: every Redis key name.
 //! - [`store`]: Redis I/O; the job lifecycle as atomic Lua scripts.
 //! - [`worker`]: the runtime (dequeue, execution, heartbeats, shutdown).
+//! - [`duties`]: RQ's scheduler (`--with-scheduler`) and maintenance, under RQ's locks.
 //! - [`handlers`]: the handler API, its registry, and the handlers themselves.
-//! - [`ops`]: read-only operator commands (`rqw info`, `rqw inspect`).
+//! - [`ops`]: operator commands (`rqw info`, `rqw inspect`, `rqw healthcheck`).
+//! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`.
 //! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
 //!
 //! ## Job lifecycle
@@ -28,10 +30,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod duties;
 pub mod error;
 pub mod handlers;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod ops;
 pub mod protocol;
 pub mod store;

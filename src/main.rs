@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => run_worker(*args),
         Command::Info(args) => run_ops(rqw::ops::info::run(args)),
         Command::Inspect(args) => run_ops(rqw::ops::inspect::run(args)),
+        Command::Healthcheck(args) => run_ops(rqw::ops::healthcheck::run(args)),
     }
 }
 

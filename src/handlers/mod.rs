@@ -9,6 +9,7 @@
 //! Handlers never see Redis job bookkeeping: the runtime (`crate::worker`) records outcomes.
 
 pub mod args;
+pub mod callbacks;
 pub mod context;
 pub mod error;
 pub mod recording;
@@ -88,6 +89,8 @@ where
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
+    /// Native callbacks (`on_success` / `on_failure` / `on_stopped` paths).
+    pub callbacks: callbacks::CallbackRegistry,
 }
 
 impl HandlerRegistry {

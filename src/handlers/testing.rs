@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_pickle::{HashableValue, Value};
 
+use super::callbacks::{CallbackContext, CallbackEvent};
 use super::{HandlerError, HandlerRegistry, HandlerResult, JobArgs, JobContext};
 
 /// Path of the handler that returns `None`.
@@ -27,6 +28,11 @@ pub const SLEEP: &str = "rqw.testing.sleep";
 /// Path of the handler that panics.
 pub const PANIC: &str = "rqw.testing.panic";
 
+/// Path of a callback that logs the event it is told about.
+pub const CALLBACK_LOG: &str = "rqw.testing.callback_log";
+/// Path of a callback that always fails.
+pub const CALLBACK_FAIL: &str = "rqw.testing.callback_fail";
+
 /// Every diagnostic handler path.
 pub const PATHS: [&str; 5] = [NOOP, ECHO, FAIL, SLEEP, PANIC];
 
@@ -38,6 +44,27 @@ pub fn register(registry: &mut HandlerRegistry) {
         .register(FAIL, fail)
         .register(SLEEP, sleep)
         .register(PANIC, panic);
+    registry
+        .callbacks
+        .register(CALLBACK_LOG, callback_log)
+        .register(CALLBACK_FAIL, callback_fail);
+}
+
+async fn callback_log(ctx: CallbackContext) -> Result<(), HandlerError> {
+    let event = match ctx.event {
+        CallbackEvent::Success(_) => "success",
+        CallbackEvent::Failure { .. } => "failure",
+        CallbackEvent::Stopped => "stopped",
+    };
+    tracing::info!(
+        "rqw.testing.callback_log: {event} callback for job {}",
+        ctx.job_id
+    );
+    Ok(())
+}
+
+async fn callback_fail(_ctx: CallbackContext) -> Result<(), HandlerError> {
+    Err(HandlerError::retryable("RuntimeError", "callback failed"))
 }
 
 async fn noop(_ctx: JobContext, _args: JobArgs) -> HandlerResult {

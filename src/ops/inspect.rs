@@ -1,9 +1,286 @@
-//! `rqw inspect`: per queue and registry, the function paths waiting and whether rqw can run
-//! each natively.
+//! `rqw inspect`: per queue (`rq:queues`) and registry (queue list, scheduled, deferred,
+//! failed, started), the function paths of the jobs waiting there, with a count per path and
+//! whether this rqw runs each natively ([`native_paths`]).
+//!
+//! Read-only (SMEMBERS, LLEN, LRANGE, ZCARD, ZRANGE, HGET) and bounded: at most
+//! [`SCAN_CAP`] jobs are read per registry, and the output says when a registry holds more.
+//! Function names are decoded with [`decode_job_data`], which never executes anything; a
+//! payload it refuses is reported as undecodable, with the reason.
 
-use crate::cli::RedisArgs;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use redis::aio::ConnectionLike;
+
+use crate::cli::{RedisArgs, SerializerArg};
+use crate::config::mask_url;
+use crate::handlers::native_paths;
+use crate::keys::Keys;
+use crate::protocol::payload::{decode_job_data, Serializer};
+use crate::store::connection::{client, command_connection};
+
+/// Most jobs read per registry.
+pub const SCAN_CAP: usize = 1000;
+/// Job hashes fetched per round trip.
+const FETCH_CHUNK: usize = 200;
+
+/// What a job waiting somewhere is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Waiting {
+    /// A decoded function path.
+    Function(String),
+    /// A payload rqw refuses to decode (the reason); rqw fails such jobs, never runs them.
+    Undecodable(String),
+    /// The id has no job hash, or the hash no `data`.
+    Missing,
+}
+
+/// One registry (or the queue list) of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// `queued`, `scheduled`, `deferred`, `failed` or `started`.
+    pub name: &'static str,
+    /// Jobs it holds.
+    pub total: u64,
+    /// Jobs read (at most [`SCAN_CAP`]).
+    pub scanned: u64,
+    /// Count per kind of job among those read.
+    pub waiting: BTreeMap<Waiting, u64>,
+}
+
+/// Everything `inspect` found for one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueReport {
+    /// Queue name.
+    pub name: String,
+    /// Its sources, in a fixed order.
+    pub sources: Vec<Source>,
+}
 
 /// Runs `rqw inspect`.
-pub async fn run(_args: RedisArgs) -> anyhow::Result<()> {
-    anyhow::bail!("rqw inspect is not implemented yet")
+pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
+    let serializer = match args.serializer {
+        SerializerArg::Pickle => Serializer::Pickle,
+        SerializerArg::Json => Serializer::Json,
+    };
+    let mut conn = command_connection(&client(&args.url)?).await?;
+    let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP).await?;
+    let native = native_paths(args.enable_testing_handlers);
+    let header = format!(
+        "rqw inspect {} (serializer: {}; read-only; at most {SCAN_CAP} jobs read per registry)",
+        mask_url(&args.url),
+        match serializer {
+            Serializer::Pickle => "pickle",
+            Serializer::Json => "json",
+        }
+    );
+    print!("{}", render(&header, &queues, &native));
+    Ok(())
+}
+
+/// Reads every queue of `rq:queues` and its registries.
+pub async fn inspect<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    serializer: Serializer,
+    cap: usize,
+) -> anyhow::Result<Vec<QueueReport>> {
+    let queue_keys: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys.queues())
+        .query_async(conn)
+        .await?;
+    let prefix = keys.queue("");
+    let mut names: Vec<String> = queue_keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    names.sort();
+    let mut reports = Vec::new();
+    for name in names {
+        let mut sources = Vec::new();
+        let (total, ids) = list_ids(conn, &keys.queue(&name), cap).await?;
+        sources.push(source(conn, keys, serializer, "queued", total, ids).await?);
+        for (label, key) in [
+            ("scheduled", keys.scheduled(&name)),
+            ("deferred", keys.deferred(&name)),
+            ("failed", keys.failed(&name)),
+            ("started", keys.started(&name)),
+        ] {
+            let (total, ids) = zset_ids(conn, &key, cap).await?;
+            sources.push(source(conn, keys, serializer, label, total, ids).await?);
+        }
+        reports.push(QueueReport { name, sources });
+    }
+    Ok(reports)
+}
+
+async fn list_ids<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    cap: usize,
+) -> anyhow::Result<(u64, Vec<String>)> {
+    let total: u64 = redis::cmd("LLEN").arg(key).query_async(conn).await?;
+    let ids: Vec<String> = redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(cap as i64 - 1)
+        .query_async(conn)
+        .await?;
+    Ok((total, ids))
+}
+
+/// Members of a registry; StartedJobRegistry members `<id>:<execution id>` become job ids.
+async fn zset_ids<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    cap: usize,
+) -> anyhow::Result<(u64, Vec<String>)> {
+    let total: u64 = redis::cmd("ZCARD").arg(key).query_async(conn).await?;
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(cap as i64 - 1)
+        .query_async(conn)
+        .await?;
+    let mut ids: Vec<String> = Vec::with_capacity(members.len());
+    for m in members {
+        let id = m.rsplit_once(':').map_or(m.as_str(), |(id, _)| id).to_string();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok((total, ids))
+}
+
+async fn source<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    serializer: Serializer,
+    name: &'static str,
+    total: u64,
+    ids: Vec<String>,
+) -> anyhow::Result<Source> {
+    let mut waiting = BTreeMap::new();
+    for chunk in ids.chunks(FETCH_CHUNK) {
+        let mut pipe = redis::pipe();
+        for id in chunk {
+            pipe.hget(keys.job(id), "data");
+        }
+        let datas: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await?;
+        for data in datas {
+            *waiting.entry(classify(data.as_deref(), serializer)).or_insert(0) += 1;
+        }
+    }
+    Ok(Source {
+        name,
+        total,
+        scanned: ids.len() as u64,
+        waiting,
+    })
+}
+
+/// What a job's `data` field says it runs.
+pub fn classify(data: Option<&[u8]>, serializer: Serializer) -> Waiting {
+    match data {
+        None => Waiting::Missing,
+        Some(raw) => match decode_job_data(raw, serializer) {
+            Ok(call) => Waiting::Function(call.func_name),
+            Err(e) => Waiting::Undecodable(e.to_string()),
+        },
+    }
+}
+
+/// The report as text: one block per queue, one line per source and per kind of job.
+pub fn render(header: &str, queues: &[QueueReport], native: &[&str]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "native handlers: {}", native.join(", "));
+    if queues.is_empty() {
+        let _ = writeln!(out, "\nno queues (rq:queues is empty)");
+    }
+    let (mut runnable, mut foreign, mut undecodable, mut missing) = (0u64, 0u64, 0u64, 0u64);
+    for q in queues {
+        let _ = writeln!(out, "\nqueue {}", q.name);
+        for s in &q.sources {
+            let more = if s.total > s.scanned {
+                format!(" (first {} read)", s.scanned)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "  {}: {} job(s){more}", s.name, s.total);
+            for (what, count) in &s.waiting {
+                let (label, verdict) = match what {
+                    Waiting::Function(path) if native.contains(&path.as_str()) => {
+                        runnable += count;
+                        (path.clone(), "native".to_string())
+                    }
+                    Waiting::Function(path) => {
+                        foreign += count;
+                        (path.clone(), "no native handler".to_string())
+                    }
+                    Waiting::Undecodable(reason) => {
+                        undecodable += count;
+                        (
+                            "(undecodable)".to_string(),
+                            format!("undecodable, never run by rqw: {reason}"),
+                        )
+                    }
+                    Waiting::Missing => {
+                        missing += count;
+                        ("(no job hash)".to_string(), "job missing".to_string())
+                    }
+                };
+                let _ = writeln!(out, "    {count:>8}  {label}  [{verdict}]");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nsummary: {} job(s) read: {runnable} native, {foreign} without a native handler, {undecodable} undecodable, {missing} missing",
+        runnable + foreign + undecodable + missing
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::result::zlib_compress;
+
+    #[test]
+    fn classifies_json_payloads() {
+        let data = zlib_compress(br#"["app.jobs.add", null, [1, 2], {}]"#);
+        assert_eq!(
+            classify(Some(&data), Serializer::Json),
+            Waiting::Function("app.jobs.add".into())
+        );
+        assert!(matches!(
+            classify(Some(b"not a payload"), Serializer::Json),
+            Waiting::Undecodable(_)
+        ));
+        assert_eq!(classify(None, Serializer::Pickle), Waiting::Missing);
+    }
+
+    #[test]
+    fn renders_counts_and_verdicts() {
+        let mut waiting = BTreeMap::new();
+        waiting.insert(Waiting::Function("rqw.testing.echo".into()), 2);
+        waiting.insert(Waiting::Function("app.other".into()), 1);
+        waiting.insert(Waiting::Undecodable("bad".into()), 1);
+        let queues = vec![QueueReport {
+            name: "default".into(),
+            sources: vec![Source {
+                name: "queued",
+                total: 1500,
+                scanned: 4,
+                waiting,
+            }],
+        }];
+        let text = render("h", &queues, &["rqw.testing.echo"]);
+        assert!(text.contains("  queued: 1500 job(s) (first 4 read)\n"));
+        assert!(text.contains("           2  rqw.testing.echo  [native]\n"));
+        assert!(text.contains("           1  app.other  [no native handler]\n"));
+        assert!(text.contains("[undecodable, never run by rqw: bad]"));
+        assert!(text.contains("summary: 4 job(s) read: 2 native, 1 without a native handler, 1 undecodable, 0 missing"));
+    }
 }

@@ -26,6 +26,18 @@ impl JobTimeout {
     }
 }
 
+/// RQ's `CALLBACK_TIMEOUT`: seconds a callback may run when the job sets no timeout for it.
+pub const DEFAULT_CALLBACK_TIMEOUT_SECS: u64 = 60;
+
+/// A callback named by a job (`on_success=`, `on_failure=`, `on_stopped=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSpec {
+    /// Dotted Python path of the callback.
+    pub path: String,
+    /// Seconds it may run.
+    pub timeout_secs: u64,
+}
+
 /// What the worker needs from a job hash.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
@@ -51,6 +63,16 @@ pub struct JobRecord {
     pub retry_intervals: Vec<u64>,
     /// `enqueue_at_front_on_retry` (2.12+).
     pub enqueue_at_front_on_retry: bool,
+    /// `repeats_left` (2.12+ `Repeat`).
+    pub repeats_left: Option<u32>,
+    /// `repeat_intervals` (seconds).
+    pub repeat_intervals: Vec<u64>,
+    /// `success_callback_name` with its timeout, if set.
+    pub success_callback: Option<CallbackSpec>,
+    /// `failure_callback_name` with its timeout, if set.
+    pub failure_callback: Option<CallbackSpec>,
+    /// `stopped_callback_name` with its timeout, if set.
+    pub stopped_callback: Option<CallbackSpec>,
     /// Fields that could not be parsed, as human-readable descriptions.
     pub problems: Vec<String>,
 }
@@ -102,21 +124,34 @@ impl JobRecord {
             Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
             None => None,
         };
-        let retry_intervals = match text("retry_intervals", &mut problems) {
-            Some(s) if !s.is_empty() => match serde_json::from_str::<Vec<u64>>(&s) {
-                Ok(v) => v,
-                Err(_) => {
-                    problems.push(format!(
-                        "field 'retry_intervals' is not a JSON list of seconds: {}",
-                        truncate(&s)
-                    ));
-                    Vec::new()
-                }
-            },
-            _ => Vec::new(),
-        };
+        let retry_intervals = int_list(
+            "retry_intervals",
+            text("retry_intervals", &mut problems),
+            &mut problems,
+        );
         let enqueue_at_front_on_retry =
             int("enqueue_at_front_on_retry", &mut problems).unwrap_or(0) != 0;
+        let repeats_left =
+            int("repeats_left", &mut problems).map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX));
+        let repeat_intervals = int_list(
+            "repeat_intervals",
+            text("repeat_intervals", &mut problems),
+            &mut problems,
+        );
+        let mut callback = |kind: &str| -> Option<CallbackSpec> {
+            let path =
+                text(&format!("{kind}_callback_name"), &mut problems).filter(|p| !p.is_empty())?;
+            let timeout = int(&format!("{kind}_callback_timeout"), &mut problems)
+                .filter(|t| *t > 0)
+                .map_or(DEFAULT_CALLBACK_TIMEOUT_SECS, |t| t as u64);
+            Some(CallbackSpec {
+                path,
+                timeout_secs: timeout,
+            })
+        };
+        let success_callback = callback("success");
+        let failure_callback = callback("failure");
+        let stopped_callback = callback("stopped");
         let result_ttl = int("result_ttl", &mut problems);
         let failure_ttl = int("failure_ttl", &mut problems);
         let status = text("status", &mut problems);
@@ -136,6 +171,11 @@ impl JobRecord {
             retries_left,
             retry_intervals,
             enqueue_at_front_on_retry,
+            repeats_left,
+            repeat_intervals,
+            success_callback,
+            failure_callback,
+            stopped_callback,
             problems,
         }
     }
@@ -149,6 +189,36 @@ impl JobRecord {
         }
         let index = self.retry_intervals.len().saturating_sub(left);
         self.retry_intervals.get(index).copied().or(Some(0))
+    }
+}
+
+/// The delay before the next repeat, as `Repeat.schedule` computes it: the interval at
+/// index `repeats_left - 1` (the last one when the list is shorter). `None` when no repeat is
+/// left.
+impl JobRecord {
+    pub fn next_repeat_interval(&self) -> Option<u64> {
+        let left = self.repeats_left.filter(|n| *n > 0)? as usize;
+        let index = left - 1;
+        Some(
+            self.repeat_intervals
+                .get(index)
+                .or(self.repeat_intervals.last())
+                .copied()
+                .unwrap_or(0),
+        )
+    }
+}
+
+fn int_list(name: &str, raw: Option<String>, problems: &mut Vec<String>) -> Vec<u64> {
+    match raw {
+        Some(s) if !s.is_empty() => serde_json::from_str::<Vec<u64>>(&s).unwrap_or_else(|_| {
+            problems.push(format!(
+                "field '{name}' is not a JSON list of seconds: {}",
+                truncate(&s)
+            ));
+            Vec::new()
+        }),
+        _ => Vec::new(),
     }
 }
 
@@ -189,6 +259,45 @@ mod tests {
         assert_eq!(r.next_retry_interval(), Some(0));
         assert_eq!(record(&[("retries_left", "0")]).next_retry_interval(), None);
         assert_eq!(record(&[]).next_retry_interval(), None);
+    }
+
+    #[test]
+    fn repeat_interval_counts_from_the_end_like_rq() {
+        let r = record(&[("repeats_left", "3"), ("repeat_intervals", "[10, 20, 30]")]);
+        assert_eq!(r.next_repeat_interval(), Some(30));
+        let r = record(&[("repeats_left", "5"), ("repeat_intervals", "[10, 20]")]);
+        assert_eq!(r.next_repeat_interval(), Some(20));
+        let r = record(&[("repeats_left", "1"), ("repeat_intervals", "[10, 20]")]);
+        assert_eq!(r.next_repeat_interval(), Some(10));
+        assert_eq!(
+            record(&[("repeats_left", "0")]).next_repeat_interval(),
+            None
+        );
+    }
+
+    #[test]
+    fn callbacks_with_default_timeout() {
+        let r = record(&[
+            ("success_callback_name", "m.cb"),
+            ("failure_callback_name", ""),
+            ("stopped_callback_name", "m.s"),
+            ("stopped_callback_timeout", "5"),
+        ]);
+        assert_eq!(
+            r.success_callback,
+            Some(CallbackSpec {
+                path: "m.cb".into(),
+                timeout_secs: 60
+            })
+        );
+        assert_eq!(r.failure_callback, None);
+        assert_eq!(
+            r.stopped_callback,
+            Some(CallbackSpec {
+                path: "m.s".into(),
+                timeout_secs: 5
+            })
+        );
     }
 
     #[test]

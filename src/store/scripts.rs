@@ -174,6 +174,8 @@ pub async fn heartbeat<C: ConnectionLike>(
 pub enum Outcome {
     /// Success: result entry, finished registry, `result_ttl`.
     Finished {
+        /// Run again (2.12+ `Repeat`): `(repeats_left after this run, run-at unix time or 0 for now)`.
+        repeat: Option<(u32, i64)>,
         /// The job's `result_ttl` or the worker default.
         result_ttl: i64,
         /// The result stream entry.
@@ -260,12 +262,16 @@ pub async fn finish_job<C: ConnectionLike>(
         String,
         Option<&ResultFields>,
     ) = match &req.outcome {
-        Outcome::Finished { result_ttl, result } => (
+        Outcome::Finished {
+            result_ttl,
+            result,
+            repeat,
+        } => (
             "finished",
             result_ttl.to_string(),
             "successful_job_count",
-            String::new(),
-            String::new(),
+            repeat.map(|(left, _)| left.to_string()).unwrap_or_default(),
+            repeat.map(|(_, at)| at.to_string()).unwrap_or_default(),
             Some(result),
         ),
         Outcome::Failed {

@@ -11,12 +11,14 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::callbacks;
 use super::context::WorkerContext;
 use super::dequeue::Dequeued;
 use super::outcome::{decide, Ended};
 use super::running::{RunningEntry, StopReason};
 use crate::config::CANCEL_GRACE;
 use crate::handlers::{JobArgs, JobContext};
+use crate::metrics::JobProbe;
 use crate::protocol::exception::{
     format_exception, timeout_message, DESERIALIZATION_ERROR, HANDLER_PANIC, INVALID_JOB_ERROR,
     JOB_TIMEOUT_EXCEPTION, SHUTDOWN_ERROR, UNKNOWN_FUNCTION_ERROR,
@@ -56,9 +58,11 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             stop_reason: stop_reason.clone(),
         },
     );
+    let probe = crate::metrics::job_started(&record.origin);
     let span = tracing::info_span!("job", job_id = %record.id, queue = %record.origin, function = tracing::field::Empty);
     async {
-        let ended = execute(&ctx, &record, cancel, &stop_reason).await;
+        let ended = execute(&ctx, &record, cancel, &stop_reason, &probe).await;
+        let ended = callbacks::apply(&ctx, &record, ended).await;
         if let Ended::Failed { exc_string, .. } = &ended {
             let last = exc_string.lines().last().unwrap_or_default();
             tracing::warn!(error = %last, "job failed");
@@ -87,20 +91,21 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             working_time: ended_at.seconds_since(&started_at),
             outcome,
         };
-        record_outcome(&ctx, &request).await;
+        record_outcome(&ctx, &request, &probe).await;
     }
     .instrument(span)
     .await;
     ctx.running.remove(&execution_id);
 }
 
-async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>) {
+async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>, probe: &JobProbe) {
     let deadline = tokio::time::Instant::now() + RECORD_RETRY_WINDOW;
     let mut backoff = Duration::from_millis(100);
     loop {
         let mut conn = ctx.conn.clone();
         match finish_job(&mut conn, request).await {
             Ok(FinishStatus::Written) => {
+                probe.recorded(outcome_name(request), request.working_time);
                 tracing::info!(outcome = ?outcome_name(request), "job recorded");
                 return;
             }
@@ -145,6 +150,7 @@ async fn execute(
     record: &JobRecord,
     cancel: CancellationToken,
     stop_reason: &OnceLock<StopReason>,
+    probe: &JobProbe,
 ) -> Ended {
     if !record.problems.is_empty() {
         let message = format!("unusable job hash: {}", record.problems.join("; "));
@@ -158,7 +164,8 @@ async fn execute(
                 tracing::info!(forward_to = %queue, error = %e, "payload not decodable here: forwarding the job");
                 return Ended::Forwarded(queue.clone());
             }
-            return failed("rqw", DESERIALIZATION_ERROR, &e.to_string(), true);
+            // The same bytes will never decode on a retry: fail for good (re-queueable).
+            return failed("rqw", DESERIALIZATION_ERROR, &e.to_string(), false);
         }
     };
     let function = call
@@ -168,6 +175,7 @@ async fn execute(
         .unwrap_or(&call.func_name)
         .to_string();
     tracing::Span::current().record("function", call.func_name.as_str());
+    probe.set_function(&call.func_name);
     let Some(handler) = ctx.handlers.get(&call.func_name) else {
         if let Some(queue) = &ctx.config.forward_unknown {
             tracing::info!(forward_to = %queue, "no native handler for {}: forwarding the job", call.func_name);
@@ -216,20 +224,33 @@ async fn execute(
             JobTimeout::Unlimited => std::future::pending().await,
         }
     };
+    let cancelled = |func: &str| match stop_reason.get() {
+        Some(StopReason::StoppedByUser) => Ended::Stopped,
+        Some(StopReason::HorseKilled) => Ended::Failed {
+            exc_string: KILLED_HORSE_TEXT.to_string(),
+            retryable: true,
+        },
+        None => failed(
+            func,
+            SHUTDOWN_ERROR,
+            "the worker was shut down (forced) while the job ran",
+            true,
+        ),
+    };
+    // Biased: a cancellation wins over the handler's own reaction to it.
     let interrupted = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => cancelled(&call.func_name),
+        _ = timeout => failed(&call.func_name, JOB_TIMEOUT_EXCEPTION, &timeout_message(record.timeout.as_rq_int()), true),
         result = &mut future => {
             return match result {
+                // The handler may have returned in reaction to a stop command.
+                _ if stop_reason.get().is_some() => cancelled(&call.func_name),
                 Ok(Ok(value)) => Ended::Succeeded(value),
                 Ok(Err(e)) => failed(&call.func_name, &e.exc_type, &e.message, e.is_retryable()),
                 Err(panic) => failed(&call.func_name, HANDLER_PANIC, &panic_text(&*panic), true),
             };
         }
-        _ = timeout => failed(&call.func_name, JOB_TIMEOUT_EXCEPTION, &timeout_message(record.timeout.as_rq_int()), true),
-        _ = cancel.cancelled() => match stop_reason.get() {
-            Some(StopReason::StoppedByUser) => Ended::Stopped,
-            Some(StopReason::HorseKilled) => Ended::Failed { exc_string: KILLED_HORSE_TEXT.to_string(), retryable: true },
-            None => failed(&call.func_name, SHUTDOWN_ERROR, "the worker was shut down (forced) while the job ran", true),
-        },
     };
     // Let the handler clean up (release slots, remove temp files) before it is dropped.
     cancel.cancel();

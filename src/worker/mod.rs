@@ -5,12 +5,14 @@
 //!   ├─ register worker (rq:worker:<name>, rq:workers, rq:workers:<q>)
 //!   ├─ heartbeat task ─────────── every tick: worker key + all running executions
 //!   ├─ unblock task ───────────── on shutdown: CLIENT UNBLOCK the pending BLMOVE
+//!   ├─ duties (crate::duties) ─── scheduler + maintenance tasks (burst: one pass each, now)
 //!   ├─ loop: Dequeuer::next ───── start.lua: queue -> intermediate -> started (atomic)
 //!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), finish.lua
 //!   └─ drain running jobs, stop tasks, register death
 //! ```
 //! Every task is owned by a `JoinSet` of `run()` and stopped before it returns.
 
+pub mod callbacks;
 pub mod commands;
 pub mod context;
 pub mod dequeue;
@@ -79,6 +81,10 @@ pub async fn run(
         running: RunningJobs::default(),
         shutdown,
     });
+    let metrics_listener = match ctx.config.metrics_addr {
+        Some(addr) => Some(crate::metrics::server::bind(addr).await?),
+        None => None,
+    };
     let mut conn = ctx.conn.clone();
     register(
         &mut conn,
@@ -111,6 +117,17 @@ pub async fn run(
         dequeuer.blocking_id(),
         stop_tasks.clone(),
     ));
+    if let Some(listener) = metrics_listener {
+        let probe = crate::metrics::WorkerProbe::for_worker(&ctx);
+        let metrics = crate::metrics::global();
+        background.spawn(crate::metrics::server::serve(
+            listener,
+            metrics,
+            probe,
+            stop_tasks.clone(),
+        ));
+    }
+    crate::duties::start(&ctx, &mut background, &stop_tasks).await;
 
     let summary = work(&ctx, &mut dequeuer).await;
 

@@ -50,9 +50,19 @@ pub fn decide(
                         .unwrap_or_default()
                 })),
             };
+            let repeat = record.next_repeat_interval().map(|delay| {
+                let left = record.repeats_left.unwrap_or(1).saturating_sub(1);
+                let at = if delay == 0 {
+                    0
+                } else {
+                    span.ended_at.unix_seconds() + delay as i64
+                };
+                (left, at)
+            });
             Outcome::Finished {
                 result_ttl: record.result_ttl.unwrap_or(default_result_ttl),
                 result: success_fields(worker_name, encoded.as_deref(), span),
+                repeat,
             }
         }
         Ended::Forwarded(queue) => Outcome::Forward { queue },
@@ -152,6 +162,40 @@ mod tests {
     }
 
     #[test]
+    fn repeats_are_planned_from_repeats_left() {
+        let r = record(&[("repeats_left", "2"), ("repeat_intervals", "[0]")]);
+        assert!(matches!(
+            decide(
+                &r,
+                Ended::Succeeded(PyValue::None),
+                Serializer::Pickle,
+                500,
+                "w",
+                &span()
+            ),
+            Outcome::Finished {
+                repeat: Some((1, 0)),
+                ..
+            }
+        ));
+        let r = record(&[("repeats_left", "1"), ("repeat_intervals", "[30]")]);
+        match decide(
+            &r,
+            Ended::Succeeded(PyValue::None),
+            Serializer::Pickle,
+            500,
+            "w",
+            &span(),
+        ) {
+            Outcome::Finished {
+                repeat: Some((0, at)),
+                ..
+            } => assert!(at > 0),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn result_ttl_defaults_to_worker_setting() {
         let r = record(&[]);
         match decide(
@@ -162,7 +206,11 @@ mod tests {
             "w",
             &span(),
         ) {
-            Outcome::Finished { result_ttl, result } => {
+            Outcome::Finished {
+                result_ttl,
+                result,
+                repeat: None,
+            } => {
                 assert_eq!(result_ttl, 77);
                 assert!(result.iter().all(|(k, _)| *k != "return_value"));
             }

@@ -24,3 +24,13 @@ def sleep(seconds=0):
 
 def panic():
     raise HandlerPanic("handler panicked: rqw.testing.panic was asked to panic")
+
+
+def callback_log(job, connection, *args, **kwargs):
+    """Callback twin of rqw's native `rqw.testing.callback_log`: records that it ran."""
+    print(f"rqw.testing.callback_log: callback for job {job.id}")
+
+
+def callback_fail(job, connection, *args, **kwargs):
+    """Callback twin of rqw's native `rqw.testing.callback_fail`."""
+    raise RuntimeError("callback failed")

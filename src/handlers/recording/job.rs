@@ -105,6 +105,7 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
     )
     .map_err(|e| HandlerError::bad_argument(e.to_string()))?;
 
+    let wait_started = Instant::now();
     let outcome = acquire_slot(
         &shared.semaphore,
         &params.business_id,
@@ -115,6 +116,7 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
     )
     .await
     .map_err(|e| HandlerError::retryable(DOWNLOAD_ERROR, e.to_string()))?;
+    crate::metrics::global().recording_slot_wait(wait_started.elapsed().as_secs_f64());
     let slot = match outcome {
         SlotOutcome::Acquired(slot) => slot,
         SlotOutcome::Cached(bytes) => {
@@ -152,6 +154,7 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
             let duration_ms = started.elapsed().as_millis() as i64;
             tracing::info!("[RQ_RECORDING] Downloaded: call_sid={sid} duration_ms={duration_ms}");
             tracing::debug!(bytes = done.bytes, format = done.format, "recording saved");
+            crate::metrics::global().recording_downloaded(done.bytes);
             Ok(success_result(sid.as_str(), duration_ms))
         }
         Some(Ok(Err(e))) => Err(download_error(&e)),

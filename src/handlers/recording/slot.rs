@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::params::{BusinessId, Sid};
 use super::semaphore::{Acquire, Leave, Poll, Semaphore};
@@ -77,11 +78,15 @@ impl Drop for SlotGuard {
     fn drop(&mut self) {
         if self.armed {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(release(
-                    self.sem.clone(),
-                    self.business.clone(),
-                    self.call_sid.clone(),
-                ));
+                // In the job's span, so the log lines keep its job id, queue and function.
+                handle.spawn(
+                    release(
+                        self.sem.clone(),
+                        self.business.clone(),
+                        self.call_sid.clone(),
+                    )
+                    .in_current_span(),
+                );
             }
         }
     }
@@ -137,7 +142,7 @@ impl Drop for WaitGuard {
                     self.call_sid.clone(),
                     self.token.clone(),
                 );
-                handle.spawn(leave(sem, b, sid, token));
+                handle.spawn(leave(sem, b, sid, token).in_current_span());
             }
         }
     }
@@ -181,6 +186,7 @@ pub async fn acquire_slot(
         match acquired {
             Ok(Acquire::Acquired) => return Ok(SlotOutcome::Acquired(SlotGuard::new(sem, business, call_sid))),
             Ok(Acquire::Queued { position }) => {
+                crate::metrics::global().recording_semaphore_wait();
                 tracing::info!(
                     "[RQ_RECORDING] Waiting for a slot: call_sid={call_sid} business_id={business} position={position}"
                 );

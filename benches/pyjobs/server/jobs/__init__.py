@@ -1,0 +1,1 @@
+"""Job functions run by the Python `rq worker` in the benchmarks."""

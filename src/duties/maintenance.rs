@@ -1,0 +1,262 @@
+//! RQ's maintenance (`BaseWorker.run_maintenance_tasks` -> `clean_registries`): a first pass
+//! at start, then one every `--maintenance-interval` seconds (600). Per queue, under RQ's lock
+//! `rq:clean_registries:<q>` (`SET NX EX 899`, `DEL` after; a queue whose lock another worker
+//! holds is skipped, so Python workers and rqw never clean the same queue at once):
+//!
+//! 1. expired FinishedJobRegistry entries pruned;
+//! 2. abandoned jobs (StartedJobRegistry members whose score expired: their worker died)
+//!    retried or failed (`recover.lua`); this worker's own running executions are skipped;
+//! 3. expired FailedJobRegistry entries pruned;
+//! 4. rq 3.0's `rq:ready:<q>` leftovers enqueued;
+//! 5. dead worker keys removed from `rq:workers:<q>` and `rq:workers`;
+//! 6. ids stranded in `rq:queue:<q>:intermediate` failed (or retried) once first seen more
+//!    than a minute ago.
+//!
+//! Not done (as rq 2.12+): 2.0.0's expiry of deferred jobs (2.12+ scores deferred entries by
+//! creation time, so 2.0.0's rule would fail every deferred job of a 2.12+ producer). Not
+//! done either: rq 3.0's rate-limit slot cleanup and group pruning (Python 3.0 workers do them).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::scripts::{
+    clean_workers, enqueue_ready, recover, QueueCall, RecoverRequest, Recovered, Recovery,
+};
+use crate::error::StoreError;
+use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
+use crate::protocol::timestamp::Instant;
+use crate::worker::context::WorkerContext;
+
+/// TTL of the per-queue maintenance lock (`Queue.acquire_maintenance_lock`).
+pub const MAINTENANCE_LOCK_TTL: u64 = 899;
+/// Seconds an id may sit in an intermediate list before it counts as stuck
+/// (`IntermediateQueue.should_be_cleaned_up`).
+pub const STUCK_AFTER_SECS: u64 = 60;
+/// Most abandoned registry members handled per script call.
+pub const ABANDONED_BATCH: usize = 500;
+/// Most ready jobs enqueued per script call.
+pub const READY_BATCH: u64 = 1000;
+/// How long a pass in progress may continue after the worker asked its tasks to stop.
+pub const PASS_GRACE: Duration = Duration::from_secs(10);
+/// `exc_string` of a job failed because it sat in an intermediate list.
+pub const STUCK_TEXT: &str = "Job was stuck in intermediate queue.";
+
+/// What one pass did, summed over the queues it could lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Queues cleaned (their lock was ours).
+    pub queues_cleaned: usize,
+    /// Abandoned jobs failed or retried.
+    pub abandoned: Recovered,
+    /// Stranded intermediate jobs failed or retried.
+    pub stuck: Recovered,
+    /// Ready (3.0) jobs enqueued.
+    pub ready: u64,
+    /// Dead worker keys removed.
+    pub dead_workers: u64,
+}
+
+/// `exc_string` of an abandoned job failed by maintenance, as rq 2.12+ words it
+/// (`f'Moved to FailedJobRegistry, due to AbandonedJobError, at {now()}'`).
+pub fn abandoned_text(now: chrono::DateTime<Utc>) -> String {
+    format!(
+        "Moved to FailedJobRegistry, due to AbandonedJobError, at {}",
+        now.format("%Y-%m-%d %H:%M:%S%.6f+00:00")
+    )
+}
+
+/// Runs a maintenance pass now and then every `maintenance_interval` until `stop`.
+pub async fn run_maintenance(ctx: Arc<WorkerContext>, stop: CancellationToken) {
+    let interval = Duration::from_secs(ctx.config.maintenance_interval);
+    loop {
+        let pass = maintenance_pass(&ctx);
+        tokio::pin!(pass);
+        tokio::select! {
+            _ = &mut pass => {}
+            _ = stop.cancelled() => {
+                // Let the pass finish (each step is short) so no lock is left behind.
+                if tokio::time::timeout(PASS_GRACE, pass).await.is_err() {
+                    tracing::warn!("maintenance pass cut short at shutdown");
+                }
+                return;
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One maintenance pass over the worker's queues.
+pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
+    let mut report = PassReport::default();
+    for queue in &ctx.config.queues {
+        let lock = ctx.keys.clean_registries(queue);
+        let mut conn = ctx.conn.clone();
+        let acquired: Result<Option<String>, _> = redis::cmd("SET")
+            .arg(&lock)
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(MAINTENANCE_LOCK_TTL)
+            .query_async(&mut conn)
+            .await;
+        match acquired {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::debug!(queue = %queue, "another worker is cleaning {queue}; skipped");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue, error = %e, "could not take the maintenance lock");
+                continue;
+            }
+        }
+        tracing::info!(
+            "Worker {}: cleaning registries for queue: {queue}",
+            ctx.identity.name
+        );
+        if let Err(e) = clean_queue(ctx, queue, &mut report).await {
+            tracing::warn!(queue = %queue, error = %e, "maintenance of {queue} stopped early");
+        }
+        report.queues_cleaned += 1;
+        if let Err(e) = redis::cmd("DEL")
+            .arg(&lock)
+            .query_async::<()>(&mut conn)
+            .await
+        {
+            tracing::warn!(queue = %queue, error = %e, "could not release the maintenance lock; it expires in {MAINTENANCE_LOCK_TTL} s");
+        }
+    }
+    report
+}
+
+/// `clean_registries` + `clean_worker_registry` + `IntermediateQueue.cleanup` for one queue.
+async fn clean_queue(
+    ctx: &WorkerContext,
+    queue: &str,
+    report: &mut PassReport,
+) -> Result<(), StoreError> {
+    let mut conn = ctx.conn.clone();
+    let keys = &ctx.keys;
+    let now = Instant::now();
+    let call = QueueCall {
+        prefix: keys.prefix(),
+        queue,
+        now,
+        default_timeout: DEFAULT_JOB_TIMEOUT_SECS,
+        limit: READY_BATCH,
+    };
+    redis::cmd("ZREMRANGEBYSCORE")
+        .arg(keys.finished(queue))
+        .arg(0)
+        .arg(now.unix_seconds())
+        .query_async::<()>(&mut conn)
+        .await?;
+
+    let abandoned = recover_abandoned(ctx, &call).await?;
+    if abandoned.failed + abandoned.retried > 0 {
+        tracing::warn!(queue = %queue, failed = abandoned.failed, retried = abandoned.retried, "abandoned jobs of dead workers recovered");
+    }
+    add(&mut report.abandoned, abandoned);
+
+    redis::cmd("ZREMRANGEBYSCORE")
+        .arg(keys.failed(queue))
+        .arg(0)
+        .arg(now.unix_seconds())
+        .query_async::<()>(&mut conn)
+        .await?;
+
+    let ready = enqueue_ready(&mut conn, &call).await?;
+    if ready.enqueued > 0 {
+        tracing::info!(queue = %queue, jobs = ready.enqueued, "enqueued dependents left in the ready registry");
+    }
+    report.ready += ready.enqueued;
+
+    report.dead_workers += clean_workers(&mut conn, keys.prefix(), queue).await?;
+
+    let stuck = recover(
+        &mut conn,
+        &RecoverRequest {
+            call,
+            recovery: Recovery::Stuck {
+                after_secs: STUCK_AFTER_SECS,
+            },
+            result_worker: &ctx.identity.name,
+            count_worker: &ctx.identity.name,
+            exc_string: STUCK_TEXT,
+        },
+    )
+    .await?;
+    if stuck.failed + stuck.retried > 0 {
+        tracing::warn!(queue = %queue, failed = stuck.failed, retried = stuck.retried, "jobs stuck in the intermediate queue recovered");
+    }
+    add(&mut report.stuck, stuck);
+    Ok(())
+}
+
+/// `StartedJobRegistry.cleanup`, in batches, leaving this worker's own executions alone (a
+/// lapsed heartbeat of a job still running here does not make it abandoned).
+async fn recover_abandoned(
+    ctx: &WorkerContext,
+    call: &QueueCall<'_>,
+) -> Result<Recovered, StoreError> {
+    let mut conn = ctx.conn.clone();
+    let own: Vec<String> = ctx
+        .running
+        .heartbeat_rows(ctx.config.job_monitoring_interval)
+        .0
+        .into_iter()
+        .map(|r| format!("{}:{}", r.job_id, r.execution_id))
+        .collect();
+    let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(ctx.keys.started(call.queue))
+        .arg(0)
+        .arg(call.now.unix_seconds())
+        .query_async(&mut conn)
+        .await?;
+    let members: Vec<String> = expired.into_iter().filter(|m| !own.contains(m)).collect();
+    let mut total = Recovered::default();
+    let text = abandoned_text(Utc::now());
+    for batch in members.chunks(ABANDONED_BATCH) {
+        let done = recover(
+            &mut conn,
+            &RecoverRequest {
+                call: *call,
+                recovery: Recovery::Abandoned { members: batch },
+                result_worker: "",
+                count_worker: "",
+                exc_string: &text,
+            },
+        )
+        .await?;
+        add(&mut total, done);
+    }
+    Ok(total)
+}
+
+fn add(total: &mut Recovered, more: Recovered) {
+    total.failed += more.failed;
+    total.retried += more.retried;
+    total.removed += more.removed;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn abandoned_text_matches_rq() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 28, 13, 37, 7).unwrap()
+            + chrono::Duration::microseconds(254_718);
+        assert_eq!(
+            abandoned_text(at),
+            "Moved to FailedJobRegistry, due to AbandonedJobError, at 2026-11-28 13:37:07.254718+00:00"
+        );
+    }
+}

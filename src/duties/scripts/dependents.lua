@@ -1,0 +1,38 @@
+-- Library (after enqueue.lua): Queue.enqueue_dependents for a parent that has just failed,
+-- as RQ's abandoned-job and stuck-job paths call it. A dependent is enqueued when its hash
+-- exists, it is not canceled, it allows dependency failures, and every other parent is
+-- finished or failed (missing parents are ignored, as Job.dependencies_are_met does). It goes
+-- straight onto its own queue (2.x style, which every supported version reads, like rqw's
+-- finish.lua); the dependents set loses the enqueued ids (DEL when all were enqueued).
+local function rq_enqueue_failed_dependents(P, parent, TS, NOW, default_timeout)
+  local dependents_key = P .. 'job:' .. parent .. ':dependents'
+  local dependents = redis.call('SMEMBERS', dependents_key)
+  if #dependents == 0 then return end
+  local enqueued = {}
+  for _, dep in ipairs(dependents) do
+    local info = redis.call('HMGET', P .. 'job:' .. dep, 'status', 'origin', 'enqueue_at_front',
+      'allow_dependency_failures', 'data')
+    local ok = info[5] and info[2] and info[2] ~= '' and info[1] ~= 'canceled' and info[4] == '1'
+    if ok then
+      for _, other in ipairs(redis.call('SMEMBERS', P .. 'job::' .. dep .. ':dependencies')) do
+        if other ~= parent then
+          local status = redis.call('HGET', P .. 'job:' .. other, 'status')
+          if status and status ~= 'finished' and status ~= 'failed' then
+            ok = false
+            break
+          end
+        end
+      end
+    end
+    if ok then
+      redis.call('ZREM', P .. 'deferred:' .. info[2], dep)
+      rq_enqueue_job(P, dep, info[2], info[3] == '1', TS, NOW, default_timeout)
+      enqueued[#enqueued + 1] = dep
+    end
+  end
+  if #enqueued == #dependents then
+    redis.call('DEL', dependents_key)
+  elseif #enqueued > 0 then
+    redis.call('SREM', dependents_key, unpack(enqueued))
+  end
+end

@@ -1,0 +1,27 @@
+-- RQScheduler.enqueue_scheduled_jobs for one queue, atomically: the jobs of
+-- rq:scheduled:<q> whose time has come go onto their queue (front per should_enqueue_at_front)
+-- and leave the registry. Ids whose hash is gone (or has no data) only leave the registry.
+-- Nothing moves unless the queue's scheduler lock still holds our name, so two schedulers
+-- can never move the same job.
+--
+-- ARGV: 1 prefix, 2 queue, 3 now (rq timestamp), 4 now (int), 5 default timeout,
+--       6 max jobs per call, 7 lock key, 8 lock owner.
+-- Returns {moved, dropped}, or -1 when the lock is not ours.
+local P, Q, TS = ARGV[1], ARGV[2], ARGV[3]
+local NOW = tonumber(ARGV[4])
+local DEFAULT_TIMEOUT, LIMIT = ARGV[5], tonumber(ARGV[6])
+if redis.call('GET', ARGV[7]) ~= ARGV[8] then
+  return -1
+end
+local sk = P .. 'scheduled:' .. Q
+local moved, dropped = 0, 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', sk, 0, NOW, 'LIMIT', 0, LIMIT)) do
+  redis.call('ZREM', sk, id)
+  if redis.call('HEXISTS', P .. 'job:' .. id, 'data') == 1 then
+    rq_enqueue_job(P, id, Q, rq_should_enqueue_at_front(P, id), TS, NOW, DEFAULT_TIMEOUT)
+    moved = moved + 1
+  else
+    dropped = dropped + 1
+  end
+end
+return {moved, dropped}

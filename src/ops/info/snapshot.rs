@@ -1,0 +1,306 @@
+//! Reading what `rqw info` shows, read-only: queue lengths, registry counts and worker
+//! records. Nothing is written or cleaned up (unlike `rq info`, which prunes expired
+//! registry entries and handles abandoned jobs as it counts).
+//!
+//! Where RQ's count would first prune (`ZREMRANGEBYSCORE key 0 <now>` for the started,
+//! finished and failed registries), the count here is `ZCARD` minus the entries that prune
+//! would remove (`ZCOUNT key 0 <now>`): the number `rq info` would print. Deferred and
+//! scheduled registries are not pruned by RQ 2.12+: `ZCARD`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionLike;
+
+use crate::error::StoreError;
+use crate::keys::Keys;
+use crate::protocol::timestamp::parse_rq_timestamp;
+
+/// How rqw's `version` field starts (see [`crate::store::worker_record::VERSION_FIELD`]).
+pub const RQW_VERSION_PREFIX: &str = "rqw-";
+
+/// One queue's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueRow {
+    /// Queue name.
+    pub name: String,
+    /// Jobs waiting (`LLEN rq:queue:<q>`).
+    pub queued: i64,
+    /// StartedJobRegistry entries not yet expired.
+    pub started: i64,
+    /// FinishedJobRegistry entries not yet expired.
+    pub finished: i64,
+    /// FailedJobRegistry entries not yet expired.
+    pub failed: i64,
+    /// DeferredJobRegistry entries.
+    pub deferred: i64,
+    /// ScheduledJobRegistry entries.
+    pub scheduled: i64,
+}
+
+/// Which program a worker record belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerKind {
+    /// rqw, with its version (the `version` field is `rqw-<version>`).
+    Rqw(String),
+    /// Python's `rq worker`, with the rq version it reports.
+    Python(String),
+}
+
+impl WorkerKind {
+    /// Tells the kind from the `version` field.
+    pub fn from_version(version: Option<&str>) -> Self {
+        match version {
+            Some(v) => match v.strip_prefix(RQW_VERSION_PREFIX) {
+                Some(rest) => Self::Rqw(rest.to_string()),
+                None => Self::Python(v.to_string()),
+            },
+            None => Self::Python("?".into()),
+        }
+    }
+
+    /// True for rqw.
+    pub fn is_rqw(&self) -> bool {
+        matches!(self, Self::Rqw(_))
+    }
+}
+
+/// One worker record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRow {
+    /// Worker name.
+    pub name: String,
+    /// rqw or Python.
+    pub kind: WorkerKind,
+    /// `idle`, `busy`, `suspended`, ...
+    pub state: String,
+    /// Queues in priority order.
+    pub queues: Vec<String>,
+    /// Ids of the jobs it runs (2.x `current_job`, 3.0 `executions` set).
+    pub current_jobs: Vec<String>,
+    /// `successful_job_count`.
+    pub successful: i64,
+    /// `failed_job_count`.
+    pub failed: i64,
+    /// `total_working_time`, seconds.
+    pub working_time: f64,
+    /// `hostname`.
+    pub hostname: String,
+    /// `pid`.
+    pub pid: String,
+    /// `last_heartbeat`.
+    pub last_heartbeat: Option<DateTime<Utc>>,
+}
+
+impl WorkerRow {
+    /// Builds the row from the worker hash and its executions set.
+    pub fn from_hash(name: &str, hash: &HashMap<String, String>, executions: &[String]) -> Self {
+        let get = |field: &str| hash.get(field).map(String::as_str).unwrap_or_default();
+        let mut current_jobs: Vec<String> = Vec::new();
+        let mut add = |id: &str| {
+            if !id.is_empty() && !current_jobs.iter().any(|j| j == id) {
+                current_jobs.push(id.to_string());
+            }
+        };
+        add(get("current_job"));
+        let mut from_set: Vec<&str> = executions
+            .iter()
+            .map(|m| m.rsplit_once(':').map(|(id, _)| id).unwrap_or(m))
+            .collect();
+        from_set.sort_unstable();
+        for id in from_set {
+            add(id);
+        }
+        Self {
+            name: name.to_string(),
+            kind: WorkerKind::from_version(hash.get("version").map(String::as_str)),
+            state: if get("state").is_empty() {
+                "?".into()
+            } else {
+                get("state").to_string()
+            },
+            queues: get("queues")
+                .split(',')
+                .filter(|q| !q.is_empty())
+                .map(String::from)
+                .collect(),
+            current_jobs,
+            successful: get("successful_job_count").parse().unwrap_or(0),
+            failed: get("failed_job_count").parse().unwrap_or(0),
+            working_time: get("total_working_time").parse().unwrap_or(0.0),
+            hostname: get("hostname").to_string(),
+            pid: get("pid").to_string(),
+            last_heartbeat: parse_rq_timestamp(get("last_heartbeat")),
+        }
+    }
+}
+
+/// Everything `rqw info` shows, read at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// When it was read.
+    pub taken_at: DateTime<Utc>,
+    /// Queues, sorted by name (or in the order asked for).
+    pub queues: Vec<QueueRow>,
+    /// Live worker records, sorted by name.
+    pub workers: Vec<WorkerRow>,
+}
+
+/// Reads a snapshot. `only` limits it to these queues (and the workers listening on them).
+pub async fn read<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    only: &[String],
+    now: DateTime<Utc>,
+) -> Result<Snapshot, StoreError> {
+    let names = if only.is_empty() {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys.queues())
+            .query_async(conn)
+            .await?;
+        let prefix = keys.queue("");
+        let mut names: Vec<String> = members
+            .iter()
+            .filter_map(|m| m.strip_prefix(&prefix).map(String::from))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    } else {
+        only.to_vec()
+    };
+    let queues = read_queues(conn, keys, names, now.timestamp()).await?;
+    let mut workers = read_workers(conn, keys).await?;
+    if !only.is_empty() {
+        workers.retain(|w| w.queues.iter().any(|q| only.contains(q)));
+    }
+    Ok(Snapshot {
+        taken_at: now,
+        queues,
+        workers,
+    })
+}
+
+async fn read_queues<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    names: Vec<String>,
+    now: i64,
+) -> Result<Vec<QueueRow>, StoreError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for q in &names {
+        pipe.llen(keys.queue(q));
+        for registry in [keys.started(q), keys.finished(q), keys.failed(q)] {
+            pipe.zcard(&registry).zcount(&registry, 0, now);
+        }
+        pipe.zcard(keys.deferred(q)).zcard(keys.scheduled(q));
+    }
+    let counts: Vec<i64> = pipe.query_async(conn).await?;
+    if counts.len() != names.len() * 9 {
+        return Err(StoreError::UnexpectedReply {
+            what: "queue counts",
+            detail: format!("{} values for {} queues", counts.len(), names.len()),
+        });
+    }
+    Ok(names
+        .into_iter()
+        .zip(counts.chunks(9))
+        .map(|(name, c)| QueueRow {
+            name,
+            queued: c[0],
+            started: (c[1] - c[2]).max(0),
+            finished: (c[3] - c[4]).max(0),
+            failed: (c[5] - c[6]).max(0),
+            deferred: c[7],
+            scheduled: c[8],
+        })
+        .collect())
+}
+
+async fn read_workers<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+) -> Result<Vec<WorkerRow>, StoreError> {
+    let mut worker_keys: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys.workers())
+        .query_async(conn)
+        .await?;
+    worker_keys.sort();
+    if worker_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for key in &worker_keys {
+        pipe.hgetall(key).smembers(format!("{key}:executions"));
+    }
+    let replies: Vec<(HashMap<String, String>, Vec<String>)> = pipe.query_async(conn).await?;
+    let prefix = keys.worker("");
+    Ok(worker_keys
+        .iter()
+        .zip(replies)
+        // A key still in the set whose hash expired is a dead worker: RQ skips it too.
+        .filter(|(_, (hash, _))| !hash.is_empty())
+        .map(|(key, (hash, executions))| {
+            let name = key.strip_prefix(&prefix).unwrap_or(key);
+            WorkerRow::from_hash(name, &hash, &executions)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_the_version_field() {
+        assert_eq!(
+            WorkerKind::from_version(Some("rqw-0.1.0")),
+            WorkerKind::Rqw("0.1.0".into())
+        );
+        assert_eq!(
+            WorkerKind::from_version(Some("2.12.0")),
+            WorkerKind::Python("2.12.0".into())
+        );
+        assert_eq!(
+            WorkerKind::from_version(Some("rqwx")),
+            WorkerKind::Python("rqwx".into())
+        );
+        assert!(!WorkerKind::from_version(None).is_rqw());
+    }
+
+    #[test]
+    fn worker_rows_from_2x_and_3x_hashes() {
+        let hash: HashMap<String, String> = [
+            ("version", "3.0.0"),
+            ("state", "busy"),
+            ("queues", "high,low"),
+            ("successful_job_count", "4"),
+            ("failed_job_count", "1"),
+            ("total_working_time", "2.5"),
+            ("hostname", "h"),
+            ("pid", "7"),
+            ("last_heartbeat", "2026-11-28T12:00:00.000000Z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let row = WorkerRow::from_hash("w", &hash, &["job:1:abc".into(), "job2:def".into()]);
+        assert_eq!(row.kind, WorkerKind::Python("3.0.0".into()));
+        assert_eq!(row.queues, vec!["high", "low"]);
+        assert_eq!(row.current_jobs, vec!["job2", "job:1"]);
+        assert_eq!((row.successful, row.failed), (4, 1));
+        assert!(row.last_heartbeat.is_some());
+
+        let mut hash2 = hash.clone();
+        hash2.insert("current_job".into(), "job2".into());
+        hash2.insert("version".into(), "rqw-0.1.0".into());
+        hash2.remove("state");
+        let row = WorkerRow::from_hash("w", &hash2, &["job2:def".into()]);
+        assert_eq!(row.current_jobs, vec!["job2"]);
+        assert!(row.kind.is_rqw());
+        assert_eq!(row.state, "?");
+    }
+}

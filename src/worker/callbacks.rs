@@ -1,0 +1,120 @@
+//! Running a job's callbacks after its handler, as RQ's `perform_job` does, with each
+//! callback's timeout; a callback's failure changes the job's outcome exactly where RQ's does.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use super::context::WorkerContext;
+use super::outcome::Ended;
+use crate::handlers::callbacks::{CallbackContext, CallbackEvent};
+use crate::protocol::exception::{
+    format_exception, timeout_message, HANDLER_PANIC, JOB_TIMEOUT_EXCEPTION, UNKNOWN_FUNCTION_ERROR,
+};
+use crate::protocol::job_record::{CallbackSpec, JobRecord};
+
+/// Runs the callbacks `record` names for `ended` and returns the final outcome:
+/// - success: `on_success`; if it fails, the job fails with its error and `on_failure` runs;
+/// - failure: `on_failure`; if it fails, its error text replaces the job's;
+/// - stopped: `on_stopped`; a failure is logged.
+pub async fn apply(ctx: &WorkerContext, record: &JobRecord, ended: Ended) -> Ended {
+    let ended = match (ended, &record.success_callback) {
+        (Ended::Succeeded(value), Some(spec)) => {
+            match run(ctx, record, spec, CallbackEvent::Success(value.clone())).await {
+                Ok(()) => return Ended::Succeeded(value),
+                Err(exc_string) => Ended::Failed {
+                    exc_string,
+                    retryable: true,
+                },
+            }
+        }
+        (other, _) => other,
+    };
+    match (ended, &record.failure_callback, &record.stopped_callback) {
+        (
+            Ended::Failed {
+                exc_string,
+                retryable,
+            },
+            Some(spec),
+            _,
+        ) => {
+            let event = CallbackEvent::Failure {
+                exc_string: exc_string.clone(),
+            };
+            match run(ctx, record, spec, event).await {
+                Ok(()) => Ended::Failed {
+                    exc_string,
+                    retryable,
+                },
+                Err(callback_error) => Ended::Failed {
+                    exc_string: callback_error,
+                    retryable,
+                },
+            }
+        }
+        (Ended::Stopped, _, Some(spec)) => {
+            if let Err(e) = run(ctx, record, spec, CallbackEvent::Stopped).await {
+                tracing::warn!(callback = %spec.path, error = %e.lines().last().unwrap_or_default(), "stopped callback failed");
+            }
+            Ended::Stopped
+        }
+        (other, _, _) => other,
+    }
+}
+
+/// Runs one callback; `Err` holds the exception text of its failure.
+async fn run(
+    ctx: &WorkerContext,
+    record: &JobRecord,
+    spec: &CallbackSpec,
+    event: CallbackEvent,
+) -> Result<(), String> {
+    let Some(callback) = ctx.handlers.callbacks.get(&spec.path) else {
+        let known: Vec<&str> = ctx.handlers.callbacks.paths().collect();
+        let message = format!(
+            "no native callback for '{}'; this rqw has callbacks for: {}",
+            spec.path,
+            if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Err(format_exception(
+            &spec.path,
+            UNKNOWN_FUNCTION_ERROR,
+            &message,
+        ));
+    };
+    let context = CallbackContext {
+        job_id: record.id.clone(),
+        queue: record.origin.clone(),
+        event,
+    };
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| callback.call(context))) {
+        Ok(f) => AssertUnwindSafe(f).catch_unwind(),
+        Err(_) => {
+            return Err(format_exception(
+                &spec.path,
+                HANDLER_PANIC,
+                "callback panicked",
+            ))
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(spec.timeout_secs), future).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(format_exception(&spec.path, &e.exc_type, &e.message)),
+        Ok(Err(_)) => Err(format_exception(
+            &spec.path,
+            HANDLER_PANIC,
+            "callback panicked",
+        )),
+        Err(_) => Err(format_exception(
+            &spec.path,
+            JOB_TIMEOUT_EXCEPTION,
+            &timeout_message(spec.timeout_secs as i64),
+        )),
+    }
+}
