@@ -159,6 +159,13 @@ pub struct WorkerArgs {
     /// Serve Prometheus /metrics and /healthz on this address (e.g. 0.0.0.0:9108).
     #[arg(long, value_name = "ADDR", env = "RQW_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// After SIGTERM, seconds running jobs may still run before they are cancelled and failed
+    /// (retries apply) [default: until they end, each bounded by its timeout].
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_grace: Option<u64>,
+    /// Seconds to keep retrying when Redis is unreachable at start, then exit 1 (0: forever).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub startup_timeout: u64,
 }
 
 impl WorkerArgs {
@@ -203,6 +210,9 @@ impl WorkerArgs {
             },
             forward_unknown: self.forward_unknown,
             metrics_addr: self.metrics_addr,
+            shutdown_grace: self.shutdown_grace.map(Duration::from_secs),
+            startup_timeout: (self.startup_timeout > 0)
+                .then(|| Duration::from_secs(self.startup_timeout)),
         }
         .validate()
     }

@@ -82,6 +82,11 @@ pub struct WorkerConfig {
     pub forward_unknown: Option<String>,
     /// Serve Prometheus `/metrics` and `/healthz` on this address.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// After a warm shutdown request, how long running jobs may still run before they are
+    /// cancelled (failed through RQ's failure path, retries apply). `None`: until they end.
+    pub shutdown_grace: Option<Duration>,
+    /// How long to keep retrying when Redis is unreachable at start (`None`: forever).
+    pub startup_timeout: Option<Duration>,
 }
 
 /// `--dequeue-strategy`, as `rq worker` has it (`BaseWorker.reorder_queues`).
@@ -214,6 +219,8 @@ mod tests {
             dequeue_strategy: DequeueStrategy::Default,
             forward_unknown: None,
             metrics_addr: None,
+            shutdown_grace: None,
+            startup_timeout: None,
         }
     }
 

@@ -52,10 +52,18 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
 
 /// `GET /healthz` at `target`: the status code and body.
 pub async fn fetch_healthz(target: SocketAddr, timeout: Duration) -> anyhow::Result<(u16, String)> {
+    get(target, "/healthz", timeout).await
+}
+
+/// `GET <path>` at `target` over HTTP/1.0: the status code and body.
+pub async fn get(
+    target: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
     let exchange = async {
         let mut stream = TcpStream::connect(target).await?;
-        let request =
-            format!("GET /healthz HTTP/1.0\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {target}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         stream.take(MAX_RESPONSE).read_to_end(&mut raw).await?;

@@ -144,7 +144,10 @@ async fn zset_ids<C: ConnectionLike>(
         .await?;
     let mut ids: Vec<String> = Vec::with_capacity(members.len());
     for m in members {
-        let id = m.rsplit_once(':').map_or(m.as_str(), |(id, _)| id).to_string();
+        let id = m
+            .rsplit_once(':')
+            .map_or(m.as_str(), |(id, _)| id)
+            .to_string();
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -168,7 +171,9 @@ async fn source<C: ConnectionLike>(
         }
         let datas: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await?;
         for data in datas {
-            *waiting.entry(classify(data.as_deref(), serializer)).or_insert(0) += 1;
+            *waiting
+                .entry(classify(data.as_deref(), serializer))
+                .or_insert(0) += 1;
         }
     }
     Ok(Source {

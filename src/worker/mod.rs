@@ -21,6 +21,7 @@ pub mod heartbeat;
 pub mod outcome;
 pub mod running;
 pub mod shutdown;
+pub mod startup;
 pub mod suspension;
 
 use std::sync::atomic::Ordering;
@@ -35,7 +36,7 @@ use crate::error::WorkerError;
 use crate::handlers::{native_registry, HandlerOptions};
 use crate::keys::Keys;
 use crate::protocol::timestamp::Instant;
-use crate::store::connection::{client, command_connection};
+use crate::store::connection::client;
 use crate::store::queue_wait::unblock;
 use crate::store::worker_record::{
     client_address, is_suspended, mark_shutdown_requested, register, register_death, WorkerIdentity,
@@ -59,7 +60,9 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<RunSummary, WorkerError> {
     let redis = client(&config.redis_url)?;
-    let mut conn = command_connection(&redis).await?;
+    let Some(mut conn) = startup::connect(&redis, &config, &shutdown).await? else {
+        return Ok(RunSummary::default());
+    };
     let keys = Keys::default();
     if is_suspended(&mut conn, &keys).await? {
         return Err(WorkerError::Suspended);
@@ -239,7 +242,17 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
         }
         tracing::info!(running = jobs.len(), "waiting for running jobs to finish");
     }
-    while jobs.join_next().await.is_some() {}
+    let drain = async { while jobs.join_next().await.is_some() {} };
+    match config.shutdown_grace {
+        Some(grace) if ctx.shutdown.warm().is_cancelled() => {
+            if tokio::time::timeout(grace, drain).await.is_err() {
+                tracing::warn!(grace = ?grace, running = ctx.running.len(), "shutdown grace period over: cancelling the jobs still running");
+                ctx.shutdown.request_force();
+                while jobs.join_next().await.is_some() {}
+            }
+        }
+        _ => drain.await,
+    }
     summary
 }
 
