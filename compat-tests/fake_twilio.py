@@ -170,7 +170,7 @@ class FakeTwilio:
                 handler.wfile.write(block[:n])
                 handler.wfile.flush()
                 left -= n
-                if reply.pause:
+                if reply.pause and left > 0:  # not after the last byte: the client is done then
                     time.sleep(reply.pause)
         elif reply.kind == "stall":
             self._head(handler, 200, [("Content-Length", str(reply.length))])
