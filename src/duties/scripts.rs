@@ -1,6 +1,7 @@
 //! The Lua scripts of the worker's duties (`scripts/*.lua`) and their typed wrappers. Each
-//! call is one atomic round trip. `enqueue.lua` (RQ's `Queue._enqueue_job`) and
-//! `dependents.lua` are libraries, prepended at compile time to the scripts that use them.
+//! call is one atomic round trip. The libraries in `src/store/scripts/lib/` (RQ's
+//! `Queue._enqueue_job`, rate-limit promotion, dependents) are prepended at compile time to
+//! the scripts that use them, shared with the job lifecycle's `finish.lua`.
 
 use std::sync::LazyLock;
 
@@ -17,20 +18,20 @@ static SCHEDULER_RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/scheduler_release.lua")));
 static MOVE_SCHEDULED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("scripts/enqueue.lua"),
+        include_str!("../store/scripts/lib/enqueue.lua"),
         include_str!("scripts/move_scheduled.lua")
     ))
 });
 static ENQUEUE_READY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("scripts/enqueue.lua"),
+        include_str!("../store/scripts/lib/enqueue.lua"),
         include_str!("scripts/enqueue_ready.lua")
     ))
 });
 static RECOVER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("scripts/enqueue.lua"),
-        include_str!("scripts/dependents.lua"),
+        include_str!("../store/scripts/lib/enqueue.lua"),
+        include_str!("../store/scripts/lib/dependents.lua"),
         include_str!("scripts/recover.lua")
     ))
 });

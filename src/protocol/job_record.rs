@@ -222,8 +222,11 @@ fn int_list(name: &str, raw: Option<String>, problems: &mut Vec<String>) -> Vec<
     }
 }
 
+/// The first 40 characters of a field's value, quoted and escaped, so that an error text
+/// stays on one line whatever the field holds (it ends up in the job's `exc_string`).
 fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
+    let head: String = s.chars().take(40).collect();
+    format!("{head:?}")
 }
 
 #[cfg(test)]
@@ -237,6 +240,22 @@ mod tests {
             .collect();
         fields.entry("data".into()).or_insert_with(|| b"x".to_vec());
         JobRecord::parse("j1", "default", fields)
+    }
+
+    #[test]
+    fn problems_quote_values_on_one_line() {
+        let r = record(&[("timeout", "1\n2"), ("retry_intervals", "[1,\r\n\"x\"]")]);
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        for problem in &r.problems {
+            assert!(
+                !problem.contains('\n') && !problem.contains('\r'),
+                "{problem}"
+            );
+        }
+        assert_eq!(
+            r.problems[0],
+            "field 'timeout' is not an integer: \"1\\n2\""
+        );
     }
 
     #[test]

@@ -8,13 +8,20 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
 use crate::error::StoreError;
+use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::result::ResultFields;
 use crate::protocol::timestamp::Instant;
 
 static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/start.lua")));
 static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
-static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib/enqueue.lua"),
+        include_str!("scripts/lib/dependents.lua"),
+        include_str!("scripts/finish.lua")
+    ))
+});
 
 /// Who is starting a job, and how.
 #[derive(Debug, Clone)]
@@ -40,6 +47,9 @@ pub struct StartRequest<'a> {
     pub queues: &'a [String],
 }
 
+/// Most jobs one [`start_jobs`] call starts.
+pub const MAX_START_BATCH: usize = 64;
+
 /// A job the script started.
 #[derive(Debug, Clone)]
 pub struct StartedJob {
@@ -51,17 +61,45 @@ pub struct StartedJob {
     pub heartbeat_ttl: u64,
     /// Every field of the job hash, as read when it started.
     pub fields: HashMap<String, Vec<u8>>,
+    /// The execution id it was started with.
+    pub execution_id: String,
 }
 
-/// Pops and starts the next job (or starts a claimed one). `None` when there was none.
+/// Pops and starts the next job (or starts a claimed one) with `req.execution_id`. `None`
+/// when there was none.
 pub async fn start_job<C: ConnectionLike>(
     conn: &mut C,
     req: &StartRequest<'_>,
 ) -> Result<Option<StartedJob>, StoreError> {
+    let ids = [req.execution_id.to_string()];
+    Ok(start_with(conn, req, &ids).await?.into_iter().next())
+}
+
+/// Starts up to `max` jobs (at most [`MAX_START_BATCH`]) in one round trip: the claimed one,
+/// if any, then jobs popped from the queues in priority order. The first uses
+/// `req.execution_id`, the others fresh ids. Empty when there was none. One call costs one
+/// `EVALSHA`, and the worker record is written once per call, not once per job.
+pub async fn start_jobs<C: ConnectionLike>(
+    conn: &mut C,
+    req: &StartRequest<'_>,
+    max: usize,
+) -> Result<Vec<StartedJob>, StoreError> {
+    let mut ids = Vec::with_capacity(max.clamp(1, MAX_START_BATCH));
+    ids.push(req.execution_id.to_string());
+    while ids.len() < max.min(MAX_START_BATCH) {
+        ids.push(uuid::Uuid::new_v4().simple().to_string());
+    }
+    start_with(conn, req, &ids).await
+}
+
+async fn start_with<C: ConnectionLike>(
+    conn: &mut C,
+    req: &StartRequest<'_>,
+    execution_ids: &[String],
+) -> Result<Vec<StartedJob>, StoreError> {
     let mut inv = START.prepare_invoke();
     inv.arg(req.prefix)
         .arg(req.worker_name)
-        .arg(req.execution_id)
         .arg(req.now.rq_format())
         .arg(req.now.unix_float().to_string())
         .arg(req.now.unix_seconds())
@@ -72,55 +110,67 @@ pub async fn start_job<C: ConnectionLike>(
         Some((queue, id)) => inv.arg(queue).arg(id),
         None => inv.arg("").arg(""),
     };
+    inv.arg(req.queues.len());
     for q in req.queues {
         inv.arg(q);
+    }
+    for x in execution_ids {
+        inv.arg(x);
     }
     let reply: Value = inv.invoke_async(conn).await?;
     parse_started(reply)
 }
 
-fn parse_started(reply: Value) -> Result<Option<StartedJob>, StoreError> {
+fn parse_started(reply: Value) -> Result<Vec<StartedJob>, StoreError> {
     let bad = |detail: String| StoreError::UnexpectedReply {
         what: "start.lua",
         detail,
     };
     let items = match reply {
-        Value::Nil => return Ok(None),
-        Value::Array(items) if items.len() == 4 => items,
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(items) if !items.is_empty() && items.len() % 5 == 0 => items,
         other => return Err(bad(format!("{other:?}"))),
     };
-    let mut it = items.into_iter();
-    let (queue, id, ttl, fields) = (it.next(), it.next(), it.next(), it.next());
     let text = |v: Option<Value>| -> Result<String, StoreError> {
         match v {
             Some(Value::BulkString(b)) => {
-                String::from_utf8(b).map_err(|_| bad("non-UTF-8 queue or job id".into()))
+                String::from_utf8(b).map_err(|_| bad("non-UTF-8 queue, job or execution id".into()))
             }
             other => Err(bad(format!("{other:?}"))),
         }
     };
-    let queue = text(queue)?;
-    let id = text(id)?;
-    let heartbeat_ttl = match ttl {
-        Some(Value::Int(n)) if n > 0 => n as u64,
-        other => return Err(bad(format!("ttl {other:?}"))),
-    };
-    let mut map = HashMap::new();
-    if let Some(Value::Array(flat)) = fields {
-        let mut flat = flat.into_iter();
-        while let (Some(Value::BulkString(k)), Some(Value::BulkString(v))) =
-            (flat.next(), flat.next())
-        {
-            // A non-UTF-8 field name cannot be one RQ wrote; keep it visible but lossless enough.
-            map.insert(String::from_utf8_lossy(&k).into_owned(), v);
+    let mut jobs = Vec::with_capacity(items.len() / 5);
+    let mut it = items.into_iter();
+    while let Some(queue) = it.next() {
+        let (id, ttl, fields, execution_id) = (it.next(), it.next(), it.next(), it.next());
+        let queue = text(Some(queue))?;
+        let id = text(id)?;
+        let heartbeat_ttl = match ttl {
+            Some(Value::Int(n)) if n > 0 => n as u64,
+            other => return Err(bad(format!("ttl {other:?}"))),
+        };
+        let mut map = HashMap::new();
+        if let Some(Value::Array(flat)) = fields {
+            map.reserve(flat.len() / 2);
+            let mut flat = flat.into_iter();
+            while let (Some(Value::BulkString(k)), Some(Value::BulkString(v))) =
+                (flat.next(), flat.next())
+            {
+                // A non-UTF-8 field name cannot be one RQ wrote; keep it visible but lossless enough.
+                let key = String::from_utf8(k)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                map.insert(key, v);
+            }
         }
+        jobs.push(StartedJob {
+            queue,
+            id,
+            heartbeat_ttl,
+            fields: map,
+            execution_id: text(execution_id)?,
+        });
     }
-    Ok(Some(StartedJob {
-        queue,
-        id,
-        heartbeat_ttl,
-        fields: map,
-    }))
+    Ok(jobs)
 }
 
 /// One running execution, as the heartbeat script refreshes it.
@@ -340,7 +390,8 @@ pub async fn finish_job<C: ConnectionLike>(
         .arg(req.working_time.to_string())
         .arg(counter)
         .arg(retries_left)
-        .arg(extra);
+        .arg(extra)
+        .arg(DEFAULT_JOB_TIMEOUT_SECS);
     for (k, v) in result.into_iter().flatten() {
         inv.arg(*k).arg(v);
     }

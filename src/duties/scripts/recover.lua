@@ -93,7 +93,7 @@ local function fail_or_retry(id)
   if ttl >= 0 then score = NOW + ttl end
   redis.call('ZADD', P .. 'failed:' .. Q, score, id)
   if ttl ~= 0 then
-    rq_enqueue_failed_dependents(P, id, TS, NOW, DEFAULT_TIMEOUT)
+    rq_enqueue_dependents(P, id, 'failed', TS, NOW, DEFAULT_TIMEOUT)
   end
   failed = failed + 1
 end

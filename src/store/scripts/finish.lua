@@ -16,12 +16,15 @@
 --       11 worker counter field ('' = none), 12 retries_left after this attempt (requeue,
 --       schedule) or repeats_left after this run ('' = no repeat) for finished,
 --       13 at_front ('1'/'0') for requeue, run-at (int) for schedule and for a repeat ('0' =
---       now), target queue for forward, 14.. result entry field/value pairs.
+--       now), target queue for forward, 14 default job timeout (for enqueued dependents),
+--       15.. result entry field/value pairs.
+-- Prepended at build time: lib/enqueue.lua, lib/dependents.lua.
 -- Returns 1; 0 when the job hash no longer exists (nothing written for the job); 2 when the
 -- execution was not in the StartedJobRegistry any more (nothing written).
 local P, NAME, ID, X, Q, TS = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local NOW = tonumber(ARGV[7])
 local MODE, TTL, WT, COUNTER = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local DEFAULT_TIMEOUT = tonumber(ARGV[14])
 
 local jk = P .. 'job:' .. ID
 local dependents_key = jk .. ':dependents'
@@ -64,82 +67,20 @@ if redis.call('EXISTS', jk) == 0 then
 end
 
 local function add_result()
-  if #ARGV >= 14 then
-    redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(ARGV, 14))
+  if #ARGV >= 15 then
+    redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(ARGV, 15))
   end
 end
 
--- Queue.enqueue_dependents + Job.dependencies_are_met.
-local function enqueue_dependents(parent_status)
-  local dependents = redis.call('SMEMBERS', dependents_key)
-  if #dependents == 0 then return end
-  local enqueued = {}
-  for _, dep in ipairs(dependents) do
-    local djk = P .. 'job:' .. dep
-    local info = redis.call('HMGET', djk, 'status', 'origin', 'enqueue_at_front', 'allow_dependency_failures', 'data')
-    local allow_failures = info[4] == '1'
-    local ok = info[5] and info[2] and info[1] ~= 'canceled'
-    if ok and parent_status ~= 'finished' then
-      ok = parent_status == 'failed' and allow_failures
-    end
-    if ok then
-      for _, parent in ipairs(redis.call('SMEMBERS', P .. 'job::' .. dep .. ':dependencies')) do
-        if parent ~= ID then
-          local status = redis.call('HGET', P .. 'job:' .. parent, 'status')
-          if status and not (status == 'finished' or (allow_failures and status == 'failed')) then
-            ok = false
-            break
-          end
-        end
-      end
-    end
-    if ok then
-      local origin = info[2]
-      redis.call('ZREM', P .. 'deferred:' .. origin, dep)
-      redis.call('HSET', djk, 'status', 'queued', 'enqueued_at', TS)
-      if info[3] == '1' then
-        redis.call('LPUSH', P .. 'queue:' .. origin, dep)
-      else
-        redis.call('RPUSH', P .. 'queue:' .. origin, dep)
-      end
-      enqueued[#enqueued + 1] = dep
-    end
-  end
-  if #enqueued == #dependents then
-    redis.call('DEL', dependents_key)
-  elseif #enqueued > 0 then
-    redis.call('SREM', dependents_key, unpack(enqueued))
-  end
-end
-
--- rq 3.0 rate limits (rate_limit.release_slot): once the outcome is final (not queued or
--- started), free the job's slot and promote waiting jobs, oldest first.
+-- rq 3.0 rate limits: once the outcome is final (not queued or started), free the slot.
 local rate_limit_key = redis.call('HGET', jk, 'rate_limit_key')
 local function release_rate_limit(status)
-  if status == 'queued' or status == 'started' or not rate_limit_key or rate_limit_key == '' then
-    return
+  if status ~= 'queued' and status ~= 'started' then
+    rq_release_rate_limit(P, ID, rate_limit_key, TS, NOW)
   end
-  local base = P .. 'rl:' .. rate_limit_key
-  local allowed, waiting = base .. ':allowed', base .. ':rate_limited'
-  redis.call('ZREM', allowed, ID)
-  local concurrency = tonumber(redis.call('HGET', base, 'concurrency'))
-  if not concurrency then return end
-  while redis.call('ZCARD', allowed) < concurrency do
-    local popped = redis.call('ZPOPMIN', waiting)
-    if #popped == 0 then break end
-    local wid = popped[1]
-    local wjk = P .. 'job:' .. wid
-    local f = redis.call('HMGET', wjk, 'origin', 'status', 'enqueue_at_front')
-    if f[1] and f[2] == 'rate_limited' then
-      redis.call('ZADD', allowed, NOW, wid)
-      if f[3] == '1' then
-        redis.call('LPUSH', P .. 'queue:' .. f[1], wid)
-      else
-        redis.call('RPUSH', P .. 'queue:' .. f[1], wid)
-      end
-      redis.call('HSET', wjk, 'status', 'queued', 'enqueued_at', TS)
-    end
-  end
+end
+local function enqueue_dependents(parent_status)
+  rq_enqueue_dependents(P, ID, parent_status, TS, NOW, DEFAULT_TIMEOUT)
 end
 
 local final_status = MODE

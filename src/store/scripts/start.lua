@@ -1,32 +1,47 @@
--- Takes the next job and starts it, atomically: a job id is never only in the worker's memory.
--- Moves an id from a queue into its intermediate list (as RQ's LMOVE does), then, in the same
--- script, writes everything RQ's worker writes when a job starts (execution hash, executions
--- zset, StartedJobRegistry member "<id>:<execution id>", worker state and current job, job
--- status/started_at/worker_name) and removes the id from the intermediate list.
+-- Takes the next jobs and starts them, atomically: a job id is never only in the worker's memory.
+-- Takes ids from the queues in priority order (or starts the id a blocking BLMOVE already moved
+-- into a queue's intermediate list, then removes it from there), and, in the same script,
+-- writes everything RQ's worker writes when a job starts (execution hash, executions zset,
+-- StartedJobRegistry member "<id>:<execution id>", worker state and current job, job
+-- status/started_at/worker_name).
 --
--- ARGV: 1 prefix, 2 worker name, 3 execution id, 4 now (rq timestamp), 5 now (float),
---       6 now (int), 7 job monitoring interval, 8 default timeout, 9 worker key ttl,
---       10 claimed queue ('' = pop), 11 claimed id, 12.. queue names in priority order.
--- Returns nil when every queue is empty, else {queue, id, heartbeat ttl, {hash fields...}}.
-local P, NAME, X, TS, NOWF = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local NOW = tonumber(ARGV[6])
-local INTERVAL = tonumber(ARGV[7])
-local DEFAULT_TIMEOUT = tonumber(ARGV[8])
-local WORKER_TTL = tonumber(ARGV[9])
+-- A popped id goes straight from the queue to the started registry: RQ's LMOVE into the
+-- intermediate list followed by LREM from it, inside one atomic script, is the same as LPOP,
+-- and LPOP costs one command instead of two (LREM also scans the intermediate list).
+--
+-- ARGV: 1 prefix, 2 worker name, 3 now (rq timestamp), 4 now (float), 5 now (int),
+--       6 job monitoring interval, 7 default timeout, 8 worker key ttl,
+--       9 claimed queue ('' = none), 10 claimed id, 11 number of queues N, 12..11+N queue
+--       names in priority order, then one execution id per job that may be started (their
+--       count is the most jobs this call starts; the claimed job, if any, uses the first).
+-- Returns nil when nothing was started, else a flat array of 5 items per started job:
+--   queue, job id, heartbeat ttl, {hash fields...}, execution id.
+local P, NAME, TS, NOWF = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local NOW = tonumber(ARGV[5])
+local INTERVAL = tonumber(ARGV[6])
+local DEFAULT_TIMEOUT = tonumber(ARGV[7])
+local WORKER_TTL = tonumber(ARGV[8])
+local NQ = tonumber(ARGV[11])
+local FIRST_X = 12 + NQ
+local MAX = #ARGV - FIRST_X + 1
+
+local wk = P .. 'worker:' .. NAME
+local out = {}
+local composites = {}
+local started, longest, last_id = 0, 0, nil
 
 local function start(q, id)
   local jk = P .. 'job:' .. id
-  local inter = P .. 'queue:' .. q .. ':intermediate'
   local fields = redis.call('HGETALL', jk)
   if #fields == 0 then
     -- The job was deleted after it was enqueued: nothing to run.
-    redis.call('LREM', inter, 1, id)
-    return nil
+    return false
   end
   local timeout, origin = nil, q
   for i = 1, #fields, 2 do
-    if fields[i] == 'timeout' then timeout = tonumber(fields[i + 1]) end
-    if fields[i] == 'origin' and fields[i + 1] ~= '' then origin = fields[i + 1] end
+    local f = fields[i]
+    if f == 'timeout' then timeout = tonumber(fields[i + 1])
+    elseif f == 'origin' and fields[i + 1] ~= '' then origin = fields[i + 1] end
   end
   if timeout == nil or timeout == 0 then timeout = DEFAULT_TIMEOUT end
   local ttl
@@ -35,38 +50,49 @@ local function start(q, id)
   else
     ttl = INTERVAL + 60
   end
+  local X = ARGV[FIRST_X + started]
   local composite = id .. ':' .. X
   local ek = P .. 'execution:' .. id .. ':' .. X
-  local wk = P .. 'worker:' .. NAME
-  local wek = wk .. ':executions'
+  local xk = P .. 'executions:' .. id
   redis.call('HSET', ek, 'id', X, 'job_id', id, 'created_at', NOWF, 'last_heartbeat', NOWF, 'worker_name', NAME)
   redis.call('EXPIRE', ek, ttl)
-  redis.call('ZADD', P .. 'executions:' .. id, NOW + ttl + 60, X)
-  redis.call('EXPIRE', P .. 'executions:' .. id, ttl + 60)
+  redis.call('ZADD', xk, NOW + ttl + 60, X)
+  redis.call('EXPIRE', xk, ttl + 60)
   redis.call('ZADD', P .. 'wip:' .. origin, NOW + ttl, composite)
-  redis.call('SADD', wek, composite)
-  redis.call('EXPIRE', wek, math.max(ttl + 60, WORKER_TTL))
-  redis.call('HSET', wk, 'state', 'busy', 'current_job', id, 'current_job_working_time', '0', 'last_heartbeat', TS)
-  redis.call('EXPIRE', wk, math.max(ttl, WORKER_TTL))
   redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', TS, 'worker_name', NAME)
   redis.call('PERSIST', jk)
-  redis.call('LREM', inter, 1, id)
-  return {q, id, ttl, fields}
+  started = started + 1
+  composites[started] = composite
+  if ttl > longest then longest = ttl end
+  last_id = id
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = q, id, ttl, fields, X
+  return true
 end
 
-if ARGV[10] ~= '' then
-  return start(ARGV[10], ARGV[11])
+if ARGV[9] ~= '' then
+  redis.call('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10])
+  start(ARGV[9], ARGV[10])
 end
-for i = 12, #ARGV do
-  local q = ARGV[i]
-  local qk = P .. 'queue:' .. q
-  local inter = qk .. ':intermediate'
+for i = 12, 11 + NQ do
+  if started >= MAX then break end
+  local qk = P .. 'queue:' .. ARGV[i]
   -- Skip over ids of deleted jobs, a bounded number per call.
-  for _ = 1, 100 do
-    local id = redis.call('LMOVE', qk, inter, 'LEFT', 'RIGHT')
+  local skipped = 0
+  while started < MAX and skipped < 100 do
+    local id = redis.call('LPOP', qk)
     if not id then break end
-    local started = start(q, id)
-    if started then return started end
+    if not start(ARGV[i], id) then skipped = skipped + 1 end
   end
 end
-return nil
+if started == 0 then
+  return nil
+end
+-- The worker record, once per call: busy, its current job (the last one started; rq 2.x
+-- shows one), the executions set (rq 3.0) and the TTLs.
+local wek = wk .. ':executions'
+redis.call('SADD', wek, unpack(composites))
+redis.call('EXPIRE', wek, math.max(longest + 60, WORKER_TTL))
+redis.call('HSET', wk, 'state', 'busy', 'current_job', last_id, 'current_job_working_time', '0', 'last_heartbeat', TS)
+redis.call('EXPIRE', wk, math.max(longest, WORKER_TTL))
+return out

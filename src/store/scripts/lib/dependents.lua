@@ -1,10 +1,11 @@
--- Library (after enqueue.lua): Queue.enqueue_dependents for a parent that has just failed,
--- as RQ's abandoned-job and stuck-job paths call it. A dependent is enqueued when its hash
--- exists, it is not canceled, it allows dependency failures, and every other parent is
--- finished or failed (missing parents are ignored, as Job.dependencies_are_met does). It goes
+-- Library (after enqueue.lua): Queue.enqueue_dependents + Job.dependencies_are_met for a
+-- parent that has just ended with `parent_status` (finished, failed, stopped). A dependent is
+-- enqueued when its hash exists, it is not canceled, the parent counts as met (finished; or
+-- failed when the dependent allows dependency failures; never stopped or canceled), and every
+-- other parent is finished (or failed, when allowed; missing parents are ignored). It goes
 -- straight onto its own queue (2.x style, which every supported version reads, like rqw's
 -- finish.lua); the dependents set loses the enqueued ids (DEL when all were enqueued).
-local function rq_enqueue_failed_dependents(P, parent, TS, NOW, default_timeout)
+local function rq_enqueue_dependents(P, parent, parent_status, TS, NOW, default_timeout)
   local dependents_key = P .. 'job:' .. parent .. ':dependents'
   local dependents = redis.call('SMEMBERS', dependents_key)
   if #dependents == 0 then return end
@@ -12,12 +13,16 @@ local function rq_enqueue_failed_dependents(P, parent, TS, NOW, default_timeout)
   for _, dep in ipairs(dependents) do
     local info = redis.call('HMGET', P .. 'job:' .. dep, 'status', 'origin', 'enqueue_at_front',
       'allow_dependency_failures', 'data')
-    local ok = info[5] and info[2] and info[2] ~= '' and info[1] ~= 'canceled' and info[4] == '1'
+    local allow_failures = info[4] == '1'
+    local ok = info[5] and info[2] and info[2] ~= '' and info[1] ~= 'canceled'
+    if ok and parent_status ~= 'finished' then
+      ok = parent_status == 'failed' and allow_failures
+    end
     if ok then
       for _, other in ipairs(redis.call('SMEMBERS', P .. 'job::' .. dep .. ':dependencies')) do
         if other ~= parent then
           local status = redis.call('HGET', P .. 'job:' .. other, 'status')
-          if status and status ~= 'finished' and status ~= 'failed' then
+          if status and not (status == 'finished' or (allow_failures and status == 'failed')) then
             ok = false
             break
           end

@@ -1,5 +1,39 @@
--- Library, prepended to the duty scripts that put a job on its queue (scheduler, retries of
--- recovered jobs, ready jobs, dependents). RQ's Queue._enqueue_job for a job whose hash exists:
+-- Library: rq 3.0's ACQUIRE_AND_ENQUEUE_SCRIPT: fill free slots of a rate limit with waiting
+-- jobs, oldest first (each added to allowed, pushed onto its queue, marked queued).
+local function rq_promote_rate_limited(P, rl_key, concurrency, TS, NOW)
+  local rl = P .. 'rl:' .. rl_key
+  while redis.call('ZCARD', rl .. ':allowed') < concurrency do
+    local popped = redis.call('ZPOPMIN', rl .. ':rate_limited')
+    if #popped == 0 then break end
+    local wid = popped[1]
+    local wjk = P .. 'job:' .. wid
+    local w = redis.call('HMGET', wjk, 'origin', 'status', 'enqueue_at_front')
+    if w[1] and w[2] == 'rate_limited' then
+      redis.call('ZADD', rl .. ':allowed', NOW, wid)
+      if w[3] == '1' then
+        redis.call('LPUSH', P .. 'queue:' .. w[1], wid)
+      else
+        redis.call('RPUSH', P .. 'queue:' .. w[1], wid)
+      end
+      redis.call('HSET', wjk, 'status', 'queued', 'enqueued_at', TS)
+    end
+  end
+end
+
+-- rq 3.0's release_slot (RELEASE_AND_ENQUEUE_SCRIPT) for a job whose outcome is final: its
+-- slot is freed and waiting jobs promoted. No-op for a job without a rate limit.
+local function rq_release_rate_limit(P, id, rl_key, TS, NOW)
+  if not rl_key or rl_key == '' then return end
+  local rl = P .. 'rl:' .. rl_key
+  redis.call('ZREM', rl .. ':allowed', id)
+  local concurrency = tonumber(redis.call('HGET', rl, 'concurrency'))
+  if concurrency then
+    rq_promote_rate_limited(P, rl_key, concurrency, TS, NOW)
+  end
+end
+
+-- Library, prepended to the scripts that put a job on its queue (finish.lua's dependents,
+-- the scheduler, retries of recovered jobs, ready jobs). RQ's Queue._enqueue_job for a job whose hash exists:
 --   status queued, origin, enqueued_at; the queue's default timeout when the job has none;
 --   the job's ttl re-applied (Job.cleanup: EXPIRE of the hash and its dependency sets);
 --   RPUSH, or LPUSH when at_front.
@@ -32,22 +66,7 @@ local function rq_enqueue_job(P, id, q, at_front, TS, NOW, default_timeout)
       redis.call('HSET', jk, 'enqueue_at_front', '1')
     end
     redis.call('ZADD', rl .. ':rate_limited', NOW, id)
-    while redis.call('ZCARD', rl .. ':allowed') < concurrency do
-      local popped = redis.call('ZPOPMIN', rl .. ':rate_limited')
-      if #popped == 0 then break end
-      local wid = popped[1]
-      local wjk = P .. 'job:' .. wid
-      local w = redis.call('HMGET', wjk, 'origin', 'status', 'enqueue_at_front')
-      if w[1] and w[2] == 'rate_limited' then
-        redis.call('ZADD', rl .. ':allowed', NOW, wid)
-        if w[3] == '1' then
-          redis.call('LPUSH', P .. 'queue:' .. w[1], wid)
-        else
-          redis.call('RPUSH', P .. 'queue:' .. w[1], wid)
-        end
-        redis.call('HSET', wjk, 'status', 'queued', 'enqueued_at', TS)
-      end
-    end
+    rq_promote_rate_limited(P, rl_key, concurrency, TS, NOW)
     return 'rate_limited'
   end
   redis.call('HSET', jk, 'status', 'queued', 'origin', q, 'enqueued_at', TS)
