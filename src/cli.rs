@@ -166,6 +166,9 @@ pub struct WorkerArgs {
     /// Seconds to keep retrying when Redis is unreachable at start, then exit 1 (0: forever).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub startup_timeout: u64,
+    /// PEM CA certificate to trust for rediss:// URLs (a private CA) [default: public web roots].
+    #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
+    pub tls_ca_cert: Option<std::path::PathBuf>,
 }
 
 impl WorkerArgs {
@@ -213,6 +216,7 @@ impl WorkerArgs {
             shutdown_grace: self.shutdown_grace.map(Duration::from_secs),
             startup_timeout: (self.startup_timeout > 0)
                 .then(|| Duration::from_secs(self.startup_timeout)),
+            tls_ca_cert: self.tls_ca_cert,
         }
         .validate()
     }

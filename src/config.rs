@@ -87,6 +87,8 @@ pub struct WorkerConfig {
     pub shutdown_grace: Option<Duration>,
     /// How long to keep retrying when Redis is unreachable at start (`None`: forever).
     pub startup_timeout: Option<Duration>,
+    /// PEM CA certificate to trust for `rediss://` (a private CA).
+    pub tls_ca_cert: Option<std::path::PathBuf>,
 }
 
 /// `--dequeue-strategy`, as `rq worker` has it (`BaseWorker.reorder_queues`).
@@ -221,6 +223,7 @@ mod tests {
             metrics_addr: None,
             shutdown_grace: None,
             startup_timeout: None,
+            tls_ca_cert: None,
         }
     }
 

@@ -15,6 +15,9 @@ pub enum StoreError {
         /// What came back.
         detail: String,
     },
+    /// TLS material could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// `rq:worker:<name>` exists and has no `death` field: another worker uses this name.
     #[error("there exists an active worker named {0:?} already")]
     DuplicateWorker(String),

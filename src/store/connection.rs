@@ -23,6 +23,25 @@ pub fn client(url: &str) -> Result<Client, StoreError> {
     Ok(Client::open(url)?)
 }
 
+/// Like [`client`], trusting the PEM CA certificate at `ca_cert` for `rediss://` (a private
+/// CA) instead of the public web roots.
+pub fn client_with_ca(url: &str, ca_cert: Option<&std::path::Path>) -> Result<Client, StoreError> {
+    let Some(path) = ca_cert else {
+        return client(url);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        StoreError::Tls(format!(
+            "cannot read CA certificate {}: {e}",
+            path.display()
+        ))
+    })?;
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Ok(Client::build_with_tls(url, certificates)?)
+}
+
 /// A reconnecting connection for ordinary commands and scripts.
 pub async fn command_connection(client: &Client) -> Result<ConnectionManager, StoreError> {
     let config = ConnectionManagerConfig::new()

@@ -36,7 +36,7 @@ use crate::error::WorkerError;
 use crate::handlers::{native_registry, HandlerOptions};
 use crate::keys::Keys;
 use crate::protocol::timestamp::Instant;
-use crate::store::connection::client;
+use crate::store::connection::client_with_ca;
 use crate::store::queue_wait::unblock;
 use crate::store::worker_record::{
     client_address, is_suspended, mark_shutdown_requested, register, register_death, WorkerIdentity,
@@ -59,7 +59,7 @@ pub async fn run(
     handler_options: HandlerOptions,
     shutdown: Shutdown,
 ) -> Result<RunSummary, WorkerError> {
-    let redis = client(&config.redis_url)?;
+    let redis = client_with_ca(&config.redis_url, config.tls_ca_cert.as_deref())?;
     let Some(mut conn) = startup::connect(&redis, &config, &shutdown).await? else {
         return Ok(RunSummary::default());
     };
