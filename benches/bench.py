@@ -107,6 +107,16 @@ def proc_mem(pid):
     return rss, pss
 
 
+def proc_hwm(pid):
+    """Peak RSS (KiB) of a live process since its exec (VmHWM); None when it is gone. (wait4's
+    ru_maxrss is no use here: Linux carries it across exec, so it reports the forking harness.)"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"^VmHWM:\s+(\d+)", f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return None
+
+
 def proc_cpu(pid):
     """CPU seconds (user+system) of a live process."""
     with open(f"/proc/{pid}/stat") as f:
@@ -227,7 +237,7 @@ class Variant:
 
 
 class Launched:
-    """Worker processes started together; reaped with wait4 (exact maxrss and CPU time)."""
+    """Worker processes started together; reaped with wait4 (exact CPU time); memory sampled."""
 
     def __init__(self, bench, variant, queues, burst, env_extra=None, sample_memory=False, tag="run"):
         self.variant = variant
@@ -252,25 +262,30 @@ class Launched:
             self.procs.append(p)
         self.peak_pss = 0
         self.peak_rss = 0
+        self.hwm = {}
         self._stop_sampler = threading.Event()
-        self._sampler = None
-        if sample_memory:
-            self._sampler = threading.Thread(target=self._sample, daemon=True)
-            self._sampler.start()
+        self._sample_memory = sample_memory
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
 
     def _sample(self):
+        """Every 20 ms: each process' VmHWM (always), and the sums of RSS and PSS (when asked)."""
         while not self._stop_sampler.is_set():
             rss = pss = 0
             for p in self.procs:
                 if p.pid in self.results:
                     continue
-                m = proc_mem(p.pid)
-                if m:
-                    rss += m[0]
-                    pss += m[1]
+                hwm = proc_hwm(p.pid)
+                if hwm:
+                    self.hwm[p.pid] = max(hwm, self.hwm.get(p.pid, 0))
+                if self._sample_memory:
+                    m = proc_mem(p.pid)
+                    if m:
+                        rss += m[0]
+                        pss += m[1]
             self.peak_rss = max(self.peak_rss, rss)
             self.peak_pss = max(self.peak_pss, pss)
-            self._stop_sampler.wait(0.05)
+            self._stop_sampler.wait(0.02)
 
     def pids(self):
         return [p.pid for p in self.procs]
@@ -292,7 +307,7 @@ class Launched:
                 pid, status, ru = os.wait4(p.pid, os.WNOHANG)
                 if pid:
                     p.returncode = os.waitstatus_to_exitcode(status)
-                    self.results[p.pid] = {"rc": p.returncode, "maxrss_kib": ru.ru_maxrss,
+                    self.results[p.pid] = {"rc": p.returncode, "maxrss_kib": self.hwm.get(p.pid, 0),
                                            "cpu": ru.ru_utime + ru.ru_stime,
                                            "wall": time.monotonic() - self.t0}
             if len(self.results) == len(self.procs):
@@ -303,8 +318,7 @@ class Launched:
                                  f"logs: {self.logbase}.*.log")
             time.sleep(0.005)
         self._stop_sampler.set()
-        if self._sampler:
-            self._sampler.join()
+        self._sampler.join()
         bad = [r["rc"] for r in self.results.values() if r["rc"] != 0]
         if bad:
             raise BenchError(f"{self.variant.label}: exit codes {bad}; logs: {self.logbase}.*.log")
@@ -460,6 +474,7 @@ class Bench:
         rec_root = Path(args.recordings_dir) if args.recordings_dir else (shm if shm.is_dir() else self.workdir)
         self.rec_root = Path(tempfile.mkdtemp(prefix="rqw-bench-rec-", dir=rec_root))
         self.run_index = 0
+        self.load_start = open("/proc/loadavg").read().split()[:3]
         self.results = collections.defaultdict(list)  # (workload, variant label) -> [run dicts]
         self.failures = []
         self.redis = RedisServer(self.workdir)
@@ -555,7 +570,7 @@ class Bench:
                 "fake_cpu_busy": fake_cpu / span, "calls": calls}
         self.record(workload, variant, data)
         log(f"  {workload} {variant.label:28s} {data['jobs_per_s']:8.1f} jobs/s  peak PSS {data['peak_pss_mb']:.1f} MB "
-            f"maxrss {data['maxrss_mb']:.1f} MB  fake server busy {data['fake_cpu_busy']:.0%} "
+            f"peak RSS {data['maxrss_mb']:.1f} MB  fake server busy {data['fake_cpu_busy']:.0%} "
             f"in flight <= {fstats['max_in_flight']}  retried {retried}")
 
     # -- c: pickup latency
@@ -743,7 +758,8 @@ def machine_info(bench):
     return {"date": dt.datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(), "cpu": cpu,
             "mem_gib": mem_kib / 1024 / 1024, "kernel": platform.release(), "rq": rq.__version__,
             "redis": bench.redis.version, "python": platform.python_version(), "rustc": cmd("rustc", "--version"),
-            "rqw": f"{commit}{' (with uncommitted changes)' if dirty else ''}", "rqw_bin": str(bench.rqw)}
+            "rqw": f"{commit}{' (with uncommitted changes)' if dirty else ''}", "rqw_bin": str(bench.rqw),
+            "load_start": bench.load_start, "load_end": open("/proc/loadavg").read().split()[:3]}
 
 
 class Stat:
@@ -794,6 +810,8 @@ def report(bench, args, v, path):
     w(f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']:.1f} GiB RAM, Linux {m['kernel']}")
     w(f"- Versions: rq {m['rq']} (Python {m['python']}), redis-server {m['redis']}, {m['rustc']}, "
       f"rqw {m['rqw']}")
+    w(f"- Load average (1, 5, 15 min) when the run started: {' '.join(m['load_start'])}; when it ended: "
+      f"{' '.join(m['load_end'])} (the benchmark itself keeps about 1-2 cores busy).")
     w(f"- Repetitions: {args.reps} per measurement (interleaved: each repetition rotates the order of the "
       f"workers). Figures are **median (min–max)** over the repetitions. Other processes on this machine "
       f"(builds, tests) can disturb single runs; the ranges show how much.")
@@ -853,10 +871,10 @@ def report(bench, args, v, path):
           f"benches/pyjobs/server/jobs/recording_job.py (a faithful port: same Lua semaphore, urllib, file "
           f"written in place); rqw: one process, native handler. Recordings are written to "
           f"{'tmpfs (/dev/shm)' if str(bench.rec_root).startswith('/dev/shm') else bench.rec_root.parent}. "
-          f"Memory: PSS summed over the worker processes, sampled every 50 ms (peak); `maxrss` = sum of "
-          f"each process' peak RSS (wait4).")
+          f"Memory: PSS summed over the worker processes, sampled every 20 ms (peak of the sum); *peak RSS* = "
+          f"sum over the processes of each one's `VmHWM` (kernel high-water mark of its RSS since exec).")
         w("")
-        w("| worker | jobs/s | × Python | peak PSS MB | sum maxrss MB | worker CPU ms/job | Redis cmds/job | "
+        w("| worker | jobs/s | × Python | peak PSS MB | peak RSS MB | worker CPU ms/job | Redis cmds/job | "
           "fake server CPU busy | max in flight | jobs retried |")
         w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         base = stat(bench, "b", v["py4"].label, "jobs_per_s")
@@ -918,12 +936,12 @@ def report(bench, args, v, path):
               f"{stat(bench, 'd_idle', var.label, 'pss_mb').fmt(1)} |")
         w("")
         if "b" in args.only:
-            w("During (b): see the peak PSS / maxrss columns above.")
+            w("During (b): see the peak PSS / peak RSS columns of (b).")
             w("")
         w(f"Large downloads: {args.big_jobs} jobs of {args.big_size / 1e6:.0f} MB bodies, one per business "
           f"(so all {args.big_jobs} download at once), {args.rec_latency * 1000:.0f} ms latency.")
         w("")
-        w("| worker | peak RSS (maxrss) MB | peak PSS MB | jobs/s |")
+        w("| worker | peak RSS (VmHWM) MB | peak PSS MB | jobs/s |")
         w("| --- | --- | --- | --- |")
         for label in [v["big"]] + ([] if args.skip_python_big else [v["py4"].label]):
             w(f"| {label} | {stat(bench, 'd_big', label, 'maxrss_mb').fmt(1)} | "
@@ -995,12 +1013,12 @@ def main():
     p.add_argument("--json", default=str(REPO / "target" / "bench" / "results.json"), help="raw results")
     p.add_argument("--noop-jobs", type=int)
     p.add_argument("--fork-jobs", type=int, help="jobs for the forking rq Worker in (a)")
-    p.add_argument("--noop-concurrency", default="1,8", help="rqw --concurrency values for (a)")
+    p.add_argument("--noop-concurrency", default="1,8,32", help="rqw --concurrency values for (a)")
     p.add_argument("--rec-jobs", type=int)
     p.add_argument("--rec-businesses", type=int, default=40)
     p.add_argument("--rec-size", type=int, default=256 * 1024)
     p.add_argument("--rec-latency", type=float, default=0.1)
-    p.add_argument("--rec-concurrency", default="100,200", help="rqw --concurrency values for (b)")
+    p.add_argument("--rec-concurrency", default="50,100,200", help="rqw --concurrency values for (b)")
     p.add_argument("--recordings-dir", help="where downloads are written (default: a tmpfs folder)")
     p.add_argument("--py-procs", type=int, default=4)
     p.add_argument("--latency-jobs", type=int)

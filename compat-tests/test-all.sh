@@ -21,6 +21,15 @@ export RQW_BIN="$repo/target/debug/rqw"
 
 failed=0
 passed_total=0
+# The Dockerfile's build stage, replayed without Docker, plus hadolint (a release build:
+# minutes on a cold target/). RQW_SKIP_DOCKERFILE_STEPS=1 skips it in local runs.
+if [ "${RQW_SKIP_DOCKERFILE_STEPS:-0}" != "1" ]; then
+  if ! compat-tests/dockerfile-steps.sh; then
+    echo "dockerfile-steps FAILED"
+    failed=1
+  fi
+fi
+
 for v in $versions; do
   echo "== compat-tests with rq $v"
   if ! "$repo/.venvs/rq-$v/bin/python" -m pytest "$repo/compat-tests" -q -p no:cacheprovider; then
@@ -28,4 +37,5 @@ for v in $versions; do
     failed=1
   fi
 done
+
 exit $failed

@@ -24,7 +24,7 @@
 //!   would otherwise expand exponentially);
 //! - self-referencing structures are refused.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::handlers::PyValue;
 
@@ -628,24 +628,29 @@ impl<'a> Machine<'a> {
 }
 
 /// A container of `kind` from its built items (a dict's flattened `key, value, ...`).
+///
+/// Sets are built by inserting item after item, never by collecting: `HashableValue`'s order
+/// is not total (NaN compares less than everything, both ways; big ints and floats compare
+/// through a truncation), and collecting into a `BTreeSet` sorts the items first, which
+/// panics when the sort notices ("does not correctly implement a total order"). A Python set
+/// such as `{float('nan'), 1.0, 'x', ...}` did that, depending on its iteration order (found
+/// by fuzzing). Insertion never panics; at worst two such items are kept or merged
+/// differently than Python would.
 fn assemble(kind: Kind, items: Vec<PyValue>) -> Result<PyValue, ScanError> {
     let hashable =
         |what| move |v: PyValue| v.into_hashable().map_err(|_| ScanError::Unhashable(what));
+    let set = |items: Vec<PyValue>, what| {
+        let mut set = BTreeSet::new();
+        for item in items {
+            set.insert(hashable(what)(item)?);
+        }
+        Ok::<_, ScanError>(set)
+    };
     Ok(match kind {
         Kind::List => PyValue::List(items),
         Kind::Tuple => PyValue::Tuple(items),
-        Kind::Set => PyValue::Set(
-            items
-                .into_iter()
-                .map(hashable("set item"))
-                .collect::<Result<_, _>>()?,
-        ),
-        Kind::FrozenSet => PyValue::FrozenSet(
-            items
-                .into_iter()
-                .map(hashable("frozenset item"))
-                .collect::<Result<_, _>>()?,
-        ),
+        Kind::Set => PyValue::Set(set(items, "set item")?),
+        Kind::FrozenSet => PyValue::FrozenSet(set(items, "frozenset item")?),
         Kind::Dict => {
             let mut map = BTreeMap::new();
             let mut items = items.into_iter();

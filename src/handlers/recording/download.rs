@@ -13,7 +13,8 @@
 //!
 //! When every format failed: any transient problem makes the job retryable; otherwise a body
 //! over the cap makes it permanent; otherwise (404s, tiny bodies) it is retryable, the
-//! recording may not be ready yet. Memory stays flat: chunks go straight to the file.
+//! recording may not be ready yet. Memory stays flat: chunks go straight to the file
+//! (see [`storage`](super::storage)).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -204,7 +205,7 @@ impl Downloader {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            match temp.write_chunk(&chunk).await {
+            match temp.write_chunk(chunk).await {
                 Ok(()) => {}
                 Err(WriteError::TooLarge { .. }) => return Ok(Attempt::TooLarge),
                 Err(WriteError::Io(e)) => return Err(storage(e)),

@@ -7,19 +7,23 @@
 //! file that is not committed is removed when its [`TempRecording`] is dropped, whatever the
 //! reason (error, cap, cancellation, panic). Two jobs for the same call each write their own
 //! temporary file; whichever renames last wins with a complete file.
+//!
+//! Memory per download stays small and flat: a network chunk is handed to a blocking write
+//! as it is (no copy), and only chunks smaller than [`COALESCE_BYTES`] are gathered first, so
+//! that a body arriving in small pieces does not cost one blocking write per piece.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use bytes::Bytes;
+use tokio::fs;
 
 use super::params::Sid;
 
 /// A file of this many bytes or fewer counts as missing (the API's `check_local_recording_exists`).
 pub const MIN_VALID_BYTES: u64 = 1000;
-/// Write buffer, so that small network chunks do not each cost a blocking write.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Chunks smaller than this are gathered up to this size before they are written.
+pub const COALESCE_BYTES: usize = 64 * 1024;
 
 /// Why a chunk could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -52,28 +56,37 @@ pub async fn cached_size(dir: &Path, call_sid: &Sid) -> Option<u64> {
 pub struct TempRecording {
     path: PathBuf,
     dir: PathBuf,
-    file: Option<BufWriter<File>>,
+    /// The open file; `None` while a blocking write holds it (or after commit).
+    file: Option<std::fs::File>,
+    /// Small chunks not written yet.
+    pending: Vec<u8>,
+    /// Bytes accepted so far (written or pending).
     written: u64,
     max_bytes: u64,
 }
 
 impl TempRecording {
-    /// Creates the folder if needed and a new temporary file in it for `call_sid`.
+    /// Creates the folder if needed and a new temporary file in it for `call_sid` (one trip
+    /// to the blocking pool).
     pub async fn create(dir: &Path, call_sid: &Sid, max_bytes: u64) -> io::Result<Self> {
-        fs::create_dir_all(dir).await?;
         let path = dir.join(format!(
             ".{call_sid}.{}.part",
             uuid::Uuid::new_v4().simple()
         ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await?;
+        let (folder, open) = (dir.to_path_buf(), path.clone());
+        let file = blocking(move || {
+            std::fs::create_dir_all(folder)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(open)
+        })
+        .await?;
         Ok(Self {
             path,
             dir: dir.to_path_buf(),
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            file: Some(file),
+            pending: Vec::new(),
             written: 0,
             max_bytes,
         })
@@ -90,38 +103,86 @@ impl TempRecording {
     }
 
     /// Appends a chunk; fails without writing it when the cap would be exceeded.
-    pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+    pub async fn write_chunk(&mut self, chunk: Bytes) -> Result<(), WriteError> {
         let total = self.written.saturating_add(chunk.len() as u64);
         if total > self.max_bytes {
             return Err(WriteError::TooLarge {
                 max: self.max_bytes,
             });
         }
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("temporary file already closed"))?;
-        file.write_all(chunk).await?;
+        if self.pending.len() + chunk.len() > COALESCE_BYTES {
+            self.flush_pending().await?;
+        }
+        if chunk.len() >= COALESCE_BYTES {
+            self.write_blocking(chunk).await?;
+        } else {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(COALESCE_BYTES);
+            }
+            self.pending.extend_from_slice(&chunk);
+        }
         self.written = total;
         Ok(())
     }
 
-    /// Flushes and fsyncs the file, renames it to `target` and fsyncs the folder. Returns the
-    /// number of bytes.
+    async fn flush_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let data = Bytes::from(std::mem::take(&mut self.pending));
+        self.write_blocking(data).await
+    }
+
+    /// Writes `data` on the blocking pool; the file comes back with the result.
+    async fn write_blocking(&mut self, data: Bytes) -> io::Result<()> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("temporary file already closed"))?;
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&data);
+            (file, result)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        self.file = Some(file);
+        result
+    }
+
+    /// Writes what is pending, fsyncs the file, renames it to `target` and fsyncs the folder,
+    /// in one trip to the blocking pool. Returns the number of bytes.
     pub async fn commit(mut self, target: &Path) -> io::Result<u64> {
         let mut file = self
             .file
             .take()
             .ok_or_else(|| io::Error::other("temporary file already closed"))?;
-        file.flush().await?;
-        let file = file.into_inner();
-        file.sync_all().await?;
-        drop(file);
-        fs::rename(&self.path, target).await?;
-        // Renamed: nothing left to clean up, even if syncing the folder fails.
-        self.path = PathBuf::new();
-        sync_dir(&self.dir).await?;
-        Ok(self.written)
+        let pending = std::mem::take(&mut self.pending);
+        let (from, to, dir) = (self.path.clone(), target.to_path_buf(), self.dir.clone());
+        // Err((renamed, error)): whether the error came after the rename.
+        let done = tokio::task::spawn_blocking(move || {
+            let synced = file.write_all(&pending).and_then(|()| file.sync_all());
+            drop(file);
+            synced.map_err(|e| (false, e))?;
+            std::fs::rename(&from, &to).map_err(|e| (false, e))?;
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| (true, e))
+        })
+        .await
+        .map_err(io::Error::other)?;
+        match done {
+            Ok(()) => {
+                self.path = PathBuf::new();
+                Ok(self.written)
+            }
+            Err((renamed, e)) => {
+                if renamed {
+                    // Renamed: nothing left to clean up, even though syncing the folder failed.
+                    self.path = PathBuf::new();
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -135,9 +196,10 @@ impl Drop for TempRecording {
     }
 }
 
-async fn sync_dir(dir: &Path) -> io::Result<()> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(io::Error::other)?
 }
@@ -172,8 +234,8 @@ mod tests {
             .unwrap()
             .to_string_lossy()
             .starts_with(".CA"));
-        t.write_chunk(&[1u8; 700]).await.unwrap();
-        t.write_chunk(&[2u8; 700]).await.unwrap();
+        t.write_chunk(Bytes::from(vec![1u8; 700])).await.unwrap();
+        t.write_chunk(Bytes::from(vec![2u8; 700])).await.unwrap();
         assert!(!target.exists(), "nothing visible before commit");
         assert_eq!(t.commit(&target).await.unwrap(), 1400);
         assert_eq!(std::fs::read(&target).unwrap().len(), 1400);
@@ -182,14 +244,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn small_and_large_chunks_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = final_path(dir.path(), &sid());
+        let mut t = TempRecording::create(dir.path(), &sid(), 1 << 30)
+            .await
+            .unwrap();
+        let mut expected = Vec::new();
+        // Small pieces (gathered), one that overflows the gathering buffer, large ones (direct).
+        let sizes = [1usize, 500, 7000, 60_000, COALESCE_BYTES, 3, 200_000, 10, 5];
+        for (i, n) in sizes.iter().enumerate() {
+            let piece: Vec<u8> = (0..*n).map(|j| (i * 31 + j) as u8).collect();
+            expected.extend_from_slice(&piece);
+            t.write_chunk(Bytes::from(piece)).await.unwrap();
+        }
+        assert_eq!(t.written(), expected.len() as u64);
+        assert_eq!(t.commit(&target).await.unwrap(), expected.len() as u64);
+        assert_eq!(std::fs::read(&target).unwrap(), expected);
+    }
+
+    #[tokio::test]
     async fn cap_and_drop_remove_the_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = TempRecording::create(dir.path(), &sid(), 1500)
             .await
             .unwrap();
-        t.write_chunk(&[0u8; 1000]).await.unwrap();
+        t.write_chunk(Bytes::from(vec![0u8; 1000])).await.unwrap();
         assert!(matches!(
-            t.write_chunk(&[0u8; 501]).await,
+            t.write_chunk(Bytes::from(vec![0u8; 501])).await,
             Err(WriteError::TooLarge { max: 1500 })
         ));
         assert_eq!(t.written(), 1000);
@@ -221,8 +303,8 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(a.path(), b.path());
-        a.write_chunk(&[b'a'; 2000]).await.unwrap();
-        b.write_chunk(&[b'b'; 3000]).await.unwrap();
+        a.write_chunk(Bytes::from(vec![b'a'; 2000])).await.unwrap();
+        b.write_chunk(Bytes::from(vec![b'b'; 3000])).await.unwrap();
         a.commit(&target).await.unwrap();
         b.commit(&target).await.unwrap();
         let body = std::fs::read(&target).unwrap();

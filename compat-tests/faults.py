@@ -1,0 +1,149 @@
+"""Helpers of the fault, bad-input, security and soak tests: a redis-server a test owns (to stop,
+restart or configure it), CPU time of a process, the StartedJobRegistry clock, and the
+accounting of every job id.
+
+Imported as `from faults import ...` (this directory is on sys.path, like compat.py).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq.job import Job
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+#: rq's StartedJobRegistry score of a running job is its last heartbeat + heartbeat TTL, and
+#: the TTL is min(timeout, --job-monitoring-interval) + 60 (RQ's get_heartbeat_ttl): with an
+#: interval of 1 s an abandoned job is recoverable 61 s after its worker died.
+HEARTBEAT_TTL_FLOOR = 61
+
+
+def free_port():
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+class OwnRedis:
+    """A redis-server owned by one test: stop it, restart it on the same port, configure it.
+
+    `persist=True` keeps an append-only file fsynced at every write, so a restart gets back
+    exactly what was written before the stop (as a production Redis with AOF would)."""
+
+    def __init__(self, workdir, persist=False, extra=(), port=None):
+        self.exe = shutil.which("redis-server")
+        if self.exe is None:
+            pytest.skip("redis-server not on PATH")
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.extra = list(extra)
+        self.persist = persist
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def argv(self):
+        persistence = (["--appendonly", "yes", "--appendfsync", "always", "--save", ""] if self.persist
+                       else ["--appendonly", "no", "--save", ""])
+        return [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+                "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no", *persistence, *self.extra]
+
+    def start(self, client_kwargs=None, timeout=10):
+        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.starts += 1
+        deadline = time.monotonic() + timeout
+        client = self.client(**(client_kwargs or {}))
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    log = (self.workdir / "redis.log")
+                    raise RuntimeError(f"redis-server exited: {log.read_text() if log.exists() else ''}")
+                try:
+                    client.ping()
+                    return self
+                except (redis.ConnectionError, redis.exceptions.AuthenticationError,
+                        redis.exceptions.ResponseError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def client(self, **kwargs):
+        kwargs.setdefault("host", "127.0.0.1")
+        kwargs.setdefault("port", self.port)
+        kwargs.setdefault("socket_timeout", 10)
+        return redis.Redis(**kwargs)
+
+    def stop(self, timeout=20):
+        """Clean shutdown (SIGTERM: with AOF the data is on disk)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wip_members(conn, queue="default"):
+    return [m.decode() for m in conn.zrange(f"rq:wip:{queue}", 0, -1)]
+
+
+def expire_heartbeats(conn, queue="default", members=None):
+    """Moves StartedJobRegistry scores into the past, as if the heartbeat TTL had run out
+    (61 s at least, see HEARTBEAT_TTL_FLOOR) — only for members of workers that are dead.
+    The registry entries, job hashes and everything else stay as the crash left them."""
+    key = f"rq:wip:{queue}"
+    past = time.time() - 1
+    for member in members if members is not None else wip_members(conn, queue):
+        conn.zadd(key, {member: past}, xx=True)
+
+
+def fetch_status(conn, job_id):
+    try:
+        return Job.fetch(job_id, connection=conn).get_status()
+    except Exception as e:  # noqa: BLE001 - a broken hash is reported, not raised
+        return f"unreadable: {type(e).__name__}"
+
+
+def pids_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def sigkill(handle):
+    """kill -9 of the worker process only (not a graceful anything)."""
+    os.kill(handle.pid, signal.SIGKILL)
+    handle.proc.wait(10)

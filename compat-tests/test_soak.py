@@ -1,0 +1,253 @@
+"""Soak: many jobs through several rqw processes and a Python `rq worker` sharing the same
+queues, while rqw processes are killed (kill -9) at random and restarted, then an accounting
+of every job id through rq.
+
+    CI (default): 2,000 jobs, 3 rqw + 1 rq worker, 2 kills; the dead workers' heartbeats are
+                  made to expire at once (faults.expire_heartbeats) so recovery is quick.
+    RQW_SOAK=1:   50,000 jobs (RQW_SOAK_JOBS), a kill every 8-20 s (RQW_SOAK_KILL_EVERY),
+                  half the rqw on one queue (BLMOVE path), recovery in real time (61 s
+                  heartbeat TTL, rqw's maintenance). Writes a summary to RQW_SOAK_REPORT if set.
+                  Result: docs/RELIABILITY.md.
+
+What is proven for every job id:
+- it ended `finished` (in the FinishedJobRegistry, right return value) or `failed` (in the
+  FailedJobRegistry), as RQ would have it: always-failing jobs failed after their retry;
+  jobs killed in flight were retried when they had retries left, failed (AbandonedJobError)
+  otherwise; everything else finished; no queue, StartedJobRegistry or intermediate list
+  holds anything at the end;
+- it ran as often as RQ allows and no more: counting the "JOB PICKED" lines of every rqw and
+  the pick lines of the rq worker, a job never touched by a kill ran exactly once per attempt
+  (1, or 2 for a failing job with one retry); a job killed in flight ran at most once more
+  per kill it went through; and no worker ever had an outcome refused as already recorded.
+"""
+
+import os
+import random
+import re
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rq import Queue, Retry
+from rq.job import Job
+
+from compat import FAIL, NOOP, ECHO, SLEEP, wait_for
+from conftest import WorkerRunner
+from faults import expire_heartbeats, sigkill
+
+pytestmark = pytest.mark.rqw_only("kills rqw processes; the rq worker takes part alongside")
+
+LONG = os.environ.get("RQW_SOAK") == "1"
+JOBS = int(os.environ.get("RQW_SOAK_JOBS", "50000" if LONG else "2000"))
+RQW_WORKERS = 3
+QUEUES = ("soak-a", "soak-b")
+PICK = re.compile(r"JOB PICKED queue='[^']*' job_id=(soak-\d+) ")
+# rq's dequeue line: "<queue>: <description> (<id>)" (the description may be colorized).
+PY_PICK = re.compile(r"pick:(soak-\d+)\S* \(soak-\d+\)")
+
+
+def kind_of(i):
+    r = i % 20
+    if r == 0:
+        return "fail"    # always fails; one retry
+    if r == 1:
+        return "sleep"   # in flight long enough to be killed; retries on even ids
+    if r in (2, 3):
+        return "echo"
+    return "noop"
+
+
+def job_data(i):
+    kind = kind_of(i)
+    job_id = f"soak-{i}"
+    common = dict(job_id=job_id, result_ttl=-1, description=f"pick:{job_id}", timeout=120)
+    if kind == "fail":
+        return Queue.prepare_data(FAIL, kwargs={"message": f"fail {i}"}, retry=Retry(max=1), **common)
+    if kind == "sleep":
+        retry = Retry(max=2) if (i // 20) % 2 == 0 else None
+        return Queue.prepare_data(SLEEP, args=(0.3,), retry=retry, **common)
+    if kind == "echo":
+        return Queue.prepare_data(ECHO, args=(i,), **common)
+    return Queue.prepare_data(NOOP, **common)
+
+
+class Fleet:
+    def __init__(self, runner, py_runner, rng):
+        self.runner = runner
+        self.py_runner = py_runner
+        self.rng = rng
+        self.rqw = {}          # name -> handle
+        self.generation = 0
+        self.killed = []       # (name, [execution members it held])
+        self.handles = []
+
+    def start_rqw(self, slot):
+        self.generation += 1
+        name = f"soak-rqw-{slot}-g{self.generation}"
+        queues = QUEUES if (not LONG or slot % 2 == 0) else QUEUES[:1]
+        interval = "5" if LONG else "1"
+        handle = self.runner.start(queues, "--concurrency", "8", "--job-monitoring-interval", "1",
+                                   "--maintenance-interval", interval, "--name", name)
+        self.rqw[slot] = (name, handle)
+        self.handles.append(handle)
+
+    def kill_one(self, conn):
+        slot = self.rng.choice(sorted(self.rqw))
+        name, handle = self.rqw[slot]
+        sigkill(handle)
+        held = [m.decode() for m in conn.smembers(f"rq:worker:{name}:executions")]
+        # An id between BLMOVE and its start (single-queue rqw) sits in the intermediate list:
+        # counted as in flight too (RQ fails it as stuck after a minute).
+        held += [f"{i.decode()}:?" for q in QUEUES for i in conn.lrange(f"rq:queue:{q}:intermediate", 0, -1)]
+        self.killed.append((name, held))
+        self.start_rqw(slot)
+        return name, held
+
+
+def count_terminal(conn):
+    pipe = conn.pipeline()
+    for q in QUEUES:
+        pipe.zcard(f"rq:finished:{q}")
+        pipe.zcard(f"rq:failed:{q}")
+    return sum(pipe.execute())
+
+
+def busy(conn):
+    pipe = conn.pipeline()
+    for q in QUEUES:
+        pipe.llen(f"rq:queue:{q}")
+        pipe.zcard(f"rq:wip:{q}")
+        pipe.llen(f"rq:queue:{q}:intermediate")
+    return sum(pipe.execute())
+
+
+def test_soak_with_random_kills(conn, url, tmp_path):
+    seed = int(os.environ.get("RQW_SOAK_SEED", "20261128"))
+    rng = random.Random(seed)
+    runner = WorkerRunner(url, tmp_path)
+    py_runner = WorkerRunner(url, tmp_path)
+    py_runner.kind = "python"
+    py_runner.count = 100  # distinct log file names
+    fleet = Fleet(runner, py_runner, rng)
+    started = time.monotonic()
+    try:
+        for slot in range(RQW_WORKERS):
+            fleet.start_rqw(slot)
+        py = py_runner.start(QUEUES, "--name", "soak-py")
+        queues = {q: Queue(q, connection=conn) for q in QUEUES}
+
+        kills_planned = 2 if not LONG else None
+        kill_every = float(os.environ.get("RQW_SOAK_KILL_EVERY", "14"))
+        next_kill = time.monotonic() + (0 if not LONG else rng.uniform(8, 20))
+        ci_kill_at = [JOBS // 10, JOBS // 2]  # CI: kill when this many jobs are done (workers busy)
+        chunk = 250
+        enqueued = 0
+        done = 0
+        deadline = time.monotonic() + (150 if not LONG else 3 * 3600)
+        while True:
+            if enqueued < JOBS:
+                batch = [job_data(i) for i in range(enqueued, min(JOBS, enqueued + chunk))]
+                for q in QUEUES:
+                    part = [d for d in batch if int(d.job_id.split("-")[1]) % 2 == QUEUES.index(q)]
+                    with conn.pipeline() as pipe:
+                        queues[q].enqueue_many(part, pipeline=pipe)
+                        pipe.execute()
+                enqueued += len(batch)
+            now = time.monotonic()
+            done = count_terminal(conn)
+            if kills_planned is None:
+                due = done < JOBS * 0.9 and now >= next_kill
+            else:
+                due = len(fleet.killed) < kills_planned and done >= ci_kill_at[len(fleet.killed)]
+            if due:
+                fleet.kill_one(conn)
+                next_kill = now + rng.uniform(0.5, 1.5) * kill_every
+            if enqueued >= JOBS and done >= JOBS:
+                break
+            if enqueued >= JOBS and not LONG and busy(conn) and fleet.killed:
+                # CI: make the dead workers' heartbeats expire now instead of in 61 s.
+                for q in QUEUES:
+                    expire_heartbeats(conn, q, [m for _, held in fleet.killed for m in held
+                                                if conn.zscore(f"rq:wip:{q}", m) is not None])
+            assert time.monotonic() < deadline, f"soak stuck: {done}/{JOBS} terminal, busy={busy(conn)}"
+            assert py.alive(), py.describe()
+            time.sleep(0.02 if enqueued < JOBS else 0.5)
+        duration = time.monotonic() - started
+        for _, handle in fleet.rqw.values():
+            handle.proc.send_signal(signal.SIGTERM)
+        py.proc.send_signal(signal.SIGTERM)
+        for _, handle in fleet.rqw.values():
+            handle.wait(timeout=60)
+        py.wait(timeout=60)
+    finally:
+        runner.close()
+        py_runner.close()
+
+    # ------------------------------------------------------------------ accounting
+    ids = [f"soak-{i}" for i in range(JOBS)]
+    pipe = conn.pipeline()
+    for job_id in ids:
+        pipe.hmget(f"rq:job:{job_id}", "status", "origin", "retries_left")
+    rows = pipe.execute()
+    pipe = conn.pipeline()
+    for job_id, (_, origin, _) in zip(ids, rows):
+        q = (origin or b"").decode()
+        pipe.zscore(f"rq:finished:{q}", job_id)
+        pipe.zscore(f"rq:failed:{q}", job_id)
+    scores = pipe.execute()
+
+    picks = Counter()
+    refused_twice = []
+    for handle in runner.handles:
+        out, err = handle.output()
+        picks.update(PICK.findall(err))
+        if "outcome not written again" in err:
+            refused_twice.append(handle.argv[-1])
+        assert "panicked" not in out + err, handle.describe()[-3000:]
+    py_out, py_err = py.output()
+    py_picks = Counter(PY_PICK.findall(py_out + py_err))
+    picks.update(py_picks)
+
+    crashes = Counter(m.split(":")[0] for _, held in fleet.killed for m in held)
+    problems = []
+    outcomes = Counter()
+    for i, (job_id, (status, _, retries_left), (fin, fail)) in enumerate(
+            zip(ids, rows, zip(scores[0::2], scores[1::2]))):
+        kind = kind_of(i)
+        status = status.decode() if status else None
+        outcomes[(kind, status)] += 1
+        crashed = crashes[job_id]
+        if status == "finished":
+            ok = fin is not None and kind != "fail"
+        elif status == "failed":
+            # Failing jobs fail; others only when a kill took them with no retry left.
+            ok = fail is not None and (kind == "fail" or crashed > 0)
+        else:
+            ok = False
+        attempts = 2 if kind == "fail" else 1
+        runs = picks[job_id]
+        if status == "failed" and kind != "fail":
+            attempts = 0  # the abandoned run may have been its only one
+        if crashed == 0 and runs != attempts:
+            ok = False
+        if crashed and runs > attempts + crashed:
+            ok = False
+        if not ok:
+            problems.append(f"{job_id} kind={kind} status={status} finished={fin} failed={fail} runs={runs} "
+                            f"crashes={crashed} retries_left={retries_left}")
+    # Return values, on a sample of the echo jobs.
+    echo_ids = [i for i in range(JOBS) if kind_of(i) == "echo" and rows[i][0] == b"finished"]
+    for i in rng.sample(echo_ids, min(200, len(echo_ids))):
+        assert Job.fetch(f"soak-{i}", connection=conn).return_value() == {"args": [i], "kwargs": {}}
+    summary = (f"{JOBS} jobs in {duration:.1f} s ({JOBS / duration:.0f} jobs/s); kills: {len(fleet.killed)}, "
+               f"jobs in flight at a kill: {sum(crashes.values())}; runs by the rq worker: "
+               f"{sum(py_picks.values())}; outcomes: {dict(sorted(outcomes.items(), key=str))}")
+    print(summary)
+    if os.environ.get("RQW_SOAK_REPORT"):
+        Path(os.environ["RQW_SOAK_REPORT"]).write_text(summary + "\n" + "\n".join(problems[:50]) + "\n")
+    assert busy(conn) == 0
+    assert not refused_twice, f"outcomes refused as already recorded in {refused_twice}"
+    assert not problems, f"{len(problems)} jobs not accounted for, e.g.:\n" + "\n".join(problems[:20])
+    assert len(fleet.killed) >= (2 if not LONG else 1)
