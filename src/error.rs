@@ -24,6 +24,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when a TLS handshake failed on the certificate (untrusted, expired, wrong host):
+    /// retrying cannot fix it. rustls reports these as I/O errors, told apart by their text.
+    pub fn is_tls_certificate_error(&self) -> bool {
+        match self {
+            StoreError::Tls(_) => true,
+            StoreError::Redis(e) => e.to_string().to_ascii_lowercase().contains("certificate"),
+            _ => false,
+        }
+    }
+
     /// True when the error means the connection is gone or timed out, so retrying after a
     /// reconnect may succeed.
     pub fn is_connection_error(&self) -> bool {

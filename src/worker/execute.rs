@@ -58,11 +58,22 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             stop_reason: stop_reason.clone(),
         },
     );
+    // Whatever happens below, the execution stops being heartbeaten when this task ends.
+    let _running = RunningGuard {
+        ctx: ctx.clone(),
+        execution_id: execution_id.clone(),
+    };
     let probe = crate::metrics::job_started(&record.origin);
     let span = tracing::info_span!("job", job_id = %record.id, queue = %record.origin, function = tracing::field::Empty);
     async {
-        let ended = execute(&ctx, &record, cancel, &stop_reason, &probe).await;
-        let ended = callbacks::apply(&ctx, &record, ended).await;
+        // A panic outside the handler (decoding, callbacks) fails the job like a handler's.
+        let ended = AssertUnwindSafe(async {
+            let ended = execute(&ctx, &record, cancel, &stop_reason, &probe).await;
+            callbacks::apply(&ctx, &record, ended).await
+        })
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| failed("rqw", HANDLER_PANIC, &panic_text(&*panic), true));
         if let Ended::Failed { exc_string, .. } = &ended {
             let last = exc_string.lines().last().unwrap_or_default();
             tracing::warn!(error = %last, "job failed");
@@ -73,14 +84,20 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             started_at,
             ended_at,
         };
-        let outcome = decide(
-            &record,
-            ended,
-            ctx.config.serializer,
-            ctx.config.results_ttl,
-            &ctx.identity.name,
-            &span,
-        );
+        let decide_for = |ended: Ended| {
+            decide(
+                &record,
+                ended,
+                ctx.config.serializer,
+                ctx.config.results_ttl,
+                &ctx.identity.name,
+                &span,
+            )
+        };
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| decide_for(ended)))
+            .unwrap_or_else(|panic| {
+                decide_for(failed("rqw", HANDLER_PANIC, &panic_text(&*panic), false))
+            });
         let request = FinishRequest {
             prefix: ctx.keys.prefix(),
             worker_name: &ctx.identity.name,
@@ -95,7 +112,18 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
     }
     .instrument(span)
     .await;
-    ctx.running.remove(&execution_id);
+}
+
+/// Removes an execution from the running set when its task ends, even by a panic.
+struct RunningGuard {
+    ctx: Arc<WorkerContext>,
+    execution_id: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.ctx.running.remove(&self.execution_id);
+    }
 }
 
 async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>, probe: &JobProbe) {

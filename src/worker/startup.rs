@@ -16,7 +16,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Opens the command connection, retrying while Redis is unreachable. `Ok(None)` when a
 /// shutdown was requested meanwhile; `Err` once `startup_timeout` has passed (or at once for
-/// an error that retrying cannot fix, such as a refused password).
+/// an error that retrying cannot fix, such as a refused password or an untrusted certificate).
 pub async fn connect(
     client: &Client,
     config: &WorkerConfig,
@@ -27,7 +27,7 @@ pub async fn connect(
     loop {
         let error = match command_connection(client).await {
             Ok(conn) => return Ok(Some(conn)),
-            Err(e) if !e.is_connection_error() => return Err(e),
+            Err(e) if !e.is_connection_error() || e.is_tls_certificate_error() => return Err(e),
             Err(e) => e,
         };
         if config
