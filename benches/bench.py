@@ -216,8 +216,14 @@ class FakeRecordings:
 class Variant:
     """One way of running the jobs: rq's Worker or SimpleWorker (N processes), or rqw."""
 
-    def __init__(self, label, kind, procs=1, concurrency=1):
+    def __init__(self, label, kind, procs=1, concurrency=1, binary=None, env=None):
         self.label, self.kind, self.procs, self.concurrency = label, kind, procs, concurrency
+        self.binary, self.env = binary, env or {}
+
+    def alt(self, bench):
+        """The same rqw variant run with `--alt-rqw` / `--alt-env` (label marked with *)."""
+        return Variant(self.label.replace("rqw", "rqw*", 1), self.kind, self.procs, self.concurrency,
+                       binary=bench.alt_rqw, env=bench.alt_env)
 
     @property
     def is_rqw(self):
@@ -225,7 +231,7 @@ class Variant:
 
     def argv(self, bench, queues, burst, extra=()):
         if self.is_rqw:
-            cmd = [str(bench.rqw), "worker", *queues, "--url", bench.redis.url, "--enable-testing-handlers",
+            cmd = [str(self.binary or bench.rqw), "worker", *queues, "--url", bench.redis.url, "--enable-testing-handlers",
                    "--concurrency", str(self.concurrency)]
         else:
             cls = {"rq-worker": "rq.Worker", "rq-simple": "rq.SimpleWorker"}[self.kind]
@@ -246,6 +252,7 @@ class Launched:
         env["PYTHONUNBUFFERED"] = "1"
         env["REDIS_URL"] = bench.redis.url
         env.update(env_extra or {})
+        env.update(variant.env)
         self.procs = []
         self.results = {}
         bench.run_index += 1
@@ -473,6 +480,8 @@ class Bench:
         shm = Path("/dev/shm")
         rec_root = Path(args.recordings_dir) if args.recordings_dir else (shm if shm.is_dir() else self.workdir)
         self.rec_root = Path(tempfile.mkdtemp(prefix="rqw-bench-rec-", dir=rec_root))
+        self.alt_rqw = Path(args.alt_rqw).resolve() if args.alt_rqw else None
+        self.alt_env = dict(kv.split("=", 1) for kv in args.alt_env.split()) if args.alt_env else {}
         self.run_index = 0
         self.load_start = open("/proc/loadavg").read().split()[:3]
         self.results = collections.defaultdict(list)  # (workload, variant label) -> [run dicts]
@@ -692,6 +701,13 @@ def run_all(bench, args):
     rqw_rec = [Variant(f"rqw -c {c}", "rqw", concurrency=c) for c in a.rec_concurrency]
     rqw1 = Variant("rqw -c 1", "rqw", concurrency=1)
     big_c = a.big_jobs
+    big = [Variant(f"rqw -c {big_c}", "rqw", concurrency=big_c)]
+    rqw1s = [rqw1]
+    if bench.alt_rqw or bench.alt_env:
+        rqw_noop += [x.alt(bench) for x in rqw_noop]
+        rqw_rec += [x.alt(bench) for x in rqw_rec]
+        rqw1s.append(rqw1.alt(bench))
+        big.append(big[0].alt(bench))
     only = set(a.only)
 
     for rep in range(a.reps):
@@ -705,33 +721,33 @@ def run_all(bench, args):
                 bench.guarded("b", v, lambda v=v: bench.recordings(v, a.rec_jobs))
         if "c" in only:
             for queues, w in ((["default"], "c1"), (PROD_QUEUES, "c6")):
-                for v in rotated([worker, simple, rqw1], rep):
+                for v in rotated([worker, simple, *rqw1s], rep):
                     bench.guarded(w, v, lambda v=v, q=queues, w=w: bench.pickup(v, q, a.latency_jobs,
                                                                             a.latency_interval, w))
         if "d" in only:
-            for v in rotated([worker, simple, rqw1], rep):
+            for v in rotated([worker, simple, *rqw1s], rep):
                 bench.guarded("d_idle", v, lambda v=v: bench.idle_memory(v))
             if bench.fake_big is None:
                 bench.fake_big = FakeRecordings(bench.workdir, a.big_size, a.rec_latency, "big")
-            big_vars = [Variant(f"rqw -c {big_c}", "rqw", concurrency=big_c)]
+            big_vars = list(big)
             if not a.skip_python_big:
                 big_vars.append(py4)
             for v in rotated(big_vars, rep):
                 bench.guarded("d_big", v, lambda v=v: bench.recordings(v, big_c, fake=bench.fake_big,
                                                                       workload="d_big", businesses=big_c))
         if "e" in only:
-            for v in rotated([worker, simple, rqw1], rep):
+            for v in rotated([worker, simple, *rqw1s], rep):
                 for _ in range(a.startup_runs):
                     bench.guarded("e", v, lambda v=v: bench.startup(v))
     if "f" in only:
         log("=== MONITOR samples (not timed)")
-        for v in (worker, simple, rqw1, *rqw_noop[1:]):
+        for v in (worker, simple, *rqw_noop):
             bench.guarded("f_noop", v, lambda v=v: bench.monitor_noop(v, a.monitor_jobs if v is not worker
                                                                       else min(a.monitor_jobs, a.fork_jobs)))
-        for v in (py4, rqw_rec[-1]):
+        for v in (py4, *[x for x in rqw_rec if x.concurrency == max(a.rec_concurrency)]):
             bench.guarded("f_rec", v, lambda v=v: bench.monitor_recordings(v, a.monitor_rec_jobs))
     return {"worker": worker, "simple": simple, "rqw_noop": rqw_noop, "py4": py4, "rqw_rec": rqw_rec,
-            "rqw1": rqw1, "big": f"rqw -c {big_c}"}
+            "rqw1": rqw1, "rqw1s": rqw1s, "big": [x.label for x in big]}
 
 
 # --------------------------------------------------------------------------- report
@@ -819,6 +835,10 @@ def report(bench, args, v, path):
       f"no persistence). Every job is checked through rq's API after each run: status `finished` for each "
       f"job, finished registry count = jobs, failed/started registries and the queue empty; downloads "
       f"also check the return value, the file size and that the semaphore keys are clean.")
+    if bench.alt_rqw or bench.alt_env:
+        env = " ".join(f"{k}={val}" for k, val in bench.alt_env.items())
+        w(f"- **rqw\\*** rows: the same measurements with `{bench.alt_rqw or bench.rqw}`"
+          f"{f' and the environment `{env}`' if env else ''} (an experimental build, for comparison).")
     w("- Workers log at their default level (INFO) to a file. rqw: `rqw worker --burst "
       "--enable-testing-handlers --concurrency N`; Python: `rq worker --burst -w rq.Worker|rq.SimpleWorker`.")
     w("")
@@ -848,7 +868,7 @@ def report(bench, args, v, path):
               f"{stat(bench, 'a', var.label, 'cmds_per_job').fmt(1)} | "
               f"{stat(bench, 'a', var.label, 'redis_cpu_us_per_job').fmt(0)} | "
               f"{stat(bench, 'a', var.label, 'worker_cpu_us_per_job').fmt(0)} |")
-        best = max(v["rqw_noop"], key=lambda x: stat(bench, "a", x.label, "jobs_per_s").med
+        best = max([x for x in v["rqw_noop"] if not x.binary and not x.env], key=lambda x: stat(bench, "a", x.label, "jobs_per_s").med
                    if stat(bench, "a", x.label, "jobs_per_s").ok else -1)
         bs = stat(bench, "a", best.label, "jobs_per_s")
         cmds = stat(bench, "a", best.label, "cmds_per_job")
@@ -885,7 +905,7 @@ def report(bench, args, v, path):
               f"{g('worker_cpu_ms_per_job', 2)} | {g('cmds_per_job')} | "
               f"{stat(bench, 'b', var.label, 'fake_cpu_busy').fmt(2)} | {g('fake_max_in_flight', 0)} | "
               f"{g('retried_jobs', 0)} |")
-        best = max(v["rqw_rec"], key=lambda x: stat(bench, "b", x.label, "jobs_per_s").med
+        best = max([x for x in v["rqw_rec"] if not x.binary and not x.env], key=lambda x: stat(bench, "b", x.label, "jobs_per_s").med
                    if stat(bench, "b", x.label, "jobs_per_s").ok else -1)
         bs = stat(bench, "b", best.label, "jobs_per_s")
         w("")
@@ -912,7 +932,7 @@ def report(bench, args, v, path):
         w("| queues | worker | p50 ms | p99 ms | max ms |")
         w("| --- | --- | --- | --- | --- |")
         for wl, name in (("c1", "1"), ("c6", "6")):
-            for var in (v["worker"], v["simple"], v["rqw1"]):
+            for var in (v["worker"], v["simple"], *v["rqw1s"]):
                 w(f"| {name} | {var.label} | {stat(bench, wl, var.label, 'p50_ms').fmt(2)} | "
                   f"{stat(bench, wl, var.label, 'p99_ms').fmt(2)} | {stat(bench, wl, var.label, 'max_ms').fmt(2)} |")
         p99s = [stat(bench, wl, v["rqw1"].label, "p99_ms") for wl in ("c1", "c6")]
@@ -931,7 +951,7 @@ def report(bench, args, v, path):
         w("")
         w("| worker | idle RSS MB | idle PSS MB |")
         w("| --- | --- | --- |")
-        for var in (v["worker"], v["simple"], v["rqw1"]):
+        for var in (v["worker"], v["simple"], *v["rqw1s"]):
             w(f"| {var.label} | {stat(bench, 'd_idle', var.label, 'rss_mb').fmt(1)} | "
               f"{stat(bench, 'd_idle', var.label, 'pss_mb').fmt(1)} |")
         w("")
@@ -943,12 +963,12 @@ def report(bench, args, v, path):
         w("")
         w("| worker | peak RSS (VmHWM) MB | peak PSS MB | jobs/s |")
         w("| --- | --- | --- | --- |")
-        for label in [v["big"]] + ([] if args.skip_python_big else [v["py4"].label]):
+        for label in v["big"] + ([] if args.skip_python_big else [v["py4"].label]):
             w(f"| {label} | {stat(bench, 'd_big', label, 'maxrss_mb').fmt(1)} | "
               f"{stat(bench, 'd_big', label, 'peak_pss_mb').fmt(1)} | "
               f"{stat(bench, 'd_big', label, 'jobs_per_s').fmt(1)} |")
         idle = stat(bench, "d_idle", v["rqw1"].label, "rss_mb")
-        big = stat(bench, "d_big", v["big"], "maxrss_mb")
+        big = stat(bench, "d_big", v["big"][0], "maxrss_mb")
         if idle.ok and big.ok:
             w("")
             w(f"Goals idle < 8 MB, {args.big_jobs}×{args.big_size / 1e6:.0f} MB < 64 MB — rqw idle "
@@ -965,7 +985,7 @@ def report(bench, args, v, path):
         w("")
         w("| worker | ms |")
         w("| --- | --- |")
-        for var in (v["worker"], v["simple"], v["rqw1"]):
+        for var in (v["worker"], v["simple"], *v["rqw1s"]):
             w(f"| {var.label} | {stat(bench, 'e', var.label, 'ms').fmt(1)} |")
         s = stat(bench, "e", v["rqw1"].label, "ms")
         if s.ok:
@@ -988,8 +1008,8 @@ def report(bench, args, v, path):
         w("| workload | worker | total cmds/job | client cmds/job | inside scripts/job | round trips/job | "
           "most frequent client commands (per run) |")
         w("| --- | --- | --- | --- | --- | --- | --- |")
-        for wl, name, vars_ in (("f_noop", "no-op", (v["worker"], v["simple"], v["rqw1"], *v["rqw_noop"][1:])),
-                                ("f_rec", "download", (v["py4"], v["rqw_rec"][-1]))):
+        for wl, name, vars_ in (("f_noop", "no-op", (v["worker"], v["simple"], *v["rqw_noop"])),
+                                ("f_rec", "download", (v["py4"], *v["rqw_rec"]))):
             for var in vars_:
                 rows = bench.results.get((wl, var.label))
                 if not rows:
@@ -1029,6 +1049,9 @@ def main():
     p.add_argument("--startup-runs", type=int, default=3)
     p.add_argument("--monitor-jobs", type=int)
     p.add_argument("--monitor-rec-jobs", type=int)
+    p.add_argument("--alt-rqw", help="also run every rqw measurement with this binary (labels 'rqw*')")
+    p.add_argument("--alt-env", default="", help="environment for the 'rqw*' runs, e.g. 'A=1 B=2' "
+                   "(alone: the same binary with this environment)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, MONITOR captures)")
     args = p.parse_args()
     q = args.quick

@@ -250,23 +250,16 @@ def _raw_job(conn, queue_name, job_id, **overrides):
     return queue.enqueue(ECHO, "after")
 
 
-@pytest.mark.xfail(strict=True, reason="runtime bug for the lead: start.lua files the execution under "
-                   "rq:wip:<raw origin> while the Rust side falls back on the popped queue for a non-UTF-8 "
-                   "origin, so finish.lua finds no execution and records nothing: the job stays 'started' "
-                   "in a registry nobody maintains (docs/RELIABILITY.md, known gaps)")
 def test_non_utf8_origin_fails_the_job(conn, worker):
-    after = _raw_job(conn, "odd", b"odd-origin", **{b"origin": b"\xff\xfe"})
+    after = _raw_job(conn, "odd", b"odd-origin", origin=b"\xff\xfe")
     worker.run_burst("odd")
     assert after.get_status(refresh=True) == JobStatus.FINISHED  # the worker went on (true today)
     assert conn.hget("rq:job:odd-origin", "status") == b"failed"
 
 
-@pytest.mark.xfail(strict=True, reason="runtime bug for the lead: start.lua starts a job whose id is not "
-                   "UTF-8, then the Rust side cannot read the reply ('non-UTF-8 queue or job id'): the job "
-                   "sits 'started' until the abandoned-job handling fails it 61+ s later (with retries it "
-                   "cycles once per retry) (docs/RELIABILITY.md, known gaps)")
 def test_non_utf8_job_id_fails_the_job(conn, worker):
     after = _raw_job(conn, "odd", b"odd-\xff")
     worker.run_burst("odd")
     assert after.get_status(refresh=True) == JobStatus.FINISHED  # the worker went on (true today)
     assert conn.hget(b"rq:job:odd-\xff", "status") == b"failed"
+    assert conn.zscore("rq:failed:odd", b"odd-\xff") is not None

@@ -30,8 +30,45 @@ local out = {}
 local composites = {}
 local started, longest, last_id = 0, 0, nil
 
+-- True when s is valid UTF-8 (what the worker can read back as text).
+local function valid_utf8(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len, lo, hi = 1, 0x80, 0xBF
+    if c < 0x80 then len = 1
+    elseif c >= 0xC2 and c <= 0xDF then len = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      len = 3
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      len = 4
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else return false end
+    if i + len - 1 > n then return false end
+    for j = i + 1, i + len - 1 do
+      local b = s:byte(j)
+      if j == i + 1 then
+        if b < lo or b > hi then return false end
+      elseif b < 0x80 or b > 0xBF then return false end
+    end
+    i = i + len
+  end
+  return true
+end
+
 local function start(q, id)
   local jk = P .. 'job:' .. id
+  if not valid_utf8(id) then
+    -- No RQ producer writes such an id, and the worker could not name it back: fail it here,
+    -- visibly (status, failed registry, the legacy exc_info field that readers fall back to).
+    if redis.call('EXISTS', jk) == 1 then
+      redis.call('HSET', jk, 'status', 'failed', 'ended_at', TS,
+        'exc_info', 'rqw.errors.InvalidJobError: the job id is not valid UTF-8')
+      redis.call('ZADD', P .. 'failed:' .. q, NOW + 31536000, id)
+    end
+    return false
+  end
   local fields = redis.call('HGETALL', jk)
   if #fields == 0 then
     -- The job was deleted after it was enqueued: nothing to run.
@@ -41,7 +78,7 @@ local function start(q, id)
   for i = 1, #fields, 2 do
     local f = fields[i]
     if f == 'timeout' then timeout = tonumber(fields[i + 1])
-    elseif f == 'origin' and fields[i + 1] ~= '' then origin = fields[i + 1] end
+    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1] end
   end
   if timeout == nil or timeout == 0 then timeout = DEFAULT_TIMEOUT end
   local ttl
