@@ -61,3 +61,14 @@ def test_random_strategy_runs_everything(conn, worker):
     jobs = [q.enqueue(NOOP) for q in qs for _ in range(3)]
     worker.run_burst(["a", "b", "c"], "--dequeue-strategy", "random")
     assert all(j.get_status() == JobStatus.FINISHED for j in jobs)
+
+
+@pytest.mark.rqw_only("`rqw handlers` lists rqw's native handlers")
+def test_handlers_command_lists_native_paths():
+    from compat import RQW_BIN
+
+    plain = subprocess.run([str(RQW_BIN), "handlers"], capture_output=True, text=True, check=True).stdout.split()
+    assert plain == ["server.jobs.recording_job.process_recording_download_job"]
+    testing = subprocess.run([str(RQW_BIN), "handlers", "--enable-testing-handlers"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert set(testing) == set(plain) | {ECHO, NOOP, "rqw.testing.fail", "rqw.testing.sleep", "rqw.testing.panic"}
