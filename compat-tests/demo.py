@@ -16,6 +16,12 @@ from rq import Queue, Retry, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fake_twilio import FakeTwilio, body, status  # noqa: E402  (a local fake Twilio API)
+
+RECORDING_JOB = "server.jobs.recording_job.process_recording_download_job"
+ACCOUNT = "AC" + "0" * 32
+
 
 def free_port():
     with socket.socket() as s:
@@ -41,23 +47,44 @@ def main(rqw_bin):
         url = f"redis://127.0.0.1:{port}/0"
         print(f"== redis-server on {url}")
 
+        recordings = os.path.join(workdir, "recordings")
+        os.makedirs(recordings)
+        call_sid = "CA" + "ab12" * 8
+        recording_url = f"/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'cd34' * 8}.json"
+        # Twilio serves the .mp3 (the .wav formats are "not there yet": 404).
+        twilio = FakeTwilio(lambda r: body(200, b"ID3" + b"\x00" * 48_000) if ".mp3" in r.path else status(404))
+        twilio.start()
+
+        # Exactly as the Python API enqueues it.
+        recordings_q = Queue("recordings", connection=redis)
+        download = recordings_q.enqueue(
+            RECORDING_JOB, call_sid=call_sid, recording_url=recording_url, business_id=42,
+            from_number="+15550001", to_number="+15550002",
+            job_id=f"recording_download_{call_sid}_{int(time.time() * 1000)}",
+            job_timeout="10m", retry=Retry(max=3), failure_ttl=3600,
+        )
+        print(f"[RQ] Recording download job enqueued: call_sid={call_sid} -> RQ job {download.id}")
         q = Queue("default", connection=redis)
         echo = q.enqueue("rqw.testing.echo", 42, "hello", amount=2**70, tags=("a", "b"))
         boom = q.enqueue("rqw.testing.fail", message="boom", retry=Retry(max=1))
         unknown = q.enqueue("myapp.jobs.not_ported_yet", 1)
-        print(f"== enqueued 3 jobs with rq from Python: {len(q)} waiting")
+        print(f"== enqueued with rq from Python: {len(recordings_q)} on 'recordings', {len(q)} on 'default'")
 
-        print("== running: rqw worker --burst default")
+        print("== running: rqw worker --burst recordings default")
+        env = dict(os.environ, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN="demo-token-never-logged",
+                   RECORDINGS_DIR=recordings, TWILIO_API_BASE=twilio.base)
         run = subprocess.run(
-            [rqw_bin, "worker", "--url", url, "--burst", "--enable-testing-handlers", "--name", "demo-worker", "default"],
-            capture_output=True, text=True, timeout=60,
+            [rqw_bin, "worker", "--url", url, "--burst", "--enable-testing-handlers", "--name", "demo-worker",
+             "recordings", "default"],
+            capture_output=True, text=True, timeout=120, env=env,
         )
+        twilio.stop()
         for line in run.stderr.splitlines():
             print("   rqw |", line)
         print(f"== rqw exited with {run.returncode}")
 
         print("== what Python sees through rq's API:")
-        for job in (echo, boom, unknown):
+        for job in (download, echo, boom, unknown):
             job = Job.fetch(job.id, connection=redis)
             print(f"   {job.func_name}: status={job.get_status().value}")
             if job.get_status().value == "finished":
@@ -65,10 +92,16 @@ def main(rqw_bin):
             else:
                 last = (job.exc_info or "").strip().splitlines()[-1]
                 print(f"      exc_info (last line) = {last}")
-        print(f"   finished registry: {FinishedJobRegistry(queue=q).get_job_ids()}")
-        print(f"   failed registry:   {FailedJobRegistry(queue=q).get_job_ids()}")
+        path = os.path.join(recordings, f"{call_sid}.mp3")
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        print(f"   the API would now stream {path} ({size} bytes)")
+        print(f"   semaphore slots of business 42: {redis.scard('rec_slots:42')} (all released)")
+        print(f"   finished registry (default): {FinishedJobRegistry(queue=q).get_job_ids()}")
+        print(f"   failed registry (default):   {FailedJobRegistry(queue=q).get_job_ids()}")
         print(f"   workers still registered: {[w.name for w in Worker.all(connection=redis)]}")
-        ok = Job.fetch(echo.id, connection=redis).get_status().value == "finished"
+        ok = (Job.fetch(download.id, connection=redis).get_status().value == "finished" and size > 1000
+              and Job.fetch(echo.id, connection=redis).get_status().value == "finished")
+        print("== demo OK" if ok and run.returncode == 0 else "== demo FAILED")
         return 0 if ok and run.returncode == 0 else 1
     finally:
         server.terminate()
