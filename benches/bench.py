@@ -565,6 +565,8 @@ class Bench:
         if leftovers or held:
             raise BenchError(f"semaphore not clean: {len(leftovers)} keys left, {held} slots held")
         retried = sum(1 for j in jobs if j.retries_left != 3)
+        durations = [v.get("duration_ms") for v in (j.return_value() for j in jobs) if isinstance(v, dict)]
+        durations = [d for d in durations if isinstance(d, int)]
         starts = [ts(j.started_at) for j in jobs]
         ends = [ts(j.ended_at) for j in jobs]
         span = max(ends) - min(starts)
@@ -576,11 +578,13 @@ class Bench:
                 "peak_rss_mb": run["peak_rss_kib"] / 1024, "maxrss_mb": sum(run["maxrss_kib"]) / 1024,
                 "fake_requests": fstats["requests"], "fake_max_in_flight": fstats["max_in_flight"],
                 "fake_connections": fstats["connections"], "fake_cpu_s": fake_cpu,
-                "fake_cpu_busy": fake_cpu / span, "calls": calls}
+                "fake_cpu_busy": fake_cpu / span, "calls": calls,
+                "download_ms_p50": pct(durations, 50) if durations else None,
+                "download_ms_p95": pct(durations, 95) if durations else None}
         self.record(workload, variant, data)
         log(f"  {workload} {variant.label:28s} {data['jobs_per_s']:8.1f} jobs/s  peak PSS {data['peak_pss_mb']:.1f} MB "
             f"peak RSS {data['maxrss_mb']:.1f} MB  fake server busy {data['fake_cpu_busy']:.0%} "
-            f"in flight <= {fstats['max_in_flight']}  retried {retried}")
+            f"in flight <= {fstats['max_in_flight']}  retried {retried}  download p50 {data['download_ms_p50']} ms")
 
     # -- c: pickup latency
     def pickup(self, variant, queues, n, interval, workload):
@@ -895,14 +899,15 @@ def report(bench, args, v, path):
           f"sum over the processes of each one's `VmHWM` (kernel high-water mark of its RSS since exec).")
         w("")
         w("| worker | jobs/s | × Python | peak PSS MB | peak RSS MB | worker CPU ms/job | Redis cmds/job | "
-          "fake server CPU busy | max in flight | jobs retried |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "redis-server CPU µs/job | download ms p50 / p95 | fake server CPU busy | max in flight | jobs retried |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         base = stat(bench, "b", v["py4"].label, "jobs_per_s")
         for var in [v["py4"], *v["rqw_rec"]]:
             g = lambda k, d=1: stat(bench, "b", var.label, k).fmt(d)
             s = stat(bench, "b", var.label, "jobs_per_s")
             w(f"| {var.label} | {s.fmt(1)} | {ratio(s, base)} | {g('peak_pss_mb')} | {g('maxrss_mb')} | "
-              f"{g('worker_cpu_ms_per_job', 2)} | {g('cmds_per_job')} | "
+              f"{g('worker_cpu_ms_per_job', 2)} | {g('cmds_per_job')} | {g('redis_cpu_us_per_job', 0)} | "
+              f"{g('download_ms_p50', 0)} / {g('download_ms_p95', 0)} | "
               f"{stat(bench, 'b', var.label, 'fake_cpu_busy').fmt(2)} | {g('fake_max_in_flight', 0)} | "
               f"{g('retried_jobs', 0)} |")
         best = max([x for x in v["rqw_rec"] if not x.binary and not x.env], key=lambda x: stat(bench, "b", x.label, "jobs_per_s").med
@@ -916,7 +921,10 @@ def report(bench, args, v, path):
               f"{args.rec_latency * 1000:.0f} ms = {args.rec_businesses * 5 / args.rec_latency:.0f} jobs/s.")
             w("")
         w("\"fake server CPU busy\" is the fake server's CPU seconds divided by the run's duration (1.00 = "
-          "one core saturated): well below 1 means it was not the bottleneck.")
+          "one core saturated); \"download ms\" is the `duration_ms` the jobs return (request to file "
+          "written, the server's latency included): close to the configured latency and a server well "
+          "below one core mean the fake server was not the bottleneck. \"max in flight\" is the most "
+          "requests it served at once.")
         w("")
 
     # c
