@@ -5,9 +5,8 @@
 #   docker run --rm -e REDIS_URL=redis://redis:6379/0 -e TWILIO_ACCOUNT_SID=... \
 #     -e TWILIO_AUTH_TOKEN=... -v recordings:/app/server/recordings rqw
 #
-# CI has no Docker engine: compat-tests/dockerfile-steps.sh runs this file's build-stage RUN
-# lines on the host and starts the binary the runtime stage would run. Keep build steps in
-# packaging/build-release.sh so both stay the same.
+# CI has no Docker engine: compat-tests/dockerfile-steps.sh replays this file's build-stage
+# COPY/ENV/RUN lines on the host and starts the binary the runtime stage would run.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -16,10 +15,11 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-COPY packaging/build-release.sh ./packaging/
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    ./packaging/build-release.sh dist
+    cargo build --release --locked --bin rqw \
+    && install -D -m 0755 "${CARGO_TARGET_DIR:-target}/release/rqw" dist/rqw \
+    && dist/rqw --version
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 ARG RQW_UID=10001

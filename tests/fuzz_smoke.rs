@@ -1,6 +1,6 @@
-//! A stable-toolchain fuzz smoke run: the bodies of the cargo-fuzz targets (`fuzz/targets.rs`,
+//! A stable-toolchain fuzz smoke run: the bodies of the cargo-fuzz targets (`tests/fuzz/targets.rs`,
 //! the same file the nightly `cargo fuzz` binaries include) run on every committed seed of
-//! `fuzz/corpus/<target>/`, then on random mutations of them for a short time.
+//! `tests/fuzz/corpus/<target>/`, then on random mutations of them for a short time.
 //!
 //! This is not coverage-guided fuzzing (that is `cargo +nightly fuzz run <target>`, see
 //! docs/RELIABILITY.md); it is a deterministic, bounded run that keeps the seeds and the
@@ -11,7 +11,7 @@
 //!
 //! An input that fails is written to `target/fuzz-smoke-failures/` and named in the panic.
 
-#[path = "../fuzz/targets.rs"]
+#[path = "fuzz/targets.rs"]
 #[allow(dead_code)]
 mod targets;
 
@@ -28,7 +28,7 @@ const MAX_INFLATED: u64 = 64 * 1024;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("tests/fuzz/corpus")
         .join(target);
     let mut seeds: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))

@@ -56,7 +56,7 @@ fn hashable() -> impl Strategy<Value = HashableValue> {
 
 /// Plain Python data as RQ pickles it. Sets are left out: serde-pickle writes protocol 3,
 /// which has no set opcodes (it writes `builtins.set(...)`, refused by the reader; see
-/// fuzz/targets.rs).
+/// tests/fuzz/targets.rs).
 fn plain() -> impl Strategy<Value = Value> {
     scalar().prop_recursive(4, 64, 6, |inner| {
         prop_oneof![

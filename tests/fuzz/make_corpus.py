@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the committed seed corpus of the fuzz targets (fuzz/corpus/<target>/seed_*).
+"""Writes the committed seed corpus of the fuzz targets (tests/fuzz/corpus/<target>/seed_*).
 
 Seeds are made by real Python `pickle`/`json`/`zlib` (no rq needed) plus the job hashes of
 the golden fixtures (python-fixtures/golden, made by real rq). Run it again only to change the
 seeds; CI never regenerates them (tests/fuzz_smoke.rs reads the committed files).
 
-    python3 fuzz/make_corpus.py
+    python3 tests/fuzz/make_corpus.py
 """
 
 import base64
@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-GOLDEN = HERE.parent / "python-fixtures" / "golden"
+GOLDEN = HERE.parent.parent / "python-fixtures" / "golden"
 CORPUS = HERE / "corpus"
 
 # Same order as JOB_FIELDS in targets.rs (a name byte 0xE0 + i picks field i).
