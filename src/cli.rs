@@ -45,6 +45,9 @@ pub struct RedisArgs {
     /// Redis URL: redis://, rediss:// (TLS) or unix://.
     #[arg(short = 'u', long = "url", env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     pub url: String,
+    /// PEM CA certificate to trust for rediss:// URLs (a private CA).
+    #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
+    pub tls_ca_cert: Option<std::path::PathBuf>,
     /// Serializer the producers use (to read function paths of JSON jobs).
     #[arg(short = 'S', long, value_enum, default_value = "pickle")]
     pub serializer: SerializerArg,
@@ -59,6 +62,9 @@ pub struct InfoArgs {
     /// Redis URL: redis://, rediss:// (TLS) or unix://.
     #[arg(short = 'u', long = "url", env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     pub url: String,
+    /// PEM CA certificate to trust for rediss:// URLs (a private CA).
+    #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
+    pub tls_ca_cert: Option<std::path::PathBuf>,
     /// Refresh every this many seconds (a live view) instead of printing once.
     #[arg(short = 'i', long)]
     pub interval: Option<f64>,

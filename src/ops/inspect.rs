@@ -17,7 +17,7 @@ use crate::config::mask_url;
 use crate::handlers::native_paths;
 use crate::keys::Keys;
 use crate::protocol::payload::{decode_job_data, Serializer};
-use crate::store::connection::{client, command_connection};
+use crate::store::connection::{client_with_ca, command_connection};
 
 /// Most jobs read per registry.
 pub const SCAN_CAP: usize = 1000;
@@ -63,7 +63,8 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
         SerializerArg::Pickle => Serializer::Pickle,
         SerializerArg::Json => Serializer::Json,
     };
-    let mut conn = command_connection(&client(&args.url)?).await?;
+    let mut conn =
+        command_connection(&client_with_ca(&args.url, args.tls_ca_cert.as_deref())?).await?;
     let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP).await?;
     let native = native_paths(args.enable_testing_handlers);
     let header = format!(

@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use crate::cli::InfoArgs;
 use crate::config::mask_url;
 use crate::keys::Keys;
-use crate::store::connection::{client, command_connection};
+use crate::store::connection::{client_with_ca, command_connection};
 
 /// Shortest `--interval` accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -27,7 +27,8 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
     let interval = args.interval.map(interval).transpose()?;
     let masked = mask_url(&args.url);
-    let redis = client(&args.url).with_context(|| format!("invalid Redis URL {masked}"))?;
+    let redis = client_with_ca(&args.url, args.tls_ca_cert.as_deref())
+        .with_context(|| format!("invalid Redis URL {masked}"))?;
     let mut conn = command_connection(&redis)
         .await
         .with_context(|| format!("cannot connect to Redis at {masked}"))?;
