@@ -32,6 +32,7 @@ static RECOVER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("../store/scripts/lib/enqueue.lua"),
         include_str!("../store/scripts/lib/dependents.lua"),
+        include_str!("../store/scripts/lib/failure.lua"),
         include_str!("scripts/recover.lua")
     ))
 });

@@ -19,6 +19,7 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/lib/enqueue.lua"),
         include_str!("scripts/lib/dependents.lua"),
+        include_str!("scripts/lib/failure.lua"),
         include_str!("scripts/finish.lua")
     ))
 });

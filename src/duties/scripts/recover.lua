@@ -73,28 +73,9 @@ local function fail_or_retry(id)
   redis.call('HSET', jk, 'status', 'failed')
   redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', RESULT_WORKER,
     'exc_string', EXC)
-  local ttl = DEFAULT_FAILURE_TTL
-  if f[4] and f[4] ~= '' then
-    ttl = tonumber(f[4]) or DEFAULT_FAILURE_TTL
-    if ttl == -1 then
-      redis.call('PERSIST', results_key)
-    elseif ttl >= 0 then
-      redis.call('EXPIRE', results_key, ttl)
-    end
-  end
-  if ttl == 0 then
-    redis.call('DEL', jk, jk .. ':dependents', P .. 'job::' .. id .. ':dependencies')
-  elseif ttl > 0 then
-    redis.call('EXPIRE', jk, ttl)
-    redis.call('EXPIRE', jk .. ':dependents', ttl)
-    redis.call('EXPIRE', P .. 'job::' .. id .. ':dependencies', ttl)
-  end
-  local score = ttl
-  if ttl >= 0 then score = NOW + ttl end
-  redis.call('ZADD', P .. 'failed:' .. Q, score, id)
-  if ttl ~= 0 then
-    rq_enqueue_dependents(P, id, 'failed', TS, NOW, DEFAULT_TIMEOUT)
-  end
+  local failure_ttl = nil
+  if f[4] and f[4] ~= '' then failure_ttl = tonumber(f[4]) or DEFAULT_FAILURE_TTL end
+  rq_register_failure(P, id, Q, failure_ttl, 'failed', TS, NOW, DEFAULT_TIMEOUT)
   failed = failed + 1
 end
 

@@ -18,7 +18,7 @@
 --       13 at_front ('1'/'0') for requeue, run-at (int) for schedule and for a repeat ('0' =
 --       now), target queue for forward, 14 default job timeout (for enqueued dependents),
 --       15.. result entry field/value pairs.
--- Prepended at build time: lib/enqueue.lua, lib/dependents.lua.
+-- Prepended at build time: lib/enqueue.lua, lib/dependents.lua, lib/failure.lua.
 -- Returns 1; 0 when the job hash no longer exists (nothing written for the job); 2 when the
 -- execution was not in the StartedJobRegistry any more (nothing written).
 local P, NAME, ID, X, Q, TS = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -124,28 +124,11 @@ if MODE == 'finished' then
     end
   end
 elseif MODE == 'failed' or MODE == 'stopped' then
-  local ttl = 31536000
-  if TTL ~= '' then ttl = tonumber(TTL) end
   redis.call('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)
   add_result()
-  if TTL ~= '' then
-    if ttl == -1 then
-      redis.call('PERSIST', results_key)
-    elseif ttl >= 0 then
-      redis.call('EXPIRE', results_key, ttl)
-    end
-  end
-  if ttl == 0 then
-    redis.call('DEL', jk, dependents_key, dependencies_key)
-  elseif ttl > 0 then
-    redis.call('EXPIRE', jk, ttl)
-    redis.call('EXPIRE', dependents_key, ttl)
-    redis.call('EXPIRE', dependencies_key, ttl)
-  end
-  local score = ttl
-  if ttl >= 0 then score = NOW + ttl end
-  redis.call('ZADD', P .. 'failed:' .. Q, score, ID)
-  if ttl ~= 0 then enqueue_dependents(MODE) end
+  local failure_ttl = nil
+  if TTL ~= '' then failure_ttl = tonumber(TTL) end
+  rq_register_failure(P, ID, Q, failure_ttl, MODE, TS, NOW, DEFAULT_TIMEOUT)
 elseif MODE == 'requeue' then
   final_status = 'queued'
   redis.call('HSET', jk, 'status', 'queued', 'retries_left', ARGV[12], 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)
