@@ -58,7 +58,7 @@ def deep_list(levels):
     return b"\x80\x05" + b"](" * levels + b"e" * levels + b"."
 
 
-NAN_SET_PICKLE = (Path(__file__).resolve().parent.parent / "fuzz" / "corpus" / "pickle_decode"
+NAN_SET_PICKLE = (Path(__file__).resolve().parent.parent / "tests" / "fuzz" / "corpus" / "pickle_decode"
                   / "seed_regression_nan_set_job").read_bytes()
 
 # name -> (field overrides, or None to delete a field, expected status, text expected in the last line)

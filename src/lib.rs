@@ -18,8 +18,9 @@
 //!
 //! ## Job lifecycle
 //! ```text
-//! rq:queue:<q> ──start.lua──> rq:queue:<q>:intermediate ──(same script)──> rq:wip:<q> "<id>:<x>"
-//!      (LMOVE / BLMOVE)            (never only in memory)                  status started
+//! rq:queue:<q> ──start.lua (LPOP, one atomic script)──> rq:wip:<q> "<id>:<x>", status started
+//!   (with one queue, an idle wait is RQ's BLMOVE into rq:queue:<q>:intermediate, which
+//!    start.lua then empties: an id is never only in the worker's memory)
 //!                                                                              │ handler
 //!                      ┌──────────────── finish.lua ─────────────────────────┘
 //!                      ├─ finished: rq:results:<id> (type 1), rq:finished:<q>, result_ttl

@@ -6,7 +6,7 @@
 //!   ├─ heartbeat task ─────────── every tick: worker key + all running executions
 //!   ├─ unblock task ───────────── on shutdown: CLIENT UNBLOCK the pending BLMOVE
 //!   ├─ duties (crate::duties) ─── scheduler + maintenance tasks (burst: one pass each, now)
-//!   ├─ loop: Dequeuer::next ───── start.lua: queue -> intermediate -> started (atomic)
+//!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE wait on one queue)
 //!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), finish.lua
 //!   └─ drain running jobs, stop tasks, register death
 //! ```
