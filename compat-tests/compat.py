@@ -6,6 +6,7 @@ because conftest.py lives here and there is no __init__.py).
 
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,16 @@ PANIC = "rqw.testing.panic"
 
 DEFAULT_FAILURE_TTL = 31536000  # rq/defaults.py
 DEFAULT_RESULT_TTL = 500
+
+
+def free_port():
+    """A free TCP port on loopback, never the machine's own Redis port (6379)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 6379:
+            return port
 
 
 def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):

@@ -10,7 +10,6 @@ Markers (see pytest.ini):
 import os
 import shutil
 import signal as signals
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 import redis
 from rq import Queue
 
-from compat import PYMOD, RQ_VERSION, RQW_BIN, WORKER_KIND, version_tuple, wait_for
+from compat import PYMOD, RQ_VERSION, RQW_BIN, WORKER_KIND, free_port, version_tuple, wait_for
 
 # --------------------------------------------------------------------------- markers
 
@@ -56,15 +55,6 @@ def pytest_sessionstart(session):
 # --------------------------------------------------------------------------- redis
 
 
-def _free_port():
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 6379:
-            return port
-
-
 class RedisServer:
     def __init__(self, port, proc, log):
         self.port = port
@@ -82,7 +72,7 @@ def redis_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("redis")
     last_error = ""
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         log = workdir / f"redis-{port}.log"
         proc = subprocess.Popen(
             [exe, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",

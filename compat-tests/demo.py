@@ -5,7 +5,6 @@ free port, and the rqw binary given as argv[1].
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,16 +16,11 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compat import free_port  # noqa: E402
 from fake_twilio import FakeTwilio, body, status  # noqa: E402  (a local fake Twilio API)
 
 RECORDING_JOB = "server.jobs.recording_job.process_recording_download_job"
 ACCOUNT = "AC" + "0" * 32
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(rqw_bin):

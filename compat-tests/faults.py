@@ -8,7 +8,6 @@ Imported as `from faults import ...` (this directory is on sys.path, like compat
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,21 +16,14 @@ import pytest
 import redis
 from rq.job import Job
 
+from compat import free_port
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 #: rq's StartedJobRegistry score of a running job is its last heartbeat + heartbeat TTL, and
 #: the TTL is min(timeout, --job-monitoring-interval) + 60 (RQ's get_heartbeat_ttl): with an
 #: interval of 1 s an abandoned job is recoverable 61 s after its worker died.
 HEARTBEAT_TTL_FLOOR = 61
-
-
-def free_port():
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 6379:
-            return port
 
 
 class OwnRedis:

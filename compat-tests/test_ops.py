@@ -20,7 +20,7 @@ from rq.job import Job, JobStatus
 from rq.registry import (DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry,
                          StartedJobRegistry)
 
-from compat import FAIL, NOOP, PYMOD, RQW_BIN, SLEEP, wait_for
+from compat import FAIL, NOOP, PYMOD, RQW_BIN, SLEEP, free_port, wait_for
 from fake_twilio import FakeTwilio, body, status
 
 pytestmark = pytest.mark.rqw_only("rqw's own operator commands and endpoints")
@@ -29,12 +29,6 @@ RECORDING = "server.jobs.recording_job.process_recording_download_job"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
