@@ -16,7 +16,7 @@ import redis
 from rq import Queue, Retry
 from rq.job import JobStatus
 
-from compat import ECHO, RQW_BIN, last_line
+from compat import ECHO, RQW_BIN, last_line, wait_for
 from conftest import WorkerRunner
 from fake_twilio import FakeTwilio, basic_auth, body, redirect, status
 from faults import OwnRedis, free_port
@@ -91,6 +91,29 @@ def test_acl_user_and_password(acl_redis, tmp_path):
     # The default user is off: no password, no service.
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(port=acl_redis.port).ping()
+    conn.close()
+
+
+def test_an_acl_without_client_tracking_still_serves_several_queues(acl_redis, tmp_path):
+    """A multi-queue worker is woken through `CLIENT TRACKING`; a user denied it polls instead."""
+    conn = acl_redis.client(username="rqw", password=REDIS_PASSWORD)
+    conn.flushall()
+    conn.acl_setuser("notrack", enabled=True, reset=True, passwords=[f"+{REDIS_PASSWORD}"], keys=["*"],
+                     channels=["*"], commands=["+@all", "-client|tracking"])
+    runner = WorkerRunner(f"redis://notrack:{REDIS_PASSWORD}@127.0.0.1:{acl_redis.port}/0", tmp_path)
+    handle = runner.start(["high", "low"], "--name", "w-notrack")
+    try:
+        wait_for(lambda: conn.exists("rq:worker:w-notrack"), message="the worker registered")
+        job = Queue("low", connection=conn).enqueue(ECHO, "polled")
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, message="the job finished")
+    finally:
+        result = handle.stop()
+    assert result.returncode == 0
+    output = result.stdout + result.stderr
+    assert "cannot watch the queues with client tracking" in output
+    assert "noperm" in output.lower()
+    assert REDIS_PASSWORD not in output
+    conn.acl_deluser("notrack")
     conn.close()
 
 

@@ -140,6 +140,10 @@ pub struct WorkerArgs {
     /// Jobs run at once in this process.
     #[arg(short = 'c', long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Threads of the async runtime (default: one per core). 1 runs everything on one
+    /// thread: the least overhead for short jobs when Redis shares the machine's cores.
+    #[arg(long, env = "RQW_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

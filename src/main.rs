@@ -67,6 +67,7 @@ fn run_worker(args: WorkerArgs) -> ExitCode {
         recording,
         enable_testing_handlers,
     };
+    let threads = args.threads;
     let config = match args.into_config(std::env::var("RQ_QUEUES").ok()) {
         Ok(c) => c,
         Err(e) => {
@@ -74,10 +75,7 @@ fn run_worker(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match worker_runtime(threads) {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
@@ -103,4 +101,21 @@ fn run_worker(args: WorkerArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// The worker's runtime: one thread for `--threads 1`, else a multi-threaded one (`None`: one
+/// thread per core).
+fn worker_runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(n))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
 }

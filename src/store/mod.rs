@@ -5,8 +5,10 @@
 //! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat, finish).
 //! - [`worker_record`]: the worker hash: registration, state, death.
 //! - [`queue_wait`]: the blocking wait for a job on one queue.
+//! - [`queue_watch`]: being woken when a job lands on one of several queues.
 
 pub mod connection;
 pub mod queue_wait;
+pub mod queue_watch;
 pub mod scripts;
 pub mod worker_record;

@@ -66,16 +66,6 @@ pub struct StartedJob {
     pub execution_id: String,
 }
 
-/// Pops and starts the next job (or starts a claimed one) with `req.execution_id`. `None`
-/// when there was none.
-pub async fn start_job<C: ConnectionLike>(
-    conn: &mut C,
-    req: &StartRequest<'_>,
-) -> Result<Option<StartedJob>, StoreError> {
-    let ids = [req.execution_id.to_string()];
-    Ok(start_with(conn, req, &ids).await?.into_iter().next())
-}
-
 /// Starts up to `max` jobs (at most [`MAX_START_BATCH`]) in one round trip: the claimed one,
 /// if any, then jobs popped from the queues in priority order. The first uses
 /// `req.execution_id`, the others fresh ids. Empty when there was none. One call costs one

@@ -1,10 +1,17 @@
-//! Taking the next job: a non-blocking, priority-ordered pop-and-start (`start.lua`), then,
+//! Taking the next jobs: a non-blocking, priority-ordered pop-and-start (`start.lua`), then,
 //! when every queue is empty, a bounded wait.
+//!
+//! One call starts as many jobs as the worker has free slots (`--concurrency` minus the jobs
+//! running), in one round trip, with the default dequeue strategy. The round-robin and random
+//! strategies start one job per call, so that the queue order changes between jobs as RQ's
+//! does.
 //!
 //! With one queue the wait is RQ's `BLMOVE` into the intermediate list (pickup is immediate).
 //! With several queues Redis has no blocking multi-list move, and a plain `BLPOP` (what RQ
 //! uses there) would leave a popped id only in our memory; rqw polls the atomic pop instead,
-//! backing off from 1 ms to [`MAX_POLL_INTERVAL`] while idle.
+//! backing off from 1 ms to [`MAX_POLL_INTERVAL`] while idle, and a [`QueueWatch`] (Redis
+//! client tracking) ends each pause as soon as a watched queue changes. Without tracking
+//! (Redis before 6, an ACL without `HELLO`/`CLIENT`) the polls alone remain.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -19,19 +26,20 @@ use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::Instant;
 use crate::store::connection::{blocking_connection, BlockingConnection};
 use crate::store::queue_wait::wait_for_job;
-use crate::store::scripts::{start_job, StartRequest, StartedJob};
+use crate::store::queue_watch::QueueWatch;
+use crate::store::scripts::{start_jobs, StartRequest, StartedJob};
 
 /// Longest pause between polls of several idle queues.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// How long to poll without a [`QueueWatch`] before trying to open one again.
+const WATCH_RETRY: Duration = Duration::from_secs(60);
 
 /// A started job with its execution.
 #[derive(Debug)]
 pub struct Dequeued {
-    /// The job as the start script returned it.
+    /// The job as the start script returned it (with its execution id).
     pub job: StartedJob,
-    /// The execution id.
-    pub execution_id: String,
     /// When it started.
     pub started_at: Instant,
 }
@@ -46,6 +54,10 @@ pub struct Dequeuer {
     /// Queues in the order the next pop tries them (`--dequeue-strategy`).
     order: Vec<String>,
     strategy: DequeueStrategy,
+    /// Wakes the multi-queue poll when a queue changes (`None`: not open, or unavailable).
+    watch: Option<QueueWatch>,
+    /// When opening a watch last failed.
+    watch_failed_at: Option<tokio::time::Instant>,
 }
 
 impl Dequeuer {
@@ -58,6 +70,8 @@ impl Dequeuer {
             poll_interval: MIN_POLL_INTERVAL,
             order: queues,
             strategy,
+            watch: None,
+            watch_failed_at: None,
         }
     }
 
@@ -84,35 +98,78 @@ impl Dequeuer {
         self.blocking_id.clone()
     }
 
-    /// Starts the next job, waiting up to `wait` when all queues are empty (zero in burst
-    /// mode). `None` when none came.
+    /// Starts up to `max` jobs (at least one), waiting up to `wait` when all queues are empty
+    /// (zero in burst mode). Empty when none came.
     pub async fn next(
         &mut self,
         ctx: &WorkerContext,
         wait: Duration,
-    ) -> Result<Option<Dequeued>, StoreError> {
-        if let Some(found) = self.start(ctx, None).await? {
+        max: usize,
+    ) -> Result<Vec<Dequeued>, StoreError> {
+        let max = match self.strategy {
+            DequeueStrategy::Default => max.max(1),
+            DequeueStrategy::RoundRobin | DequeueStrategy::Random => 1,
+        };
+        if !wait.is_zero() {
+            self.ensure_watch(ctx).await;
+        }
+        let found = self.start(ctx, None, max).await?;
+        if let Some(last) = found.last() {
             self.poll_interval = MIN_POLL_INTERVAL;
-            self.reorder(&found.job.queue);
-            return Ok(Some(found));
+            self.reorder(&last.job.queue);
+            return Ok(found);
         }
         if wait.is_zero() || ctx.shutdown.warm().is_cancelled() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         if let [queue] = ctx.config.queues.as_slice() {
             let claimed = self.block_on(ctx, queue, wait).await?;
             return match claimed {
-                Some(id) => self.start(ctx, Some((queue, &id))).await,
-                None => Ok(None),
+                Some(id) => self.start(ctx, Some((queue, &id)), max).await,
+                None => Ok(Vec::new()),
             };
         }
         let pause = self.poll_interval.min(wait);
         self.poll_interval = (self.poll_interval * 2).min(MAX_POLL_INTERVAL);
+        let changed = async {
+            match &self.watch {
+                Some(watch) => watch.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
+            _ = changed => {}
             _ = ctx.shutdown.warm().cancelled() => {}
         }
-        Ok(None)
+        Ok(Vec::new())
+    }
+
+    /// Opens the [`QueueWatch`] of a multi-queue worker, or opens it again after it was lost,
+    /// at most once per [`WATCH_RETRY`] after a failure. Called before the poll, so that a job
+    /// enqueued between the poll and the pause still wakes it.
+    async fn ensure_watch(&mut self, ctx: &WorkerContext) {
+        if ctx.config.queues.len() < 2 || self.watch.as_ref().is_some_and(|w| !w.is_lost()) {
+            return;
+        }
+        if self
+            .watch_failed_at
+            .is_some_and(|at| at.elapsed() < WATCH_RETRY)
+        {
+            return;
+        }
+        match QueueWatch::open(&self.client, &ctx.keys, &ctx.config.queues).await {
+            Ok(watch) => {
+                tracing::debug!("watching the queues with client tracking");
+                self.watch = Some(watch);
+                self.watch_failed_at = None;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, poll_interval = ?MAX_POLL_INTERVAL, "cannot watch the queues with client tracking (Redis 6+); polling them");
+                self.watch = None;
+                self.watch_failed_at = Some(tokio::time::Instant::now());
+            }
+        }
     }
 
     async fn block_on(
@@ -144,7 +201,8 @@ impl Dequeuer {
         &self,
         ctx: &WorkerContext,
         claimed: Option<(&str, &str)>,
-    ) -> Result<Option<Dequeued>, StoreError> {
+        max: usize,
+    ) -> Result<Vec<Dequeued>, StoreError> {
         let execution_id = uuid::Uuid::new_v4().simple().to_string();
         let started_at = Instant::now();
         let request = StartRequest {
@@ -159,11 +217,11 @@ impl Dequeuer {
             queues: &self.order,
         };
         let mut conn = ctx.conn.clone();
-        Ok(start_job(&mut conn, &request).await?.map(|job| Dequeued {
-            job,
-            execution_id,
-            started_at,
-        }))
+        let jobs = start_jobs(&mut conn, &request, max).await?;
+        Ok(jobs
+            .into_iter()
+            .map(|job| Dequeued { job, started_at })
+            .collect())
     }
 }
 

@@ -39,11 +39,8 @@ pub const KILLED_HORSE_TEXT: &str =
 
 /// Runs a started job to its recorded outcome.
 pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
-    let Dequeued {
-        job,
-        execution_id,
-        started_at,
-    } = dequeued;
+    let Dequeued { job, started_at } = dequeued;
+    let execution_id = job.execution_id;
     let record = JobRecord::parse(&job.id, &job.queue, job.fields);
     let cancel = ctx.shutdown.force().child_token();
     let stop_reason = Arc::new(OnceLock::new());

@@ -208,21 +208,30 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
                 _ => config.dequeue_timeout(),
             }
         };
-        match dequeuer.next(ctx, wait).await {
-            Ok(Some(dequeued)) => {
-                error_backoff = Duration::from_millis(100);
-                summary.jobs_started += 1;
-                idle_since = tokio::time::Instant::now();
-                jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+        let free = config.concurrency - jobs.len();
+        let max = match config.max_jobs {
+            Some(max_jobs) => {
+                free.min(usize::try_from(max_jobs - summary.jobs_started).unwrap_or(free))
             }
-            Ok(None) if config.burst => {
+            None => free,
+        };
+        match dequeuer.next(ctx, wait, max).await {
+            Ok(started) if !started.is_empty() => {
+                error_backoff = Duration::from_millis(100);
+                summary.jobs_started += started.len() as u64;
+                idle_since = tokio::time::Instant::now();
+                for dequeued in started {
+                    jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+                }
+            }
+            Ok(_) if config.burst => {
                 // Running jobs may requeue themselves (retries) or enqueue dependents.
                 if jobs.join_next().await.is_none() {
                     tracing::info!("Worker {}: done, quitting (burst)", ctx.identity.name);
                     break;
                 }
             }
-            Ok(None) => {}
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?error_backoff, "could not take a job from Redis");
                 tokio::select! {

@@ -1,0 +1,54 @@
+//! `QueueWatch` (client tracking) against a real `redis-server`: an enqueue on a watched queue
+//! wakes the waiter, and a closed connection is reported instead of hanging.
+
+mod recording_support;
+
+use std::time::Duration;
+
+use recording_support::RedisServer;
+use redis::AsyncCommands;
+use rqw::keys::Keys;
+use rqw::store::queue_watch::QueueWatch;
+
+/// Far longer than a push takes; only a missing wake-up reaches it.
+const NEVER: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn an_enqueue_on_a_watched_queue_wakes_the_waiter() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let queues = vec!["high".to_string(), "low".to_string()];
+    let watch = QueueWatch::open(&client, &Keys::default(), &queues)
+        .await
+        .unwrap();
+    let mut conn = redis.manager().await;
+    let _: () = conn.rpush("rq:queue:low", "job-1").await.unwrap();
+    tokio::time::timeout(NEVER, watch.changed())
+        .await
+        .expect("the RPUSH on rq:queue:low wakes the watch");
+    assert!(!watch.is_lost());
+}
+
+#[tokio::test]
+async fn a_killed_connection_is_reported_as_lost() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let queues = vec!["a".to_string(), "b".to_string()];
+    let watch = QueueWatch::open(&client, &Keys::default(), &queues)
+        .await
+        .unwrap();
+    let mut conn = redis.manager().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::timeout(NEVER, watch.changed())
+        .await
+        .expect("a lost connection ends the wait");
+    assert!(watch.is_lost());
+}
