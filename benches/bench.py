@@ -1041,7 +1041,7 @@ def main():
     p.add_argument("--json", default=str(REPO / "target" / "bench" / "results.json"), help="raw results")
     p.add_argument("--noop-jobs", type=int)
     p.add_argument("--fork-jobs", type=int, help="jobs for the forking rq Worker in (a)")
-    p.add_argument("--noop-concurrency", default="1,8,32", help="rqw --concurrency values for (a)")
+    p.add_argument("--noop-concurrency", default="1,32,128", help="rqw --concurrency values for (a)")
     p.add_argument("--rec-jobs", type=int)
     p.add_argument("--rec-businesses", type=int, default=40)
     p.add_argument("--rec-size", type=int, default=256 * 1024)

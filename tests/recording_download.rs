@@ -1,5 +1,6 @@
 //! The download against a local fake Twilio: formats order, status codes, redirects and
-//! credentials, size cap, tiny and stalled bodies, latency.
+//! credentials, size cap, tiny and stalled bodies, latency; HTTPS through rustls, the connect
+//! timeout, and the read-buffer cap that bounds memory per download.
 
 mod recording_support;
 
@@ -8,8 +9,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use recording_support::{call_sid, files, FakeHttp, Reply};
 use rqw::handlers::recording::download::{DownloadError, Downloader};
+use rqw::handlers::recording::fetch::{Fetcher, READ_BUFFER_BYTES};
 use rqw::handlers::recording::params::Sid;
 use rqw::handlers::recording::RecordingConfig;
+use tokio::io::AsyncWriteExt;
 use url::Url;
 
 const PATH: &str = "/2010-04-01/Accounts/AC1/Recordings/RE1";
@@ -81,6 +84,10 @@ async fn tries_formats_in_order_and_pauses_once_after_404() {
         .seen()
         .iter()
         .all(|s| s.authorization.as_deref() == Some(expected_auth().as_str())));
+    assert!(server.seen().iter().all(|s| s
+        .user_agent
+        .as_deref()
+        .is_some_and(|ua| ua.starts_with("rqw-recording/"))));
     assert!(files(dir.path()).is_empty());
 }
 
@@ -347,4 +354,95 @@ async fn connection_refused_is_transient() {
         .unwrap_err();
     assert!(matches!(err, DownloadError::Unavailable { .. }), "{err}");
     assert!(err.to_string().contains("network error"), "{err}");
+    assert!(!err.to_string().contains(PATH), "{err}");
+}
+
+#[tokio::test]
+async fn body_chunks_never_exceed_the_read_buffer_cap() {
+    let len = 8_000_000u64;
+    let server = FakeHttp::start(move |_| Reply::Stream {
+        len,
+        fill: 4,
+        declare: true,
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(&server.base(), dir.path());
+    let fetcher = Fetcher::new(&c, c.credentials.clone().unwrap()).unwrap();
+    let mut response = fetcher.get(&url(&server)).await.unwrap();
+    assert_eq!(response.content_length(), Some(len));
+    let (mut total, mut largest, mut first) = (0u64, 0usize, true);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        if first {
+            // Let the socket fill up: with hyper's default buffer, reads would now grow it
+            // (and the chunks cut from it) to about 400 KB.
+            first = false;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        total += chunk.len() as u64;
+        largest = largest.max(chunk.len());
+    }
+    assert_eq!(total, len);
+    // The buffer's allocation may be rounded up to twice the cap (see READ_BUFFER_BYTES).
+    assert!(
+        largest <= 2 * READ_BUFFER_BYTES,
+        "a chunk of {largest} bytes"
+    );
+}
+
+/// Accepts connections and answers each at once with a plain-text HTTP response.
+async fn plain_http_answering_at_once() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    format!("https://{addr}")
+}
+
+#[tokio::test]
+async fn https_goes_through_tls_and_a_non_tls_server_is_a_network_error() {
+    let base = plain_http_answering_at_once().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = Url::parse(&format!("{base}{PATH}")).unwrap();
+    let err = downloader(&config(&base, dir.path()))
+        .download(&sid(), &url)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DownloadError::Unavailable { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("network error"), "{text}");
+    assert!(!text.contains("scheme"), "https must be supported: {text}");
+    assert!(
+        !text.contains("secret-token") && !text.contains(PATH),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn connect_timeout_covers_the_tls_handshake() {
+    // The kernel completes the TCP handshake for a listener nobody accepts from; the TLS
+    // handshake then never gets an answer.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("https://{}", silent.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&base, dir.path());
+    c.connect_timeout = Duration::from_millis(200);
+    c.request_timeout = Duration::from_secs(5);
+    c.not_found_delay = Duration::ZERO;
+    let url = Url::parse(&format!("{base}{PATH}")).unwrap();
+    let started = Instant::now();
+    let err = downloader(&c).download(&sid(), &url).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, DownloadError::Unavailable { .. }), "{err}");
+    assert!(err.to_string().contains("connect timed out"), "{err}");
+    drop(silent);
 }

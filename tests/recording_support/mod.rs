@@ -94,6 +94,8 @@ pub struct Seen {
     pub target: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The `User-Agent` header, if any.
+    pub user_agent: Option<String>,
 }
 
 /// What the fake server answers.
@@ -177,16 +179,20 @@ async fn serve(mut stream: TcpStream, router: Router, log: Arc<Mutex<Vec<Seen>>>
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("/")
         .to_string();
-    let authorization = lines
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        })
-        .map(|(_, v)| v.trim().to_string());
+    let headers: Vec<&str> = lines.take_while(|l| !l.is_empty()).collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.trim().to_string())
+    };
     let request = Seen {
         target,
-        authorization,
+        authorization: header("authorization"),
+        user_agent: header("user-agent"),
     };
     log.lock().unwrap().push(request.clone());
     let reply = router(&request);

@@ -19,11 +19,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use hyper::StatusCode;
 use url::Url;
 
 use super::config::{Credentials, RecordingConfig};
-use super::fetch::{describe, Fetcher};
+use super::fetch::{describe, ClientError, Fetcher, Response};
 use super::params::Sid;
 use super::storage::{final_path, TempRecording, WriteError, MIN_VALID_BYTES};
 use super::urls::candidates;
@@ -99,7 +99,7 @@ pub struct Downloader {
 
 impl Downloader {
     /// Builds the downloader and its HTTP client.
-    pub fn new(config: &RecordingConfig, credentials: Credentials) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &RecordingConfig, credentials: Credentials) -> Result<Self, ClientError> {
         Ok(Self {
             fetcher: Fetcher::new(config, credentials)?,
             dir: config.recordings_dir.clone(),

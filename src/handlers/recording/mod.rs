@@ -70,7 +70,7 @@ impl RecordingHandler {
         let downloader = match &config.credentials {
             None => Err(config::MISSING_CREDENTIALS.to_string()),
             Some(credentials) => Downloader::new(&config, credentials.clone())
-                .map_err(|e| format!("cannot build the HTTP client: {}", fetch::describe(&e))),
+                .map_err(|e| format!("cannot build the HTTP client: {e}")),
         };
         if let Err(e) = &downloader {
             tracing::warn!("[RQ_RECORDING] {e}");
