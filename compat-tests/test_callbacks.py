@@ -83,3 +83,18 @@ def test_rate_limited_jobs_are_released_and_promoted(queue, worker, conn):
     assert [j.get_status() for j in jobs] == [JobStatus.FINISHED] * 3
     assert conn.zcard("rq:rl:tenant-1:allowed") == 0
     assert conn.zcard("rq:rl:tenant-1:rate_limited") == 0
+
+
+@pytest.mark.skipif(RQ_VERSION < (3, 0, 0), reason="rate limits appeared in rq 3.0")
+def test_failed_rate_limited_jobs_release_their_slot_after_the_last_attempt(queue, worker, conn):
+    from rq import Retry
+    from rq.rate_limit import RateLimit
+
+    jobs = [queue.enqueue(FAIL, message="no", rate_limit=RateLimit("tenant-f", 1), retry=Retry(max=1))
+            for _ in range(3)]
+    assert [j.get_status() for j in jobs].count(JobStatus.RATE_LIMITED) == 2
+    worker.run_burst("default")
+    assert [j.get_status() for j in jobs] == [JobStatus.FAILED] * 3
+    assert [j.retries_left for j in (Job.fetch(j.id, connection=conn) for j in jobs)] == [0] * 3
+    assert conn.zcard("rq:rl:tenant-f:allowed") == 0
+    assert conn.zcard("rq:rl:tenant-f:rate_limited") == 0

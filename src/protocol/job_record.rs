@@ -73,6 +73,13 @@ pub struct JobRecord {
     pub failure_callback: Option<CallbackSpec>,
     /// `stopped_callback_name` with its timeout, if set.
     pub stopped_callback: Option<CallbackSpec>,
+    /// rq 3.0's `rate_limit_key` (raw bytes), if set and non-empty: the slot to release
+    /// once the outcome is final.
+    pub rate_limit_key: Option<Vec<u8>>,
+    /// Whether the hash has a non-empty `dependency_ids` (or legacy `dependency_id`): RQ
+    /// writes them for every job it registers dependencies of, so only such a job can have a
+    /// `rq:job::<id>:dependencies` set.
+    pub has_dependencies: bool,
     /// Fields that could not be parsed, as human-readable descriptions.
     pub problems: Vec<String>,
 }
@@ -155,6 +162,10 @@ impl JobRecord {
         let result_ttl = int("result_ttl", &mut problems);
         let failure_ttl = int("failure_ttl", &mut problems);
         let status = text("status", &mut problems);
+        let non_empty = |name: &str| fields.get(name).filter(|v| !v.is_empty());
+        let rate_limit_key = non_empty("rate_limit_key").cloned();
+        let has_dependencies =
+            non_empty("dependency_ids").is_some() || non_empty("dependency_id").is_some();
         let data = fields.get("data").cloned();
         if data.is_none() {
             problems.push("the job hash has no 'data' field".to_string());
@@ -176,6 +187,8 @@ impl JobRecord {
             success_callback,
             failure_callback,
             stopped_callback,
+            rate_limit_key,
+            has_dependencies,
             problems,
         }
     }
@@ -324,5 +337,26 @@ mod tests {
         let r = JobRecord::parse("j", "q", HashMap::new());
         assert!(r.problems.iter().any(|p| p.contains("'data'")));
         assert_eq!(r.origin, "q");
+    }
+
+    #[test]
+    fn rate_limit_key_and_dependencies_are_read_as_finish_lua_needs_them() {
+        let plain = record(&[("rate_limit_key", ""), ("dependency_ids", "")]);
+        assert_eq!(plain.rate_limit_key, None);
+        assert!(!plain.has_dependencies);
+        let r = record(&[
+            ("rate_limit_key", "tenant-1"),
+            ("dependency_ids", "[\"a\"]"),
+        ]);
+        assert_eq!(r.rate_limit_key.as_deref(), Some(&b"tenant-1"[..]));
+        assert!(r.has_dependencies);
+        assert!(record(&[("dependency_id", "a")]).has_dependencies);
+        // Raw bytes, not text: a non-UTF-8 key is passed on, and is no problem of the job.
+        let mut fields = HashMap::new();
+        fields.insert("data".to_string(), b"x".to_vec());
+        fields.insert("rate_limit_key".to_string(), vec![0xff, 0x01]);
+        let raw = JobRecord::parse("j", "q", fields);
+        assert_eq!(raw.rate_limit_key, Some(vec![0xff, 0x01]));
+        assert!(raw.problems.is_empty(), "{:?}", raw.problems);
     }
 }

@@ -274,6 +274,11 @@ pub struct FinishRequest<'a> {
     pub now: Instant,
     /// Seconds the execution took.
     pub working_time: f64,
+    /// The job's rq 3.0 `rate_limit_key` as read when it started (`None` = no rate limit).
+    pub rate_limit_key: Option<&'a [u8]>,
+    /// Whether the job hash names dependencies (`dependency_ids`/`dependency_id`) as read
+    /// when it started: only then can its dependencies set exist and need its TTL.
+    pub has_dependencies: bool,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -382,7 +387,9 @@ pub async fn finish_job<C: ConnectionLike>(
         .arg(counter)
         .arg(retries_left)
         .arg(extra)
-        .arg(DEFAULT_JOB_TIMEOUT_SECS);
+        .arg(DEFAULT_JOB_TIMEOUT_SECS)
+        .arg(req.rate_limit_key.unwrap_or_default())
+        .arg(if req.has_dependencies { "1" } else { "0" });
     for (k, v) in result.into_iter().flatten() {
         inv.arg(*k).arg(v);
     }

@@ -103,6 +103,8 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             queue: &record.origin,
             now: ended_at,
             working_time: ended_at.seconds_since(&started_at),
+            rate_limit_key: record.rate_limit_key.as_deref(),
+            has_dependencies: record.has_dependencies,
             outcome,
         };
         record_outcome(&ctx, &request, &probe).await;

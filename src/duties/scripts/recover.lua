@@ -1,4 +1,4 @@
--- Recovers jobs whose worker is gone (after enqueue.lua and dependents.lua), as RQ's
+-- Recovers jobs whose worker is gone (after enqueue.lua, dependents.lua and failure.lua), as RQ's
 -- maintenance does, one atomic call per batch:
 --
 -- mode 'abandoned' (StartedJobRegistry.cleanup): each given rq:wip:<q> member whose score is
@@ -42,7 +42,8 @@ end
 local function fail_or_retry(id)
   local jk = P .. 'job:' .. id
   local f = redis.call('HMGET', jk, 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry',
-    'failure_ttl', 'ttl')
+    'failure_ttl', 'ttl', 'dependency_ids', 'dependency_id')
+  local has_dependencies = rq_has_dependencies(f[6], f[7])
   if COUNT_WORKER ~= '' then
     local wk = P .. 'worker:' .. COUNT_WORKER
     if redis.call('EXISTS', wk) == 1 then
@@ -59,7 +60,9 @@ local function fail_or_retry(id)
       if ttl and ttl > 0 then
         redis.call('EXPIRE', jk, ttl)
         redis.call('EXPIRE', jk .. ':dependents', ttl)
-        redis.call('EXPIRE', P .. 'job::' .. id .. ':dependencies', ttl)
+        if has_dependencies then
+          redis.call('EXPIRE', P .. 'job::' .. id .. ':dependencies', ttl)
+        end
       end
       redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
       redis.call('ZADD', P .. 'scheduled:' .. Q, NOW + interval, id)
@@ -75,7 +78,7 @@ local function fail_or_retry(id)
     'exc_string', EXC)
   local failure_ttl = nil
   if f[4] and f[4] ~= '' then failure_ttl = tonumber(f[4]) or DEFAULT_FAILURE_TTL end
-  rq_register_failure(P, id, Q, failure_ttl, 'failed', TS, NOW, DEFAULT_TIMEOUT)
+  rq_register_failure(P, id, Q, failure_ttl, 'failed', TS, NOW, DEFAULT_TIMEOUT, has_dependencies)
   failed = failed + 1
 end
 

@@ -17,14 +17,27 @@
 --       schedule) or repeats_left after this run ('' = no repeat) for finished,
 --       13 at_front ('1'/'0') for requeue, run-at (int) for schedule and for a repeat ('0' =
 --       now), target queue for forward, 14 default job timeout (for enqueued dependents),
---       15.. result entry field/value pairs.
+--       15 the job's rate_limit_key ('' = none), 16 '1' when the job hash has dependency_ids
+--       or dependency_id (else '0'), both as read when the job started (RQ's worker, too,
+--       uses the job it dequeued), 17.. result entry field/value pairs.
 -- Prepended at build time: lib/enqueue.lua, lib/dependents.lua, lib/failure.lua.
 -- Returns 1; 0 when the job hash no longer exists (nothing written for the job); 2 when the
 -- execution was not in the StartedJobRegistry any more (nothing written).
+--
+-- Commands are spent only where RQ's readers can tell the difference (issue 5):
+-- - the worker hash's existence and current_job come from one HMGET (see below);
+-- - when the outcome gives the job hash a TTL (Job.cleanup: success with result_ttl > 0, a
+--   failure with failure_ttl > 0 or unset), that EXPIRE is the existence check; otherwise
+--   EXISTS. The rate-limit key and whether the job has dependencies come from ARGV;
+-- - the dependents set gets its EXPIRE only when it still exists after the dependents were
+--   enqueued, the dependencies set only when the job has dependencies (rq_has_dependencies);
+--   an EXPIRE of a missing key answers 0 and changes nothing, so the end state is RQ's.
 local P, NAME, ID, X, Q, TS = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local NOW = tonumber(ARGV[7])
 local MODE, TTL, WT, COUNTER = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local DEFAULT_TIMEOUT = tonumber(ARGV[14])
+local RATE_LIMIT_KEY, HAS_DEPENDENCIES = ARGV[15], ARGV[16] == '1'
+local FIRST_RESULT_ARG = 17
 
 local jk = P .. 'job:' .. ID
 local dependents_key = jk .. ':dependents'
@@ -45,49 +58,73 @@ if was_started == 0 then
   return 2
 end
 
--- Worker bookkeeping.
-if redis.call('EXISTS', wk) == 1 then
+-- Worker bookkeeping, when the worker hash still exists. One HMGET reads current_job and
+-- tells whether the hash exists: every write to it sets at least one of these fields
+-- (worker_record's write_birth all of them, start.lua and set_state `state`, heartbeat.lua
+-- `last_heartbeat` (to an existing hash only), register_death `death`,
+-- mark_shutdown_requested `shutdown_requested_date`), so "any of them set" is EXISTS.
+local w = redis.call('HMGET', wk, 'current_job', 'state', 'birth', 'last_heartbeat', 'death',
+  'shutdown_requested_date')
+if w[1] or w[2] or w[3] or w[4] or w[5] or w[6] then
   if COUNTER ~= '' then
     redis.call('HINCRBY', wk, COUNTER, 1)
     redis.call('HINCRBYFLOAT', wk, 'total_working_time', WT)
   end
   local other = redis.call('SRANDMEMBER', wek)
   if other then
-    if redis.call('HGET', wk, 'current_job') == ID then
+    if w[1] == ID then
       redis.call('HSET', wk, 'current_job', string.match(other, '^(.*):[^:]*$'))
     end
   else
-    redis.call('HDEL', wk, 'current_job')
+    if w[1] then
+      redis.call('HDEL', wk, 'current_job')
+    end
     redis.call('HSET', wk, 'state', 'idle', 'current_job_working_time', '0')
   end
 end
 
-if redis.call('EXISTS', jk) == 0 then
+-- The job hash must still exist. The TTL this outcome gives it (RQ's Job.cleanup: result_ttl
+-- > 0 without a repeat, or failure_ttl > 0, RQ_DEFAULT_FAILURE_TTL of lib/failure.lua when
+-- unset), if any, is applied here and doubles as that check (EXPIRE answers 0 for a missing
+-- key, exactly when EXISTS would); the paths below do not EXPIRE the hash again.
+local repeating = MODE == 'finished' and ARGV[12] ~= ''
+local failure_ttl = nil
+if (MODE == 'failed' or MODE == 'stopped') and TTL ~= '' then failure_ttl = tonumber(TTL) end
+local job_ttl = nil
+if MODE == 'finished' and not repeating and tonumber(TTL) > 0 then
+  job_ttl = tonumber(TTL)
+elseif (MODE == 'failed' or MODE == 'stopped') and (failure_ttl or RQ_DEFAULT_FAILURE_TTL) > 0 then
+  job_ttl = failure_ttl or RQ_DEFAULT_FAILURE_TTL
+end
+if job_ttl then
+  if redis.call('EXPIRE', jk, job_ttl) == 0 then
+    return 0
+  end
+elseif redis.call('EXISTS', jk) == 0 then
   return 0
 end
 
 local function add_result()
-  if #ARGV >= 15 then
-    redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(ARGV, 15))
+  if #ARGV >= FIRST_RESULT_ARG then
+    redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(ARGV, FIRST_RESULT_ARG))
   end
 end
 
 -- rq 3.0 rate limits: once the outcome is final (not queued or started), free the slot.
-local rate_limit_key = redis.call('HGET', jk, 'rate_limit_key')
 local function release_rate_limit(status)
   if status ~= 'queued' and status ~= 'started' then
-    rq_release_rate_limit(P, ID, rate_limit_key, TS, NOW)
+    rq_release_rate_limit(P, ID, RATE_LIMIT_KEY, TS, NOW)
   end
 end
+-- Returns true when the dependents set still exists afterwards.
 local function enqueue_dependents(parent_status)
-  rq_enqueue_dependents(P, ID, parent_status, TS, NOW, DEFAULT_TIMEOUT)
+  return rq_enqueue_dependents(P, ID, parent_status, TS, NOW, DEFAULT_TIMEOUT)
 end
 
 local final_status = MODE
 if MODE == 'finished' then
   local ttl = tonumber(TTL)
-  local repeating = ARGV[12] ~= ''
-  enqueue_dependents('finished')
+  local dependents_left = enqueue_dependents('finished')
   if ttl == 0 and not repeating then
     redis.call('DEL', P .. 'executions:' .. ID, jk, dependents_key, dependencies_key, results_key)
     release_rate_limit(final_status)
@@ -100,9 +137,13 @@ if MODE == 'finished' then
       redis.call('EXPIRE', results_key, ttl)
       redis.call('ZADD', P .. 'finished:' .. Q, NOW + ttl, ID)
       if not repeating then
-        redis.call('EXPIRE', jk, ttl)
-        redis.call('EXPIRE', dependents_key, ttl)
-        redis.call('EXPIRE', dependencies_key, ttl)
+        -- The job hash got this TTL above (the existence check).
+        if dependents_left then
+          redis.call('EXPIRE', dependents_key, ttl)
+        end
+        if HAS_DEPENDENCIES then
+          redis.call('EXPIRE', dependencies_key, ttl)
+        end
       end
     else
       redis.call('PERSIST', results_key)
@@ -126,9 +167,8 @@ if MODE == 'finished' then
 elseif MODE == 'failed' or MODE == 'stopped' then
   redis.call('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)
   add_result()
-  local failure_ttl = nil
-  if TTL ~= '' then failure_ttl = tonumber(TTL) end
-  rq_register_failure(P, ID, Q, failure_ttl, MODE, TS, NOW, DEFAULT_TIMEOUT)
+  rq_register_failure(P, ID, Q, failure_ttl, MODE, TS, NOW, DEFAULT_TIMEOUT, HAS_DEPENDENCIES,
+    job_ttl ~= nil)
 elseif MODE == 'requeue' then
   final_status = 'queued'
   redis.call('HSET', jk, 'status', 'queued', 'retries_left', ARGV[12], 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)

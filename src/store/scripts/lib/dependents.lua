@@ -5,10 +5,12 @@
 -- other parent is finished (or failed, when allowed; missing parents are ignored). It goes
 -- straight onto its own queue (2.x style, which every supported version reads, like rqw's
 -- finish.lua); the dependents set loses the enqueued ids (DEL when all were enqueued).
+-- Returns true when the dependents set still exists afterwards (some dependent stayed), so the
+-- caller applies the parent's TTL to it only then (an EXPIRE of a missing key changes nothing).
 local function rq_enqueue_dependents(P, parent, parent_status, TS, NOW, default_timeout)
   local dependents_key = P .. 'job:' .. parent .. ':dependents'
   local dependents = redis.call('SMEMBERS', dependents_key)
-  if #dependents == 0 then return end
+  if #dependents == 0 then return false end
   local enqueued = {}
   for _, dep in ipairs(dependents) do
     local info = redis.call('HMGET', P .. 'job:' .. dep, 'status', 'origin', 'enqueue_at_front',
@@ -40,4 +42,5 @@ local function rq_enqueue_dependents(P, parent, parent_status, TS, NOW, default_
   elseif #enqueued > 0 then
     redis.call('SREM', dependents_key, unpack(enqueued))
   end
+  return #enqueued < #dependents
 end

@@ -1,3 +1,12 @@
+-- Library: whether a job's dependencies set (rq:job::<id>:dependencies) can exist, from its
+-- hash's dependency_ids and legacy dependency_id fields. RQ adds to that set only in
+-- Job.register_dependency, for the ids in Job._dependency_ids, and Job.to_dict writes both
+-- fields whenever that list is non-empty (rq 2.0.0, 2.12, 3.0): a job without them has no
+-- dependencies set, so an EXPIRE of it can be skipped (it would answer 0 and change nothing).
+local function rq_has_dependencies(dependency_ids, dependency_id)
+  return (dependency_ids and dependency_ids ~= '') or (dependency_id and dependency_id ~= '') or false
+end
+
 -- Library: rq 3.0's ACQUIRE_AND_ENQUEUE_SCRIPT: fill free slots of a rate limit with waiting
 -- jobs, oldest first (each added to allowed, pushed onto its queue, marked queued).
 local function rq_promote_rate_limited(P, rl_key, concurrency, TS, NOW)
@@ -35,7 +44,8 @@ end
 -- Library, prepended to the scripts that put a job on its queue (finish.lua's dependents,
 -- the scheduler, retries of recovered jobs, ready jobs). RQ's Queue._enqueue_job for a job whose hash exists:
 --   status queued, origin, enqueued_at; the queue's default timeout when the job has none;
---   the job's ttl re-applied (Job.cleanup: EXPIRE of the hash and its dependency sets);
+--   the job's ttl re-applied (Job.cleanup: EXPIRE of the hash and its dependents set, and of
+--   its dependencies set when it can exist, see rq_has_dependencies);
 --   RPUSH, or LPUSH when at_front.
 -- Only those fields are written (RQ re-saves the whole mapping with identical values).
 -- A job with an rq 3.0 rate limit (rate_limit_key + rate_limit_concurrency) goes through the
@@ -43,7 +53,8 @@ end
 -- Returns 'queued' or 'rate_limited'.
 local function rq_enqueue_job(P, id, q, at_front, TS, NOW, default_timeout)
   local jk = P .. 'job:' .. id
-  local f = redis.call('HMGET', jk, 'status', 'timeout', 'ttl', 'rate_limit_key', 'rate_limit_concurrency')
+  local f = redis.call('HMGET', jk, 'status', 'timeout', 'ttl', 'rate_limit_key', 'rate_limit_concurrency',
+    'dependency_ids', 'dependency_id')
   if f[1] == 'deferred' then
     redis.call('ZREM', P .. 'deferred:' .. q, id)
   end
@@ -54,7 +65,9 @@ local function rq_enqueue_job(P, id, q, at_front, TS, NOW, default_timeout)
   if ttl and ttl > 0 then
     redis.call('EXPIRE', jk, ttl)
     redis.call('EXPIRE', jk .. ':dependents', ttl)
-    redis.call('EXPIRE', P .. 'job::' .. id .. ':dependencies', ttl)
+    if rq_has_dependencies(f[6], f[7]) then
+      redis.call('EXPIRE', P .. 'job::' .. id .. ':dependencies', ttl)
+    end
   end
   local rl_key, concurrency = f[4], tonumber(f[5] or '')
   if rl_key and rl_key ~= '' and concurrency and concurrency > 0 then

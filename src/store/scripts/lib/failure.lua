@@ -3,10 +3,18 @@
 -- Queue.enqueue_dependents). `failure_ttl` is the job's (nil = RQ's default of one year, and
 -- a results stream without expiry); 0 deletes the job, -1 keeps it and its results; the
 -- registry score is now + ttl, or the raw negative ttl, as RQ writes it.
-local function rq_register_failure(P, id, q, failure_ttl, status, TS, NOW, default_timeout)
+-- Job.cleanup's EXPIREs are issued only where they can change something, with the same end
+-- state: the job hash's unless the caller already applied this TTL to it (`hash_expired`,
+-- finish.lua's existence check); the dependents set's only when it still exists after the
+-- dependents were enqueued (RQ expires it first; the ids that stay keep that TTL either way);
+-- the dependencies set's only when `has_dependencies` (rq_has_dependencies).
+local RQ_DEFAULT_FAILURE_TTL = 31536000
+
+local function rq_register_failure(P, id, q, failure_ttl, status, TS, NOW, default_timeout,
+                                   has_dependencies, hash_expired)
   local jk = P .. 'job:' .. id
   local results_key = P .. 'results:' .. id
-  local ttl = failure_ttl or 31536000
+  local ttl = failure_ttl or RQ_DEFAULT_FAILURE_TTL
   if failure_ttl ~= nil then
     if ttl == -1 then
       redis.call('PERSIST', results_key)
@@ -16,15 +24,21 @@ local function rq_register_failure(P, id, q, failure_ttl, status, TS, NOW, defau
   end
   if ttl == 0 then
     redis.call('DEL', jk, jk .. ':dependents', P .. 'job::' .. id .. ':dependencies')
-  elseif ttl > 0 then
+  elseif ttl > 0 and not hash_expired then
     redis.call('EXPIRE', jk, ttl)
-    redis.call('EXPIRE', jk .. ':dependents', ttl)
-    redis.call('EXPIRE', P .. 'job::' .. id .. ':dependencies', ttl)
   end
   local score = ttl
   if ttl >= 0 then score = NOW + ttl end
   redis.call('ZADD', P .. 'failed:' .. q, score, id)
   if ttl ~= 0 then
-    rq_enqueue_dependents(P, id, status, TS, NOW, default_timeout)
+    local dependents_left = rq_enqueue_dependents(P, id, status, TS, NOW, default_timeout)
+    if ttl > 0 then
+      if dependents_left then
+        redis.call('EXPIRE', jk .. ':dependents', ttl)
+      end
+      if has_dependencies then
+        redis.call('EXPIRE', P .. 'job::' .. id .. ':dependencies', ttl)
+      end
+    end
   end
 end
