@@ -13,14 +13,20 @@ use rqw::store::queue_watch::QueueWatch;
 /// Far longer than a push takes; only a missing wake-up reaches it.
 const NEVER: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn an_enqueue_on_a_watched_queue_wakes_the_waiter() {
+/// A fresh redis-server and a watch on its queues `high` and `low`.
+async fn watching() -> (RedisServer, QueueWatch) {
     let redis = RedisServer::start();
     let client = redis::Client::open(redis.url()).unwrap();
     let queues = vec!["high".to_string(), "low".to_string()];
     let watch = QueueWatch::open(&client, &Keys::default(), &queues)
         .await
         .unwrap();
+    (redis, watch)
+}
+
+#[tokio::test]
+async fn an_enqueue_on_a_watched_queue_wakes_the_waiter() {
+    let (redis, watch) = watching().await;
     let mut conn = redis.manager().await;
     let _: () = conn.rpush("rq:queue:low", "job-1").await.unwrap();
     tokio::time::timeout(NEVER, watch.changed())
@@ -31,12 +37,7 @@ async fn an_enqueue_on_a_watched_queue_wakes_the_waiter() {
 
 #[tokio::test]
 async fn a_killed_connection_is_reported_as_lost() {
-    let redis = RedisServer::start();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let queues = vec!["a".to_string(), "b".to_string()];
-    let watch = QueueWatch::open(&client, &Keys::default(), &queues)
-        .await
-        .unwrap();
+    let (redis, watch) = watching().await;
     let mut conn = redis.manager().await;
     let _: () = redis::cmd("CLIENT")
         .arg("KILL")

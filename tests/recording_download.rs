@@ -338,6 +338,20 @@ async fn slow_headers_time_out_but_latency_within_the_limit_is_fine() {
     assert_eq!(done.bytes, 2000);
 }
 
+/// Downloads from `base` (nothing must be written) and returns the error, which must be
+/// transient.
+async fn unavailable(base: &str) -> DownloadError {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Url::parse(&format!("{base}{PATH}")).unwrap();
+    let err = downloader(&config(base, dir.path()))
+        .download(&sid(), &url)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DownloadError::Unavailable { .. }), "{err}");
+    assert!(files(dir.path()).is_empty(), "nothing is left behind");
+    err
+}
+
 #[tokio::test]
 async fn connection_refused_is_transient() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -345,14 +359,7 @@ async fn connection_refused_is_transient() {
         .local_addr()
         .unwrap()
         .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let url = Url::parse(&format!("{base}{PATH}")).unwrap();
-    let err = downloader(&config(&base, dir.path()))
-        .download(&sid(), &url)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, DownloadError::Unavailable { .. }), "{err}");
+    let err = unavailable(&format!("http://127.0.0.1:{port}")).await;
     assert!(err.to_string().contains("network error"), "{err}");
     assert!(!err.to_string().contains(PATH), "{err}");
 }
@@ -406,14 +413,7 @@ async fn plain_http_answering_at_once() -> String {
 
 #[tokio::test]
 async fn https_goes_through_tls_and_a_non_tls_server_is_a_network_error() {
-    let base = plain_http_answering_at_once().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = Url::parse(&format!("{base}{PATH}")).unwrap();
-    let err = downloader(&config(&base, dir.path()))
-        .download(&sid(), &url)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, DownloadError::Unavailable { .. }), "{err}");
+    let err = unavailable(&plain_http_answering_at_once().await).await;
     let text = err.to_string();
     assert!(text.contains("network error"), "{text}");
     assert!(!text.contains("scheme"), "https must be supported: {text}");
