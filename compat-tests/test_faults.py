@@ -179,10 +179,17 @@ def test_kill9_mid_download_the_slot_waits_for_its_marker_then_the_retry_downloa
     assert not conn.sismember(slots, sid)
 
     # The job itself is recovered by RQ's abandoned-job handling (61 s heartbeat TTL, made to
-    # have passed) and retried; the retry downloads.
+    # have passed) and retried; the retry downloads. The killed worker's temporary file, made
+    # two hours old, is swept by the first download of the next process.
+    leftovers = [p for p in recordings.iterdir() if p.name.endswith(".part")]
+    assert len(leftovers) == 1
+    two_hours_ago = time.time() - 7200
+    os.utime(leftovers[0], (two_hours_ago, two_hours_ago))
     twilio.router = lambda r: body(200, b"\x01" * 5000)
     expire_heartbeats(conn, "recordings")
-    worker.run_burst("recordings", "--name", "rescuer-rec")
+    result = worker.run_burst("recordings", "--name", "rescuer-rec")
+    assert sorted(p.name for p in recordings.iterdir()) == [f"{sid}.mp3"]
+    assert "Removed 1 temporary file(s) left by an interrupted download" in result.stderr
     job.refresh()
     assert job.get_status() == JobStatus.FINISHED, exc_text(job)
     assert job.retries_left == 2

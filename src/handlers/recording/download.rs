@@ -17,15 +17,19 @@
 //! (see [`storage`](super::storage)).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
+use tokio::sync::OnceCell;
 use url::Url;
 
 use super::config::{Credentials, RecordingConfig};
 use super::fetch::{describe, ClientError, Fetcher, Response};
 use super::params::Sid;
-use super::storage::{final_path, TempRecording, WriteError, MIN_VALID_BYTES};
+use super::storage::{
+    final_path, sweep_stale_temp_files, TempRecording, WriteError, MIN_VALID_BYTES, STALE_TEMP_AGE,
+};
 use super::urls::candidates;
 
 /// How a download ended without a file.
@@ -95,6 +99,8 @@ pub struct Downloader {
     max_bytes: u64,
     stall_timeout: Duration,
     not_found_delay: Duration,
+    /// Set once the leftovers of killed workers were swept from `dir` (first download).
+    swept: Arc<OnceCell<()>>,
 }
 
 impl Downloader {
@@ -106,12 +112,14 @@ impl Downloader {
             max_bytes: config.max_bytes,
             stall_timeout: config.request_timeout,
             not_found_delay: config.not_found_delay,
+            swept: Arc::new(OnceCell::new()),
         })
     }
 
     /// Tries each format of the recording at `url` (already checked to be on the trusted
     /// origin) and saves the first good one as `<dir>/<call_sid>.mp3`.
     pub async fn download(&self, call_sid: &Sid, url: &Url) -> Result<Downloaded, DownloadError> {
+        self.swept.get_or_init(|| self.sweep()).await;
         let mut attempts: Vec<String> = Vec::new();
         let (mut transient, mut too_large, mut paused) = (false, false, false);
         for candidate in candidates(url) {
@@ -177,6 +185,17 @@ impl Downloader {
             _ => {}
         }
         self.save_body(call_sid, response).await
+    }
+
+    /// Removes the temporary files killed workers left (see [`sweep_stale_temp_files`]).
+    async fn sweep(&self) {
+        match sweep_stale_temp_files(&self.dir, STALE_TEMP_AGE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "[RQ_RECORDING] Removed {n} temporary file(s) left by an interrupted download"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep old temporary files"),
+        }
     }
 
     async fn save_body(

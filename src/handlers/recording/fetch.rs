@@ -2,9 +2,9 @@
 //! trusted origin.
 //!
 //! The client is hyper-util's pooled HTTP/1.1 client over a rustls connector (the system's
-//! trust store, through rustls-platform-verifier), with no redirect handling of its own: each hop is checked by
-//! [`urls::redirect`](super::urls::redirect), and basic auth is attached only to requests
-//! whose origin is the configured `TWILIO_API_BASE`'s. The token never appears in an error or
+//! trust store, through rustls-platform-verifier), with no redirect handling of its own: each
+//! hop is checked by [`urls::redirect`](super::urls::redirect), and basic auth is attached
+//! only to requests whose origin is the configured `TWILIO_API_BASE`'s. The token never appears in an error or
 //! a log line, and neither does a URL (a redirect target may carry a storage signature).
 //!
 //! Memory per download is bounded by the connection's read buffer, capped at

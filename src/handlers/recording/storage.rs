@@ -8,12 +8,16 @@
 //! reason (error, cap, cancellation, panic). Two jobs for the same call each write their own
 //! temporary file; whichever renames last wins with a complete file.
 //!
+//! A worker killed mid-download (kill -9, power loss) cannot remove its temporary file; the
+//! first download of the next process sweeps such leftovers ([`sweep_stale_temp_files`]).
+//!
 //! Memory per download stays small and flat: a network chunk is handed to a blocking write
 //! as it is (no copy), and only chunks smaller than [`COALESCE_BYTES`] are gathered first, so
 //! that a body arriving in small pieces does not cost one blocking write per piece.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::fs;
@@ -24,6 +28,62 @@ use super::params::Sid;
 pub const MIN_VALID_BYTES: u64 = 1000;
 /// Chunks smaller than this are gathered up to this size before they are written.
 pub const COALESCE_BYTES: usize = 64 * 1024;
+
+/// A temporary file not modified for this long belongs to no live download: a live one
+/// writes at least once per request timeout (30 s by default) or gives up.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Removes the temporary files of this module (`.<call_sid>.<32 hex>.part`, see
+/// [`is_temp_file_name`]) in `dir` that were not modified for `older_than`: what a killed
+/// worker left behind. No other file is touched, and a missing folder is not an error.
+/// Returns how many files were removed.
+pub async fn sweep_stale_temp_files(dir: &Path, older_than: Duration) -> io::Result<usize> {
+    let dir = dir.to_path_buf();
+    blocking(move || {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_str().is_some_and(is_temp_file_name) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok());
+            if meta.is_file()
+                && age.is_some_and(|a| a >= older_than)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    })
+    .await
+}
+
+/// True for the names [`TempRecording::create`] gives: `.` + a call SID + `.` + 32 hex
+/// digits + `.part`.
+pub fn is_temp_file_name(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".part")) else {
+        return false;
+    };
+    match inner.split_once('.') {
+        Some((sid, id)) => {
+            Sid::parse("CA", sid).is_some()
+                && id.len() == 32
+                && id.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        None => false,
+    }
+}
 
 /// Why a chunk could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +279,53 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn temp_file_names_are_recognised_strictly() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(is_temp_file_name(&format!(".{}.{id}.part", sid())));
+        for other in [
+            format!("{}.mp3", sid()),
+            format!(".{}.{id}.mp3", sid()),
+            format!("{}.{id}.part", sid()),
+            format!(".{}.short.part", sid()),
+            format!(".CAnothex.{id}.part"),
+            ".part".to_string(),
+            format!(".{}.part", sid()),
+        ] {
+            assert!(!is_temp_file_name(&other), "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_only_old_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_temp = dir
+            .path()
+            .join(format!(".{}.0123456789abcdef0123456789abcdef.part", sid()));
+        let hour_ago = SystemTime::now() - Duration::from_secs(7200);
+        for path in [&old_temp, &dir.path().join("notes.part")] {
+            let f = std::fs::File::create(path).unwrap();
+            f.set_modified(hour_ago).unwrap();
+        }
+        let live = TempRecording::create(dir.path(), &sid(), 10_000)
+            .await
+            .unwrap();
+        let removed = sweep_stale_temp_files(dir.path(), STALE_TEMP_AGE)
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert!(!old_temp.exists());
+        assert!(live.path().exists(), "a fresh temporary file is kept");
+        assert!(dir.path().join("notes.part").exists(), "not ours: kept");
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            sweep_stale_temp_files(&missing, STALE_TEMP_AGE)
+                .await
+                .unwrap(),
+            0
+        );
     }
 
     #[tokio::test]
