@@ -20,6 +20,18 @@ def test_max_jobs(queue, worker, conn):
     assert Worker.all(connection=conn) == []
 
 
+@pytest.mark.rqw_only("rq's worker has no --concurrency")
+def test_max_jobs_caps_a_batched_start(queue, worker, conn):
+    """With free slots for 8, one start call would take 8 jobs: --max-jobs 3 takes 3."""
+    jobs = [queue.enqueue(NOOP) for _ in range(10)]
+    handle = worker.start("default", "--max-jobs", "3", "--concurrency", "8", "--name", "w-max-c8")
+    exited = handle.wait(timeout=30)
+
+    assert exited.returncode == 0
+    assert [j.get_status() for j in jobs] == [JobStatus.FINISHED] * 3 + [JobStatus.QUEUED] * 7
+    assert queue.get_job_ids() == [j.id for j in jobs[3:]]
+
+
 def test_max_idle_time(queue, worker, conn):
     job = queue.enqueue(NOOP)
     handle = worker.start("default", "--max-idle-time", "1")
