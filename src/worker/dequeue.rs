@@ -158,7 +158,13 @@ impl Dequeuer {
         {
             return;
         }
-        match QueueWatch::open(&self.client, &ctx.keys, &ctx.config.queues).await {
+        // Opening may wait for the connect timeout while Redis is unreachable: a shutdown
+        // does not wait for it.
+        let opened = tokio::select! {
+            opened = QueueWatch::open(&self.client, &ctx.keys, &ctx.config.queues) => opened,
+            _ = ctx.shutdown.warm().cancelled() => return,
+        };
+        match opened {
             Ok(watch) => {
                 tracing::debug!("watching the queues with client tracking");
                 self.watch = Some(watch);
