@@ -20,6 +20,7 @@ check that the worker never downloads more than five recordings of one business 
 """
 
 import base64
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -71,6 +72,22 @@ def delay(seconds, reply):
 
 def basic_auth(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def worker_env(twilio, recordings, account, token, request_timeout=5):
+    """The environment with which the worker under test downloads from `twilio` into `recordings`."""
+    return dict(TWILIO_ACCOUNT_SID=account, TWILIO_AUTH_TOKEN=token, RECORDINGS_DIR=str(recordings),
+                TWILIO_API_BASE=twilio.base, RECORDING_REQUEST_TIMEOUT_SECS=str(request_timeout))
+
+
+@contextlib.contextmanager
+def twilio_for(worker, tmp_path, account, token, request_timeout=5):
+    """A running FakeTwilio and an empty recordings folder, set in `worker`'s environment."""
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    with FakeTwilio() as twilio:
+        worker.env.update(worker_env(twilio, recordings, account, token, request_timeout))
+        yield twilio, recordings
 
 
 class FakeTwilio:

@@ -22,7 +22,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from compat import ECHO, NOOP, RQ_VERSION, RQW_BIN, SLEEP, last_line, version_tuple, wait_for
 from conftest import WorkerRunner
-from fake_twilio import FakeTwilio, body, stall
+from fake_twilio import body, stall, twilio_for
 from faults import HEARTBEAT_TTL_FLOOR, OwnRedis, cpu_seconds, expire_heartbeats, free_port, sigkill, wip_members
 
 pytestmark = pytest.mark.rqw_only("kills, signals and outages of the rqw process")
@@ -129,12 +129,8 @@ BUSINESS = 77
 
 @pytest.fixture
 def recording_env(worker, tmp_path):
-    recordings = tmp_path / "recordings"
-    recordings.mkdir()
-    with FakeTwilio() as twilio:
-        worker.env.update(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN, RECORDINGS_DIR=str(recordings),
-                          TWILIO_API_BASE=twilio.base, RECORDING_REQUEST_TIMEOUT_SECS="30")
-        yield twilio, recordings
+    with twilio_for(worker, tmp_path, ACCOUNT, TOKEN, request_timeout=30) as env:
+        yield env
 
 
 # The API's cleanup (first half of Python's acquire script): frees slots whose marker is gone.

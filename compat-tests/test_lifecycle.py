@@ -32,6 +32,15 @@ def test_max_jobs_caps_a_batched_start(queue, worker, conn):
     assert queue.get_job_ids() == [j.id for j in jobs[3:]]
 
 
+@pytest.mark.rqw_only("rq's worker has no --threads")
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_threads_option_runs_jobs(queue, worker, threads):
+    """`--threads 1` is a current-thread runtime, other values a multi-threaded one."""
+    jobs = [queue.enqueue(NOOP) for _ in range(20)]
+    worker.run_burst("default", "--threads", threads, "--concurrency", "4")
+    assert [j.get_status() for j in jobs] == [JobStatus.FINISHED] * 20
+
+
 def test_max_idle_time(queue, worker, conn):
     job = queue.enqueue(NOOP)
     handle = worker.start("default", "--max-idle-time", "1")

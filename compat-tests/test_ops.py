@@ -21,7 +21,7 @@ from rq.registry import (DeferredJobRegistry, FailedJobRegistry, FinishedJobRegi
                          StartedJobRegistry)
 
 from compat import FAIL, NOOP, PYMOD, RQW_BIN, SLEEP, free_port, wait_for
-from fake_twilio import FakeTwilio, body, status
+from fake_twilio import FakeTwilio, body, status, worker_env
 
 pytestmark = pytest.mark.rqw_only("rqw's own operator commands and endpoints")
 
@@ -283,8 +283,7 @@ def test_recording_metrics_and_json_logs(conn, worker, tmp_path):
     audio = bytes(range(256)) * 20
     business, sid, account = 7, "CA" + "1" * 32, "AC" + "a" * 32
     with FakeTwilio(lambda r: body(200, audio) if ".wav" in r.path else status(404)) as twilio:
-        worker.env.update(TWILIO_ACCOUNT_SID=account, TWILIO_AUTH_TOKEN="tok", RECORDINGS_DIR=str(recordings),
-                          TWILIO_API_BASE=twilio.base, RECORDING_REQUEST_TIMEOUT_SECS="5")
+        worker.env.update(worker_env(twilio, recordings, account, "tok"))
         # Five calls of this business hold every download slot: the job must wait.
         holders = [f"CA{n:032x}" for n in range(5)]
         for holder in holders:

@@ -15,7 +15,7 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 
 from compat import last_line
-from fake_twilio import FakeTwilio, basic_auth, body, stall, status, stream
+from fake_twilio import FakeTwilio, basic_auth, body, stall, status, stream, worker_env
 
 pytestmark = pytest.mark.rqw_only("native recording handler")
 
@@ -110,13 +110,7 @@ def twilio():
 
 @pytest.fixture
 def env(worker, twilio, recordings):
-    worker.env.update(
-        TWILIO_ACCOUNT_SID=ACCOUNT,
-        TWILIO_AUTH_TOKEN=TOKEN,
-        RECORDINGS_DIR=str(recordings),
-        TWILIO_API_BASE=twilio.base,
-        RECORDING_REQUEST_TIMEOUT_SECS="5",
-    )
+    worker.env.update(worker_env(twilio, recordings, ACCOUNT, TOKEN))
     return worker.env
 
 

@@ -18,7 +18,7 @@ from rq.job import JobStatus
 
 from compat import ECHO, RQW_BIN, last_line, wait_for
 from conftest import WorkerRunner
-from fake_twilio import FakeTwilio, basic_auth, body, redirect, status
+from fake_twilio import FakeTwilio, basic_auth, body, redirect, status, twilio_for
 from faults import OwnRedis, free_port
 
 pytestmark = pytest.mark.rqw_only("rqw's own connection, logging and download code")
@@ -232,12 +232,8 @@ def test_tls_ca_from_the_environment_and_a_wrong_ca_is_refused(tls_redis, tmp_pa
 
 @pytest.fixture
 def twilio_env(worker, tmp_path):
-    recordings = tmp_path / "recordings"
-    recordings.mkdir()
-    with FakeTwilio() as twilio:
-        worker.env.update(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN, RECORDINGS_DIR=str(recordings),
-                          TWILIO_API_BASE=twilio.base, RECORDING_REQUEST_TIMEOUT_SECS="5")
-        yield twilio, recordings
+    with twilio_for(worker, tmp_path, ACCOUNT, TOKEN) as env:
+        yield env
 
 
 def _enqueue(conn, n, **options):

@@ -141,7 +141,7 @@ pub struct WorkerArgs {
     #[arg(short = 'c', long, default_value_t = 1)]
     pub concurrency: usize,
     /// Threads of the async runtime (default: one per core). 1 runs everything on one
-    /// thread: the least overhead for short jobs when Redis shares the machine's cores.
+    /// thread, for a container given one core.
     #[arg(long, env = "RQW_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
     /// Log format.
