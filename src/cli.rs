@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{
     ConfigError, DequeueStrategy, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL,
     DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
+    MAX_CONCURRENCY,
 };
 use crate::protocol::payload::Serializer;
 
@@ -137,9 +138,9 @@ pub struct WorkerArgs {
     /// Serializer the producers use (RQ does not record it in Redis).
     #[arg(short = 'S', long, value_enum, default_value = "pickle")]
     pub serializer: SerializerArg,
-    /// Jobs run at once in this process.
-    #[arg(short = 'c', long, default_value_t = 1)]
-    pub concurrency: usize,
+    /// Jobs run at once in this process (1 to 10000).
+    #[arg(short = 'c', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_CONCURRENCY)))]
+    pub concurrency: u16,
     /// Threads of the async runtime (default: one per core). 1 runs everything on one
     /// thread, for a container given one core.
     #[arg(long, env = "RQW_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -213,7 +214,7 @@ impl WorkerArgs {
                 SerializerArg::Pickle => Serializer::Pickle,
                 SerializerArg::Json => Serializer::Json,
             },
-            concurrency: self.concurrency,
+            concurrency: usize::from(self.concurrency),
             with_scheduler: self.with_scheduler,
             maintenance_interval: self.maintenance_interval,
             dequeue_strategy: match self.dequeue_strategy {

@@ -23,6 +23,8 @@ pub const DEFAULT_FAILURE_TTL: i64 = 31_536_000;
 pub const DEFAULT_MAINTENANCE_INTERVAL: u64 = 600;
 /// Seconds a forced stop (timeout, second signal) waits for a cancelled handler to return.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// The largest `--concurrency` (checked by the command line and again by [`WorkerConfig`]).
+pub const MAX_CONCURRENCY: u16 = 10_000;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -117,10 +119,10 @@ impl WorkerConfig {
         if self.name.is_empty() || self.name.chars().any(char::is_whitespace) {
             return Err(ConfigError::InvalidName(self.name.clone()));
         }
-        if self.concurrency == 0 || self.concurrency > 10_000 {
+        if self.concurrency == 0 || self.concurrency > usize::from(MAX_CONCURRENCY) {
             return Err(ConfigError::OutOfRange {
                 option: "--concurrency",
-                reason: "must be 1..=10000".into(),
+                reason: format!("must be 1..={MAX_CONCURRENCY}"),
             });
         }
         if self.worker_ttl < 16 {

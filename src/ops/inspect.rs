@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use anyhow::Context;
 use redis::aio::ConnectionLike;
 
 use crate::cli::{RedisArgs, SerializerArg};
@@ -63,9 +64,15 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
         SerializerArg::Pickle => Serializer::Pickle,
         SerializerArg::Json => Serializer::Json,
     };
-    let mut conn =
-        command_connection(&client_with_ca(&args.url, args.tls_ca_cert.as_deref())?).await?;
-    let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP).await?;
+    let masked = mask_url(&args.url);
+    let redis = client_with_ca(&args.url, args.tls_ca_cert.as_deref())
+        .with_context(|| format!("invalid Redis URL {masked}"))?;
+    let mut conn = command_connection(&redis)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {masked}"))?;
+    let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP)
+        .await
+        .with_context(|| format!("cannot read from Redis at {masked}"))?;
     let native = native_paths(args.enable_testing_handlers);
     let header = format!(
         "rqw inspect {} (serializer: {}; read-only; at most {SCAN_CAP} jobs read per registry)",

@@ -221,7 +221,7 @@ async fn execute(
         return failed(&call.func_name, UNKNOWN_FUNCTION_ERROR, &message, true);
     };
     tracing::info!(
-        "JOB PICKED queue='{}' job_id={} function={}",
+        "🔨 JOB PICKED queue='{}' job_id={} function={}",
         record.origin,
         record.id,
         function

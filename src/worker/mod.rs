@@ -141,9 +141,10 @@ pub async fn run(
         tracing::warn!(error = %e, "could not deregister the worker; its key expires by itself");
     }
     tracing::info!(
-        jobs = summary.jobs_started,
-        "Worker {}: done, quitting",
-        ctx.identity.name
+        executions = summary.jobs_started,
+        "Worker {}: done, quitting ({} executions started: a retried job counts once per attempt)",
+        ctx.identity.name,
+        summary.jobs_started
     );
     Ok(summary)
 }

@@ -95,7 +95,7 @@ impl Drop for SlotGuard {
 async fn release(sem: Semaphore, business: BusinessId, call_sid: Sid) {
     match tokio::time::timeout(CLEANUP_TIMEOUT, sem.release(&business, &call_sid)).await {
         Ok(Ok(next)) => {
-            tracing::info!("[RQ_RECORDING] Slot released: business_id={business}");
+            tracing::info!("🔓 [RQ_RECORDING] Slot released: business_id={business}");
             if let Some(next) = next {
                 tracing::info!("[RQ_RECORDING] Slot handed over: business_id={business} call_sid={next}");
             }
