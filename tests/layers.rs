@@ -85,7 +85,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("src/duties/maintenance.rs", "worker"),
     ("src/duties/mod.rs", "worker"),
     ("src/duties/scheduler.rs", "worker"),
-    ("src/error.rs", "metrics"),
     ("src/handlers/recording/job.rs", "metrics"),
     ("src/handlers/recording/slot.rs", "metrics"),
     ("src/logging.rs", "cli"),

@@ -90,7 +90,7 @@ pub fn handle(ctx: &WorkerContext, command: Command) {
 
 /// Listens on `rq:pubsub:<name>` until `stop`, reconnecting with backoff.
 pub async fn listen(ctx: Arc<WorkerContext>, client: Client, stop: CancellationToken) {
-    let channel = format!("{}pubsub:{}", ctx.keys.prefix(), ctx.identity.name);
+    let channel = ctx.keys.pubsub(&ctx.identity.name);
     let mut backoff = Duration::from_millis(200);
     loop {
         let connected = tokio::select! {
