@@ -1,0 +1,49 @@
+-- Looks up executions this worker asked start.lua for, after the call's reply was lost
+-- (connection dropped, timeout, Redis restart): which of them did start? Read-only.
+--
+-- An execution started when "<id>:<execution id>" is in the worker's executions set
+-- (start.lua adds every one it starts) and still in the StartedJobRegistry of the job's
+-- origin (finish.lua and RQ's abandoned-job cleanup remove it from there). Those are the
+-- jobs the worker owns and must run; an id not found was never started (the script did not
+-- run, or that slot of the batch found no job), so it is still in its queue if it exists.
+--
+-- ARGV: 1 prefix, 2 worker name, 3 job monitoring interval, 4 number of queues N,
+--       5..4+N the worker's queues (where to look when a hash has no usable origin),
+--       then the execution ids asked for.
+-- Returns nil when none started, else start.lua's reply: 5 items per started job
+--   queue, job id, heartbeat ttl, {hash fields...}, execution id.
+local P, NAME = ARGV[1], ARGV[2]
+local INTERVAL = tonumber(ARGV[3])
+local NQ = tonumber(ARGV[4])
+local wanted = {}
+for i = 5 + NQ, #ARGV do wanted[ARGV[i]] = true end
+
+local out = {}
+for _, composite in ipairs(redis.call('SMEMBERS', P .. 'worker:' .. NAME .. ':executions')) do
+  local id, x = string.match(composite, '^(.*):([^:]*)$')
+  if id and wanted[x] then
+    local fields = redis.call('HGETALL', P .. 'job:' .. id)
+    local origin = nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'origin' and fields[i + 1] ~= '' then origin = fields[i + 1] end
+    end
+    local queue = nil
+    if origin and redis.call('ZSCORE', P .. 'wip:' .. origin, composite) then
+      queue = origin
+    else
+      for i = 5, 4 + NQ do
+        if redis.call('ZSCORE', P .. 'wip:' .. ARGV[i], composite) then queue = ARGV[i] break end
+      end
+    end
+    if queue and #fields > 0 then
+      local ttl = redis.call('TTL', P .. 'execution:' .. id .. ':' .. x)
+      if ttl <= 0 then ttl = INTERVAL + 60 end
+      local n = #out
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = queue, id, ttl, fields, x
+    end
+  end
+end
+if #out == 0 then
+  return nil
+end
+return out
