@@ -140,3 +140,67 @@ def test_lost_requeue_reply_retries_once(queue, worker, conn, proxy):
     assert "outcome reply lost" in log_of(handle)
     assert queue.count == 0
     assert handle.stop().returncode == 0
+
+
+# --------------------------------------------------------------------------- maintenance lock
+
+QUEUES = [f"m{i}" for i in range(12)]
+
+
+def catch_holding_a_maintenance_lock(conn, handle, attempts=40):
+    """SIGSTOPs the worker right after it takes a maintenance lock (keyspace notification of
+    the SET), until it is caught with one held. Returns the held lock keys."""
+    conn.config_set("notify-keyspace-events", "K$g")
+    pubsub = conn.pubsub()
+    pubsub.psubscribe("__keyspace@0__:rq:clean_registries:*")
+    try:
+        for _ in range(attempts):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                msg = pubsub.get_message(timeout=1)
+                if msg and msg["type"] == "pmessage" and msg["data"] == b"set":
+                    break
+            else:
+                continue
+            os.kill(handle.pid, signal.SIGSTOP)
+            held = [k.decode() for k in conn.keys("rq:clean_registries:*")]
+            if held:
+                return held
+            os.kill(handle.pid, signal.SIGCONT)  # that queue's step was over: next one
+        pytest.fail("never caught the worker holding a maintenance lock")
+    finally:
+        pubsub.close()
+        conn.config_set("notify-keyspace-events", "")
+
+
+def test_kill9_while_holding_the_maintenance_lock_leaves_the_queue_recoverable(worker, conn):
+    """A worker killed inside a maintenance pass: its lease (5 s with --maintenance-interval 1,
+    at most 60 s) expires and a second worker recovers the dead worker's jobs of that queue
+    at its next pass; with RQ's 899 s lock they would wait 15 minutes."""
+    queues = [Queue(q, connection=conn) for q in QUEUES]
+    jobs = [q.enqueue(SLEEP, 60, job_timeout=120) for q in queues]
+    a = worker.start(QUEUES, "--name", "w-maint-a", "--concurrency", str(len(QUEUES)),
+                     "--maintenance-interval", "1", *FAST)
+    wait_for(lambda: all(j.get_status(refresh=True) == JobStatus.STARTED for j in jobs), timeout=15,
+             message="every job running")
+    held = catch_holding_a_maintenance_lock(conn, a)
+    sigkill(a)
+    # What the kill left: a lock that dies soon, which a Python worker honours meanwhile.
+    for key in held:
+        assert 0 < conn.ttl(key) <= 5, (key, conn.ttl(key))
+    stuck_queue = Queue(held[0].rsplit(":", 1)[1], connection=conn)
+    assert stuck_queue.acquire_maintenance_lock() is False
+    for q in QUEUES:
+        expire_heartbeats(conn, q)  # the dead worker's heartbeats have run out
+
+    b = worker.start(QUEUES, "--name", "w-maint-b", "--maintenance-interval", "1", *FAST)
+    wait_for(lambda: all(j.get_status(refresh=True) == JobStatus.FAILED for j in jobs), timeout=15,
+             message=f"every abandoned job failed, the locked queue's too\n{b.describe()}")
+    for j in jobs:
+        job = Job.fetch(j.id, connection=conn)
+        text = job.latest_result().exc_string if job.latest_result() else job.exc_info
+        assert "AbandonedJobError" in text
+        assert picks(a, j.id) == 1 and picks(b, j.id) == 0, "ran once, by the killed worker"
+        assert conn.zcard(f"rq:wip:{job.origin}") == 0
+    assert b.stop().returncode == 0
+    assert conn.keys("rq:clean_registries:*") == [], "every lease released"
