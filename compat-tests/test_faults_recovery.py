@@ -204,3 +204,40 @@ def test_kill9_while_holding_the_maintenance_lock_leaves_the_queue_recoverable(w
         assert conn.zcard(f"rq:wip:{job.origin}") == 0
     assert b.stop().returncode == 0
     assert conn.keys("rq:clean_registries:*") == [], "every lease released"
+
+
+# --------------------------------------------------------------------------- scheduler takeover
+
+SCHED_LOCK = "rq:scheduler-lock:default"
+
+
+def test_a_killed_schedulers_lock_is_taken_over_within_one_maintenance_interval(queue, worker, conn):
+    """Scheduler A holds the lock; B, started after it, finds it taken. A is killed (kill -9);
+    once A's lock expires (61 s; here its TTL is cut to 0.3 s, as if that time had passed), B
+    takes it within one --maintenance-interval (1 s here; RQ's 120 s fallback before) and runs
+    a due enqueue_in job once."""
+    import datetime as dt
+
+    a = worker.start("default", "--name", "w-sched-a", "--with-scheduler", *FAST)
+    wait_for(lambda: conn.get(SCHED_LOCK), message="scheduler A holds the lock")
+    a_token = conn.get(SCHED_LOCK)
+    b = worker.start("default", "--name", "w-sched-b", "--with-scheduler", "--maintenance-interval", "1", *FAST)
+    wait_for(lambda: worker_record(conn, "w-sched-b") is not None, message="worker B registered")
+    time.sleep(1.5)  # B has tried for the lock and found it A's
+    assert conn.get(SCHED_LOCK) == a_token
+    sigkill(a)
+    assert 0 < conn.ttl(SCHED_LOCK) <= 61, "A's lock outlives A until its TTL"
+    job = queue.enqueue_in(dt.timedelta(seconds=1), SLEEP, 0)
+    conn.pexpire(SCHED_LOCK, 300)
+    # Within one maintenance interval (1 s) of the expiry; 10 s is a loose bound for a loaded
+    # machine, far below the 120 s B waited before.
+    wait_for(lambda: conn.get(SCHED_LOCK) not in (None, a_token), timeout=10,
+             message=f"B took the lock over\n{b.describe()}")
+    b_token = conn.get(SCHED_LOCK).decode()
+    assert conn.hget(f"rq:scheduler:{b_token}", "pid") == str(b.pid).encode()
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=10,
+             message=f"the scheduled job ran\n{b.describe()}")
+    assert picks(b, job.id) == 1 and picks(a, job.id) == 0
+    assert ScheduledJobRegistry(queue=queue).get_job_ids() == []
+    assert b.stop().returncode == 0
+    assert not conn.exists(SCHED_LOCK), "released at shutdown"
