@@ -241,3 +241,29 @@ def test_a_killed_schedulers_lock_is_taken_over_within_one_maintenance_interval(
     assert ScheduledJobRegistry(queue=queue).get_job_ids() == []
     assert b.stop().returncode == 0
     assert not conn.exists(SCHED_LOCK), "released at shutdown"
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def test_started_at_is_never_before_enqueued_at(queue, worker, conn):
+    """Dependents enqueued by their parent's finish and picked at once by other slots (the
+    case that showed started_at up to 27 ms before enqueued_at), and a job whose producer's
+    clock runs a minute ahead of Redis's: started_at >= enqueued_at for every job, read by rq."""
+    import datetime as dt
+
+    pairs = []
+    for _ in range(40):
+        parent = queue.enqueue(NOOP)
+        pairs.append((parent, queue.enqueue(NOOP, depends_on=parent)))
+    ahead = queue.enqueue(NOOP)
+    future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    conn.hset(ahead.key, "enqueued_at", future)
+    worker.run_burst("default", "--concurrency", "8", *FAST)
+    jobs = [j for pair in pairs for j in pair] + [ahead]
+    for j in jobs:
+        job = Job.fetch(j.id, connection=conn)
+        assert job.get_status() == JobStatus.FINISHED
+        assert job.started_at >= job.enqueued_at, (job.id, job.enqueued_at, job.started_at)
+        assert job.ended_at >= job.started_at or job.id == ahead.id
+    assert conn.hget(ahead.key, "started_at").decode() == future, "clamped to the producer's enqueued_at"
