@@ -132,6 +132,7 @@ impl Semaphore {
             .arg(b.as_str())
             .arg(sid.as_str())
             .arg(INFLIGHT_TTL)
+            .arg(MAX_SLOTS_PER_BUSINESS)
             .invoke_async(&mut self.conn.clone())
             .await
     }
