@@ -140,7 +140,10 @@ async fn a_start_whose_reply_is_lost_is_found_and_its_finish_written_once() {
     assert_eq!(status, "started");
     assert_eq!(direct.llen::<_, i64>("rq:queue:q").await.unwrap(), 0);
 
-    // After the reconnect, the lookup returns exactly what started, as start.lua would have.
+    // A long outage: the heartbeats have run out meanwhile.
+    let _: () = direct.zadd("rq:wip:q", "j1:x-lost-1", 1).await.unwrap();
+    // After the reconnect, the lookup returns exactly what started, as start.lua would have,
+    // and renews their heartbeat.
     let adopted = adopt_started(&mut conn, "rq:", WORKER, 1, &queues, &ids)
         .await
         .unwrap();
@@ -158,7 +161,13 @@ async fn a_start_whose_reply_is_lost_is_found_and_its_finish_written_once() {
     );
     assert!(adopted
         .iter()
-        .all(|j| j.queue == "q" && j.heartbeat_ttl > 0));
+        .all(|j| j.queue == "q" && j.heartbeat_ttl == 61));
+    let score: f64 = direct.zscore("rq:wip:q", "j1:x-lost-1").await.unwrap();
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!(
+        (score - (now + 61.0)).abs() <= 2.0,
+        "heartbeat renewed: {score}"
+    );
     assert_eq!(adopted[0].fields.get("status").unwrap(), b"started");
     let unknown = adopt_started(&mut conn, "rq:", WORKER, 1, &queues, &["x-other".into()])
         .await

@@ -9,7 +9,7 @@
 //!
 //! | call | kept by the caller | after a lost reply |
 //! | --- | --- | --- |
-//! | `start.lua` | its execution ids ([`crate::store::scripts::execution_ids`]) | [`adopt_started`]: the executions that started are returned, to be run as if the reply had come; an id not found never started (its job, if any, is still queued) |
+//! | `start.lua` | its execution ids ([`crate::store::scripts::execution_ids`]) | [`adopt_started`]: the executions that started are returned (their heartbeat renewed), to be run as if the reply had come; an id not found never started (its job, if any, is still queued) |
 //! | `finish.lua` | the [`FinishRequest`] | [`finish_until_known`]: the call is repeated until a reply comes; a repeat that finds the execution gone looks for its own result entry, so the log says whether the earlier call wrote it |
 //!
 //! Everything else whose reply can be lost is safe to repeat as it is, and is repeated by
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scripts::{finish_job, parse_started, FinishRequest, FinishStatus, Outcome, StartedJob};
 use crate::error::StoreError;
+use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 
 static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/adopt.lua")));
 
@@ -57,7 +58,9 @@ pub fn reply_may_be_lost(e: &StoreError) -> bool {
 /// reply was lost, did start (and are still this worker's: in the StartedJobRegistry, not
 /// finished or taken over by RQ's abandoned-job cleanup). Returned as `start.lua` would have
 /// returned them, with the job hash as it is now; the caller runs them. `queues` are the
-/// worker's queues (looked in when a hash has no usable `origin`). Read-only.
+/// worker's queues (looked in when a hash has no usable `origin`). The only write: each one
+/// found gets its heartbeat now (registry score and execution TTLs, as `start.lua` set them),
+/// so a long outage does not make it look abandoned before the worker's next heartbeat.
 pub async fn adopt_started<C: ConnectionLike>(
     conn: &mut C,
     prefix: &str,
@@ -74,6 +77,7 @@ pub async fn adopt_started<C: ConnectionLike>(
     for q in queues {
         inv.arg(q);
     }
+    inv.arg(DEFAULT_JOB_TIMEOUT_SECS);
     for x in execution_ids {
         inv.arg(x);
     }
