@@ -581,3 +581,33 @@ async fn a_claim_whose_reply_is_lost_is_claimed_again() {
         "and nobody else's"
     );
 }
+
+#[tokio::test]
+async fn a_leave_whose_reply_is_lost_still_hands_the_slot_on() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let b = business(10);
+    let (proxy, sem) = lossy(&redis, &b).await;
+    for n in 1..=5 {
+        sem.acquire(&b, &sid(n), "t").await.unwrap();
+    }
+    sem.acquire(&b, &sid(6), "t6").await.unwrap();
+    sem.acquire(&b, &sid(7), "t7").await.unwrap();
+    assert_eq!(sem.release(&b, &sid(1)).await.unwrap(), Some(call_sid(6)));
+    // The cancelled waiter's leave runs (the slot was handed to it), its reply is lost.
+    proxy.arm(call_sid(6).as_bytes(), Cut::Reply);
+    assert!(sem.leave(&b, &sid(6), "t6").await.is_err());
+    assert_eq!(sem.leave(&b, &sid(6), "t6").await.unwrap(), Leave::Handed);
+    assert_eq!(sem.release(&b, &sid(6)).await.unwrap(), Some(call_sid(7)));
+    assert_eq!(sem.poll(&b, &sid(7), "t7").await.unwrap(), Poll::Claimed);
+    assert_eq!(conn.scard::<_, i64>("rec_slots:10").await.unwrap(), 5);
+    // A lost 'left' answers 'not waiting' when repeated; the call is out of the list.
+    sem.acquire(&b, &sid(8), "t8").await.unwrap();
+    proxy.arm(call_sid(8).as_bytes(), Cut::Reply);
+    assert!(sem.leave(&b, &sid(8), "t8").await.is_err());
+    assert_eq!(
+        sem.leave(&b, &sid(8), "t8").await.unwrap(),
+        Leave::NotWaiting
+    );
+    assert_eq!(conn.llen::<_, i64>("rec_queue:10").await.unwrap(), 0);
+}

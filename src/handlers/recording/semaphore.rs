@@ -173,6 +173,7 @@ impl Semaphore {
             .key(keys::handover(b, sid))
             .arg(sid.as_str())
             .arg(token)
+            .arg(WAITER_TTL)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(match status.as_str() {

@@ -174,7 +174,20 @@ impl Drop for WaitGuard {
 }
 
 async fn leave(sem: Semaphore, business: BusinessId, call_sid: Sid, token: String) {
-    match tokio::time::timeout(CLEANUP_TIMEOUT, sem.leave(&business, &call_sid, &token)).await {
+    // Repeated while its reply may have been lost: a repeat of 'left' answers 'not waiting',
+    // of 'handed' 'handed' again (the token stays until the release).
+    let leave_until_known = async {
+        loop {
+            match sem.leave(&business, &call_sid, &token).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_timeout() => {
+                    tracing::warn!(error = %e, "[RQ_RECORDING] Leaving the wait list: reply lost; repeating: call_sid={call_sid}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    };
+    match tokio::time::timeout(CLEANUP_TIMEOUT, leave_until_known).await {
         Ok(Ok(Leave::Handed)) => release(sem, business, call_sid).await,
         Ok(Ok(Leave::Left)) => {
             tracing::info!(
