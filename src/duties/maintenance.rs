@@ -312,4 +312,11 @@ mod tests {
             "Moved to FailedJobRegistry, due to AbandonedJobError, at 2026-11-28 13:37:07.254718+00:00"
         );
     }
+
+    #[test]
+    fn the_lease_follows_the_interval_within_bounds() {
+        assert_eq!(lease_ttl(1), MIN_LEASE_TTL);
+        assert_eq!(lease_ttl(30), 30);
+        assert_eq!(lease_ttl(600), MAX_LEASE_TTL);
+    }
 }

@@ -237,3 +237,16 @@ pub async fn scheduler_pass(ctx: &WorkerContext) -> Result<u64, StoreError> {
     scheduler.release(ctx).await?;
     Ok(moved)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_are_retried_every_maintenance_interval_at_most_every_120_s() {
+        assert_eq!(lock_retry_period(1), Duration::from_secs(1));
+        assert_eq!(lock_retry_period(60), Duration::from_secs(60));
+        // The default interval (600 s): RQ's scheduler fallback period.
+        assert_eq!(lock_retry_period(600), LOCK_RETRY_PERIOD);
+    }
+}
