@@ -139,7 +139,14 @@ impl Dequeuer {
             if let Some((queue, id)) = &pending.claimed {
                 // The lost call did not run: the id is still in the intermediate list.
                 tracing::warn!(job_id = %id, "start reply lost: the claimed job had not started; starting it again");
-                found.extend(self.start(ctx, Some((queue, id)), 1).await?);
+                match self.start(ctx, Some((queue, id)), 1).await {
+                    Ok(more) => found.extend(more),
+                    // The adopted jobs run anyway; a lost reply of this start is pending now.
+                    Err(e) if !found.is_empty() => {
+                        tracing::warn!(job_id = %id, error = %e, "could not start the claimed job yet")
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(found)
