@@ -178,6 +178,7 @@ class ReplyDropProxy:
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
         self.armed = None
+        self.forward = True
         self.fired = 0
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -186,9 +187,12 @@ class ReplyDropProxy:
     def url(self):
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def arm(self, pattern: bytes):
+    def arm(self, pattern: bytes, forward=True):
+        """The next request containing `pattern`: forwarded and its reply lost, or, with
+        `forward=False`, never sent to Redis (the connection is cut before it)."""
         with self.lock:
             self.armed = pattern
+            self.forward = forward
 
     def _accept(self):
         import socket
@@ -218,10 +222,13 @@ class ReplyDropProxy:
                     break
                 with self.lock:
                     hit = self.armed is not None and self.armed in data
+                    forward = self.forward
                     if hit:
                         self.armed = None
                         self.fired += 1
                         state["dropping"] = True
+                if hit and not forward:
+                    break
                 server.sendall(data)
                 if hit:
                     time.sleep(0.2)  # Redis runs it; then the cut

@@ -86,6 +86,25 @@ def test_lost_start_reply_of_a_claimed_job_runs_it_once(queue, worker, conn, pro
     assert handle.stop().returncode == 0
 
 
+def test_start_cut_before_redis_restarts_the_claimed_job_once(queue, worker, conn, proxy):
+    """One queue: the blocking pop claimed the id, the start call never reached Redis (the
+    connection was cut first). The lookup finds nothing started, the id is still in the
+    intermediate list, so rqw starts it again: it runs once."""
+    sha = load(conn, START_SCRIPT)
+    handle = proxied(worker, proxy).start("default", "--name", "w-cut-start", *FAST)
+    wait_for(lambda: worker_record(conn, "w-cut-start") is not None, message="worker registered")
+    time.sleep(0.3)  # into the blocking pop
+    proxy.arm(sha, forward=False)
+    job = queue.enqueue(SLEEP, 0.1)
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=15,
+             message=f"the claimed job finished\n{handle.describe()}")
+    assert proxy.fired == 1
+    assert picks(handle, job.id) == 1, handle.describe()
+    assert "the claimed job had not started; starting it again" in log_of(handle), handle.describe()
+    assert conn.llen("rq:queue:default:intermediate") == 0
+    assert handle.stop().returncode == 0
+
+
 def test_lost_start_reply_of_a_batch_runs_each_job_once(queue, worker, conn, proxy):
     """Two queues (the polled pop), --concurrency 4: one call starts four jobs, its reply is lost."""
     sha = load(conn, START_SCRIPT)

@@ -137,7 +137,33 @@ impl Dequeuer {
             .collect();
         if !claimed_started {
             if let Some((queue, id)) = &pending.claimed {
-                // The lost call did not run: the id is still in the intermediate list.
+                // The lost call did not run: the id should still be in the intermediate list,
+                // unless maintenance recovered it meanwhile (stuck for over a minute).
+                let position: Option<i64> = match redis::cmd("LPOS")
+                    .arg(ctx.keys.intermediate(queue))
+                    .arg(id)
+                    .query_async(&mut conn)
+                    .await
+                {
+                    Ok(position) => position,
+                    Err(e) if !found.is_empty() => {
+                        // Run what was adopted; look at the claimed job again next time.
+                        tracing::warn!(job_id = %id, error = %e, "could not look at the claimed job yet");
+                        self.pending = Some(PendingStart {
+                            execution_ids: Vec::new(),
+                            claimed: pending.claimed.clone(),
+                        });
+                        return Ok(found);
+                    }
+                    Err(e) => {
+                        self.pending = Some(pending.clone());
+                        return Err(e.into());
+                    }
+                };
+                if position.is_none() {
+                    tracing::warn!(job_id = %id, "start reply lost: the claimed job had not started and has left the intermediate list (recovered meanwhile); not started here");
+                    return Ok(found);
+                }
                 tracing::warn!(job_id = %id, "start reply lost: the claimed job had not started; starting it again");
                 match self.start(ctx, Some((queue, id)), 1).await {
                     Ok(more) => found.extend(more),
