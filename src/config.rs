@@ -125,11 +125,9 @@ impl WorkerConfig {
                 reason: format!("must be 1..={MAX_CONCURRENCY}"),
             });
         }
-        if self.worker_ttl < 16 {
-            return Err(ConfigError::OutOfRange {
-                option: "--worker-ttl",
-                reason: "must be at least 16".into(),
-            });
+        if self.worker_ttl == 0 {
+            // rq 2.x/3.0's Worker takes a falsy worker_ttl as "not given": the default.
+            self.worker_ttl = DEFAULT_WORKER_TTL;
         }
         if self.job_monitoring_interval == 0 {
             return Err(ConfigError::OutOfRange {

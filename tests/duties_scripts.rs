@@ -7,8 +7,8 @@ use recording_support::RedisServer;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rqw::duties::scripts::{
-    acquire_or_refresh, clean_workers, move_scheduled, recover, release_locks, LockOutcome, Moved,
-    QueueCall, RecoverRequest, Recovery,
+    acquire_or_refresh, clean_workers, lease_acquire, lease_refresh, lease_release, move_scheduled,
+    recover, release_locks, LockOutcome, Moved, QueueCall, RecoverRequest, Recovery,
 };
 use rqw::protocol::timestamp::Instant;
 
@@ -321,4 +321,32 @@ async fn dead_worker_keys_leave_both_sets() {
     let by_queue: Vec<String> = conn.smembers("rq:workers:q").await.unwrap();
     assert_eq!(all, ["rq:worker:live"]);
     assert_eq!(by_queue, ["rq:worker:live"]);
+}
+
+#[tokio::test]
+async fn maintenance_leases_are_refreshed_and_released_only_by_their_owner() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let key = "rq:clean_registries:q";
+    assert!(lease_acquire(&mut conn, key, "me", 5).await.unwrap());
+    assert!(!lease_acquire(&mut conn, key, "other", 5).await.unwrap());
+    let ttl: i64 = conn.ttl(key).await.unwrap();
+    assert!((1..=5).contains(&ttl));
+    let _: () = conn.expire(key, 2).await.unwrap();
+    assert!(lease_refresh(&mut conn, key, "me", 5).await.unwrap());
+    assert!(conn.ttl::<_, i64>(key).await.unwrap() > 2);
+    assert!(!lease_refresh(&mut conn, key, "other", 60).await.unwrap());
+    assert!(!lease_release(&mut conn, key, "other").await.unwrap());
+    assert!(conn.exists::<_, bool>(key).await.unwrap());
+    assert!(lease_release(&mut conn, key, "me").await.unwrap());
+    assert!(
+        !lease_release(&mut conn, key, "me").await.unwrap(),
+        "repeat is a no-op"
+    );
+    // A Python worker's lock (`SET 1 NX EX 899`) is neither refreshed nor released by rqw.
+    let _: () = conn.set_ex(key, 1, 899).await.unwrap();
+    assert!(!lease_acquire(&mut conn, key, "me", 5).await.unwrap());
+    assert!(!lease_refresh(&mut conn, key, "me", 5).await.unwrap());
+    assert!(!lease_release(&mut conn, key, "me").await.unwrap());
+    assert!(conn.ttl::<_, i64>(key).await.unwrap() > 800);
 }

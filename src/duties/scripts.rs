@@ -108,6 +108,66 @@ pub async fn release_locks<C: ConnectionLike>(
     Ok(inv.invoke_async(conn).await?)
 }
 
+static LEASE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+           return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0",
+    )
+});
+static LEASE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+           return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
+
+/// Takes a lease on `key` for `owner` (`SET NX EX ttl`): a lock that RQ's workers, which take
+/// it with `SET NX` too, honour while it lives. `false` when someone holds it.
+pub async fn lease_acquire<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+    ttl: u64,
+) -> Result<bool, StoreError> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(owner)
+        .arg("NX")
+        .arg("EX")
+        .arg(ttl)
+        .query_async(conn)
+        .await?;
+    Ok(set.is_some())
+}
+
+/// Renews a lease still held by `owner`; `false` when it is not ours any more (it expired,
+/// and maybe another worker took it).
+pub async fn lease_refresh<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+    ttl: u64,
+) -> Result<bool, StoreError> {
+    let renewed: i64 = LEASE_REFRESH
+        .key(key)
+        .arg(owner)
+        .arg(ttl)
+        .invoke_async(conn)
+        .await?;
+    Ok(renewed == 1)
+}
+
+/// Releases a lease still held by `owner` (another holder's is left alone); `false` when it
+/// was not ours any more. Safe to repeat after a lost reply.
+pub async fn lease_release<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+) -> Result<bool, StoreError> {
+    let deleted: i64 = LEASE_RELEASE.key(key).arg(owner).invoke_async(conn).await?;
+    Ok(deleted == 1)
+}
+
 /// Where and when a batch of queue work happens.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueCall<'a> {

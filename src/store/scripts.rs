@@ -75,15 +75,24 @@ pub async fn start_jobs<C: ConnectionLike>(
     req: &StartRequest<'_>,
     max: usize,
 ) -> Result<Vec<StartedJob>, StoreError> {
+    start_batch(conn, req, &execution_ids(req.execution_id, max)).await
+}
+
+/// The execution ids of one start call of up to `max` jobs (at most [`MAX_START_BATCH`]):
+/// `first`, then fresh ones. A caller that keeps them can look the call up after a lost reply
+/// ([`crate::store::reconcile::adopt_started`]).
+pub fn execution_ids(first: &str, max: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(max.clamp(1, MAX_START_BATCH));
-    ids.push(req.execution_id.to_string());
+    ids.push(first.to_string());
     while ids.len() < max.min(MAX_START_BATCH) {
         ids.push(uuid::Uuid::new_v4().simple().to_string());
     }
-    start_with(conn, req, &ids).await
+    ids
 }
 
-async fn start_with<C: ConnectionLike>(
+/// [`start_jobs`] with the execution ids given (one per job that may start; the claimed job,
+/// if any, uses the first). `req.execution_id` is not used.
+pub async fn start_batch<C: ConnectionLike>(
     conn: &mut C,
     req: &StartRequest<'_>,
     execution_ids: &[String],
@@ -109,14 +118,15 @@ async fn start_with<C: ConnectionLike>(
         inv.arg(x);
     }
     let reply: Value = inv.invoke_async(conn).await?;
-    parse_started(reply)
+    parse_started("start.lua", reply)
 }
 
-fn parse_started(reply: Value) -> Result<Vec<StartedJob>, StoreError> {
-    let bad = |detail: String| StoreError::UnexpectedReply {
-        what: "start.lua",
-        detail,
-    };
+/// Reads start.lua's reply (also the reply of `adopt.lua`, which has the same shape).
+pub(crate) fn parse_started(
+    what: &'static str,
+    reply: Value,
+) -> Result<Vec<StartedJob>, StoreError> {
+    let bad = |detail: String| StoreError::UnexpectedReply { what, detail };
     let items = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(items) if !items.is_empty() && items.len() % 5 == 0 => items,

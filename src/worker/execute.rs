@@ -27,11 +27,8 @@ use crate::protocol::job_record::{JobRecord, JobTimeout};
 use crate::protocol::payload::{decode_job_data, decode_meta};
 use crate::protocol::result::ExecutionSpan;
 use crate::protocol::timestamp::Instant;
-use crate::store::scripts::{finish_job, FinishRequest, FinishStatus};
-
-/// How long the worker keeps trying to record an outcome while Redis is unreachable. After
-/// that the job stays in the StartedJobRegistry and RQ's abandoned-job handling takes it.
-pub const RECORD_RETRY_WINDOW: Duration = Duration::from_secs(120);
+use crate::store::reconcile::{finish_until_known, FinishKnown, FinishReport};
+use crate::store::scripts::FinishRequest;
 
 /// RQ's `exc_string` for a work-horse killed by `kill-horse` (`Worker.monitor_work_horse`).
 pub const KILLED_HORSE_TEXT: &str =
@@ -126,35 +123,39 @@ impl Drop for RunningGuard {
 }
 
 async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>, probe: &JobProbe) {
-    let deadline = tokio::time::Instant::now() + RECORD_RETRY_WINDOW;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let mut conn = ctx.conn.clone();
-        match finish_job(&mut conn, request).await {
-            Ok(FinishStatus::Written) => {
+    // Repeated until its outcome is known (a lost reply is looked up, never guessed); a
+    // forced shutdown stops the repeats.
+    match finish_until_known(&ctx.conn, request, ctx.shutdown.force()).await {
+        Ok(FinishReport {
+            known,
+            lost_replies,
+        }) => match known {
+            FinishKnown::Written => {
                 probe.recorded(outcome_name(request), request.working_time);
+                if lost_replies > 0 {
+                    tracing::warn!(execution_id = %request.execution_id, lost_replies, "outcome reply lost; the repeated call wrote it");
+                }
                 tracing::info!(outcome = ?outcome_name(request), "job recorded");
-                return;
             }
-            Ok(FinishStatus::JobMissing) => {
+            FinishKnown::WrittenEarlier => {
+                probe.recorded(outcome_name(request), request.working_time);
+                tracing::warn!(execution_id = %request.execution_id, lost_replies, outcome = ?outcome_name(request), "outcome reply lost; the lost call had written it (its result entry is there); not written again");
+            }
+            FinishKnown::GoneAfterLostReply => {
+                probe.recorded(outcome_name(request), request.working_time);
+                tracing::warn!(execution_id = %request.execution_id, lost_replies, outcome = ?outcome_name(request), "outcome reply lost; the execution had left the started registry (the lost call wrote it, or RQ's abandoned-job cleanup took the job over); not written again");
+            }
+            FinishKnown::JobMissing => {
                 tracing::warn!("the job hash was deleted while the job ran; no result recorded");
-                return;
             }
-            Ok(FinishStatus::AlreadyRecorded) => {
+            FinishKnown::AlreadyRecorded => {
                 tracing::warn!(
                     "the execution had left the started registry; outcome not written again"
                 );
-                return;
             }
-            Err(e) if tokio::time::Instant::now() + backoff < deadline => {
-                tracing::warn!(error = %e, "could not record the job outcome; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "giving up recording the job outcome; RQ's abandoned-job handling will recover it");
-                return;
-            }
+        },
+        Err(e) => {
+            tracing::error!(execution_id = %request.execution_id, error = %e, "giving up recording the job outcome; RQ's abandoned-job handling will recover it");
         }
     }
 }

@@ -92,8 +92,33 @@ impl Drop for SlotGuard {
     }
 }
 
+/// Releases, repeating the call while its reply may have been lost (a repeat hands nothing
+/// over twice, see `release.lua`), within [`CLEANUP_TIMEOUT`].
+async fn release_until_known(
+    sem: &Semaphore,
+    business: &BusinessId,
+    call_sid: &Sid,
+) -> redis::RedisResult<Option<String>> {
+    let mut lost = 0u32;
+    loop {
+        match sem.release(business, call_sid).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_timeout() => {
+                lost += 1;
+                tracing::warn!(error = %e, lost_replies = lost, "[RQ_RECORDING] Slot release reply lost; repeating: business_id={business} call_sid={call_sid}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn release(sem: Semaphore, business: BusinessId, call_sid: Sid) {
-    match tokio::time::timeout(CLEANUP_TIMEOUT, sem.release(&business, &call_sid)).await {
+    match tokio::time::timeout(
+        CLEANUP_TIMEOUT,
+        release_until_known(&sem, &business, &call_sid),
+    )
+    .await
+    {
         Ok(Ok(next)) => {
             tracing::info!("🔓 [RQ_RECORDING] Slot released: business_id={business}");
             if let Some(next) = next {
@@ -149,7 +174,20 @@ impl Drop for WaitGuard {
 }
 
 async fn leave(sem: Semaphore, business: BusinessId, call_sid: Sid, token: String) {
-    match tokio::time::timeout(CLEANUP_TIMEOUT, sem.leave(&business, &call_sid, &token)).await {
+    // Repeated while its reply may have been lost: a repeat of 'left' answers 'not waiting',
+    // of 'handed' 'handed' again (the token stays until the release).
+    let leave_until_known = async {
+        loop {
+            match sem.leave(&business, &call_sid, &token).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_timeout() => {
+                    tracing::warn!(error = %e, "[RQ_RECORDING] Leaving the wait list: reply lost; repeating: call_sid={call_sid}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    };
+    match tokio::time::timeout(CLEANUP_TIMEOUT, leave_until_known).await {
         Ok(Ok(Leave::Handed)) => release(sem, business, call_sid).await,
         Ok(Ok(Leave::Left)) => {
             tracing::info!(
@@ -206,7 +244,10 @@ pub async fn acquire_slot(
                 if since.elapsed() > ACQUIRE_ERROR_WINDOW {
                     return Err(SlotError(e));
                 }
-                tracing::warn!(error = %e, "[RQ_RECORDING] Slot acquire failed, retrying: call_sid={call_sid}");
+                // Had it run and its reply been lost, the repeat finds the slot taken and
+                // the poll below gives it back to this job (its token holds it).
+                let reply_lost = e.is_connection_dropped() || e.is_io_error() || e.is_timeout();
+                tracing::warn!(error = %e, reply_lost, "[RQ_RECORDING] Slot acquire failed, retrying: call_sid={call_sid}");
                 if sleep_or_cancel(poll_interval, cancel).await {
                     return Ok(SlotOutcome::Cancelled);
                 }

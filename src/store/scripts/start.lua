@@ -18,6 +18,30 @@
 --   queue, job id, heartbeat ttl, {hash fields...}, execution id.
 local P, NAME, TS, NOWF = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local NOW = tonumber(ARGV[5])
+-- The start time is Redis's clock, read here where the pop happens (issue 16): a time the
+-- worker took before its call can be earlier than the enqueue of a job the call pops (the
+-- call may wait behind others). ARGV 3-5 remain the fallback where TIME cannot be used
+-- (Redis before 3.2 has no effects replication). Each job's started_at is then clamped up to
+-- its enqueued_at (see start below).
+if redis.replicate_commands and pcall(redis.replicate_commands) then
+  local t = redis.call('TIME')
+  local sec, usec = tonumber(t[1]), tonumber(t[2])
+  -- Days to civil date (H. Hinnant's algorithm), for RQ's %Y-%m-%dT%H:%M:%S.%fZ.
+  local z = math.floor(sec / 86400) + 719468
+  local rem = sec % 86400
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  TS = string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', year, month, day,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, usec)
+  NOWF = string.format('%d.%06d', sec, usec)
+  NOW = sec
+end
 local INTERVAL = tonumber(ARGV[6])
 local DEFAULT_TIMEOUT = tonumber(ARGV[7])
 local WORKER_TTL = tonumber(ARGV[8])
@@ -74,10 +98,14 @@ local function start(q, id)
     -- The job was deleted after it was enqueued: nothing to run.
     return false
   end
-  local timeout, origin = nil, q
+  local timeout, origin, started_at = nil, q, TS
   for i = 1, #fields, 2 do
     local f = fields[i]
     if f == 'timeout' then timeout = tonumber(fields[i + 1])
+    -- A producer's clock (the API host's, or the worker that enqueued a dependent) may run
+    -- ahead of Redis's: started_at is never before enqueued_at (same fixed-width format, so
+    -- the text order is the time order).
+    elseif f == 'enqueued_at' and #fields[i + 1] == #TS and fields[i + 1] > TS then started_at = fields[i + 1]
     elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1] end
   end
   if timeout == nil or timeout == 0 then timeout = DEFAULT_TIMEOUT end
@@ -96,7 +124,7 @@ local function start(q, id)
   redis.call('ZADD', xk, NOW + ttl + 60, X)
   redis.call('EXPIRE', xk, ttl + 60)
   redis.call('ZADD', P .. 'wip:' .. origin, NOW + ttl, composite)
-  redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', TS, 'worker_name', NAME)
+  redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', started_at, 'worker_name', NAME)
   redis.call('PERSIST', jk)
   started = started + 1
   composites[started] = composite

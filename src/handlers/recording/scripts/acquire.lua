@@ -14,6 +14,9 @@ end
 if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('SADD', KEYS[1], sid)
   redis.call('SETEX', KEYS[2], ARGV[4], 'processing')
+  -- rqw: the holder's token, so that a job whose reply was lost finds its own slot (poll
+  -- answers 'claimed' to the token's holder) instead of waiting for "another job".
+  redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[7])
   return {'acquired', 0}
 end
 redis.call('SADD', KEYS[3], sid)
