@@ -104,6 +104,23 @@ pub enum FinishKnown {
     JobMissing,
 }
 
+/// Whether job `id`, claimed by a blocking pop whose `start.lua` call was lost before it ran,
+/// is still parked in `rq:queue:<queue>:intermediate` (so it may be started again), or has left
+/// it (maintenance recovered it meanwhile).
+pub async fn claimed_id_still_parked<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &crate::keys::Keys,
+    queue: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let position: Option<i64> = redis::cmd("LPOS")
+        .arg(keys.intermediate(queue))
+        .arg(id)
+        .query_async(conn)
+        .await?;
+    Ok(position.is_some())
+}
+
 /// The end of [`finish_until_known`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FinishReport {

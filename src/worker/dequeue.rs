@@ -28,7 +28,7 @@ use crate::protocol::timestamp::Instant;
 use crate::store::connection::{blocking_connection, BlockingConnection};
 use crate::store::queue_wait::wait_for_job;
 use crate::store::queue_watch::QueueWatch;
-use crate::store::reconcile::{adopt_started, reply_may_be_lost};
+use crate::store::reconcile::{adopt_started, claimed_id_still_parked, reply_may_be_lost};
 use crate::store::scripts::{execution_ids, start_batch, StartRequest, StartedJob};
 
 /// Longest pause between polls of several idle queues.
@@ -139,13 +139,8 @@ impl Dequeuer {
             if let Some((queue, id)) = &pending.claimed {
                 // The lost call did not run: the id should still be in the intermediate list,
                 // unless maintenance recovered it meanwhile (stuck for over a minute).
-                let position: Option<i64> = match redis::cmd("LPOS")
-                    .arg(ctx.keys.intermediate(queue))
-                    .arg(id)
-                    .query_async(&mut conn)
-                    .await
-                {
-                    Ok(position) => position,
+                let parked = match claimed_id_still_parked(&mut conn, &ctx.keys, queue, id).await {
+                    Ok(parked) => parked,
                     Err(e) if !found.is_empty() => {
                         // Run what was adopted; look at the claimed job again next time.
                         tracing::warn!(job_id = %id, error = %e, "could not look at the claimed job yet");
@@ -157,10 +152,10 @@ impl Dequeuer {
                     }
                     Err(e) => {
                         self.pending = Some(pending.clone());
-                        return Err(e.into());
+                        return Err(e);
                     }
                 };
-                if position.is_none() {
+                if !parked {
                     tracing::warn!(job_id = %id, "start reply lost: the claimed job had not started and has left the intermediate list (recovered meanwhile); not started here");
                     return Ok(found);
                 }
