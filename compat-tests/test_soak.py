@@ -160,6 +160,40 @@ def busy(conn):
     return sum(pipe.execute())
 
 
+def not_terminal(conn, limit=5):
+    """Up to `limit` jobs neither finished nor failed, with where they are (for a stuck run)."""
+    out = []
+    for i in range(JOBS):
+        job_id = f"soak-{i}"
+        status, origin, worker_name = conn.hmget(f"rq:job:{job_id}", "status", "origin", "worker_name")
+        if status in (b"finished", b"failed"):
+            continue
+        q = (origin or b"").decode()
+        wip = [m.decode() for m in conn.zrange(f"rq:wip:{q}", 0, -1) if m.decode().split(":")[0] == job_id]
+        out.append(f"{job_id} status={status} worker={worker_name} wip={wip} "
+                   f"queued={conn.lpos(f'rq:queue:{q}', job_id)}")
+        if len(out) >= limit:
+            break
+    return out
+
+
+def dead_members(conn, q, killed):
+    """The StartedJobRegistry members of `q` still held by killed workers: `<id>:<execution>`
+    as recorded at the kill, or (a job enqueued by rq 1.x) its plain id while the job hash
+    still names the dead worker (a later run by a live worker enters the same plain id)."""
+    key = f"rq:wip:{q}"
+    members = []
+    for name, held in killed:
+        for m in held:
+            job_id = m.rsplit(":", 1)[0]
+            if conn.zscore(key, m) is not None:
+                members.append(m)
+            elif (conn.zscore(key, job_id) is not None
+                  and conn.hget(f"rq:job:{job_id}", "worker_name") == name.encode()):
+                members.append(job_id)
+    return members
+
+
 def test_soak_with_random_kills(conn, url, tmp_path):
     seed = int(os.environ.get("RQW_SOAK_SEED", "20261128"))
     rng = random.Random(seed)
@@ -209,9 +243,9 @@ def test_soak_with_random_kills(conn, url, tmp_path):
             if enqueued >= JOBS and not LONG and busy(conn) and fleet.killed:
                 # CI: make the dead workers' heartbeats expire now instead of in 61 s.
                 for q in QUEUES:
-                    expire_heartbeats(conn, q, [m for _, held in fleet.killed for m in held
-                                                if conn.zscore(f"rq:wip:{q}", m) is not None])
-            assert time.monotonic() < deadline, f"soak stuck: {done}/{JOBS} terminal, busy={busy(conn)}"
+                    expire_heartbeats(conn, q, dead_members(conn, q, fleet.killed))
+            assert time.monotonic() < deadline, (f"soak stuck: {done}/{JOBS} terminal, busy={busy(conn)}; "
+                                                 f"not terminal, e.g.: {not_terminal(conn)}")
             assert py.alive(), py.describe()
             time.sleep(0.02 if enqueued < JOBS else 0.5)
         duration = time.monotonic() - started

@@ -253,7 +253,8 @@ async fn clean_queue(
 }
 
 /// `StartedJobRegistry.cleanup`, in batches, leaving this worker's own executions alone (a
-/// lapsed heartbeat of a job still running here does not make it abandoned).
+/// lapsed heartbeat of a job still running here does not make it abandoned), under either
+/// member form start.lua writes: `<id>:<execution id>`, or the plain id of an rq 1.x job.
 async fn recover_abandoned(
     ctx: &WorkerContext,
     call: &QueueCall<'_>,
@@ -264,7 +265,7 @@ async fn recover_abandoned(
         .heartbeat_rows(ctx.config.job_monitoring_interval)
         .0
         .into_iter()
-        .map(|r| format!("{}:{}", r.job_id, r.execution_id))
+        .flat_map(|r| [format!("{}:{}", r.job_id, r.execution_id), r.job_id])
         .collect();
     let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
         .arg(ctx.keys.started(call.queue))

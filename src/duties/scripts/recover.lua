@@ -28,7 +28,10 @@ local DEFAULT_TIMEOUT, STUCK_AFTER = ARGV[10], tonumber(ARGV[11])
 local DEFAULT_FAILURE_TTL = 31536000
 local failed, retried, removed = 0, 0, 0
 
+-- The job id of a StartedJobRegistry member: `<id>:<execution id>` (rq 2.x, 3.0), or the plain
+-- id (rq 1.x), which may itself contain ':' (rq 1.x and 2.0.0 accept any job id).
 local function job_id_of(member)
+  if redis.call('EXISTS', P .. 'job:' .. member) == 1 then return member end
   return string.match(member, '^(.*):[^:]*$') or member
 end
 

@@ -6,7 +6,8 @@
 --
 -- An execution started when "<id>:<execution id>" is in the worker's executions set
 -- (start.lua adds every one it starts) and still in the StartedJobRegistry of the job's
--- origin (finish.lua and RQ's abandoned-job cleanup remove it from there). Those are the
+-- origin (finish.lua and RQ's abandoned-job cleanup remove it from there), under the member
+-- start.lua gave it: "<id>:<execution id>", or the plain id of a job enqueued by rq 1.x. Those are the
 -- jobs the worker owns and must run; an id not found was never started (the script did not
 -- run, or that slot of the batch found no job), so it is still in its queue if it exists.
 --
@@ -36,12 +37,21 @@ for _, composite in ipairs(redis.call('SMEMBERS', P .. 'worker:' .. NAME .. ':ex
       if fields[i] == 'origin' and fields[i + 1] ~= '' then origin = fields[i + 1]
       elseif fields[i] == 'timeout' then timeout = tonumber(fields[i + 1]) end
     end
-    local queue = nil
-    if origin and redis.call('ZSCORE', P .. 'wip:' .. origin, composite) then
+    -- The registry member of this execution in queue q's registry, if it is there.
+    local function member_in(q)
+      local wip = P .. 'wip:' .. q
+      if redis.call('ZSCORE', wip, composite) then return composite end
+      if redis.call('ZSCORE', wip, id) then return id end
+      return nil
+    end
+    local queue, member = nil, nil
+    if origin then member = member_in(origin) end
+    if member then
       queue = origin
     else
       for i = 5, 4 + NQ do
-        if redis.call('ZSCORE', P .. 'wip:' .. ARGV[i], composite) then queue = ARGV[i] break end
+        member = member_in(ARGV[i])
+        if member then queue = ARGV[i] break end
       end
     end
     if queue and #fields > 0 then
@@ -50,7 +60,7 @@ for _, composite in ipairs(redis.call('SMEMBERS', P .. 'worker:' .. NAME .. ':ex
       local ttl
       if timeout > 0 then ttl = math.floor(math.min(timeout, INTERVAL)) + 60 else ttl = INTERVAL + 60 end
       if NOW then
-        redis.call('ZADD', P .. 'wip:' .. queue, 'XX', NOW + ttl, composite)
+        redis.call('ZADD', P .. 'wip:' .. queue, 'XX', NOW + ttl, member)
         redis.call('EXPIRE', P .. 'execution:' .. id .. ':' .. x, ttl)
         redis.call('ZADD', P .. 'executions:' .. id, 'XX', NOW + ttl + 60, x)
       end

@@ -51,9 +51,14 @@ local composite = ID .. ':' .. X
 -- already recorded (a retried call whose reply was lost) or RQ's abandoned-job cleanup took
 -- it over: write nothing more, so nothing is counted or enqueued twice.
 local was_started = redis.call('ZREM', P .. 'wip:' .. Q, composite)
-redis.call('DEL', P .. 'execution:' .. ID .. ':' .. X)
+local had_execution = redis.call('DEL', P .. 'execution:' .. ID .. ':' .. X)
 redis.call('ZREM', P .. 'executions:' .. ID, X)
 redis.call('SREM', wek, composite)
+-- A job enqueued by rq 1.x is in the registry under its plain id (start.lua). Only the first
+-- call finds this execution's hash, so a repeated call still writes nothing twice.
+if was_started == 0 and had_execution == 1 then
+  was_started = redis.call('ZREM', P .. 'wip:' .. Q, ID)
+end
 if was_started == 0 then
   return 2
 end

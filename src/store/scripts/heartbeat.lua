@@ -26,6 +26,7 @@ for i = 8, #ARGV, 4 do
   end
   redis.call('EXPIRE', ek, ttl)
   redis.call('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id .. ':' .. x)
+  redis.call('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id) -- rq 1.x's member (start.lua)
   redis.call('ZADD', P .. 'executions:' .. id, NOW + ttl + 60, x)
   redis.call('EXPIRE', P .. 'executions:' .. id, ttl + 60)
   local jk = P .. 'job:' .. id

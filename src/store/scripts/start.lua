@@ -4,6 +4,10 @@
 -- writes everything RQ's worker writes when a job starts (execution hash, executions zset,
 -- StartedJobRegistry member "<id>:<execution id>", worker state and current job, job
 -- status/started_at/worker_name).
+-- A job enqueued by rq 1.x (its hash has no `group_id`, which every 2.x and 3.0 producer
+-- writes) gets the plain job id as its StartedJobRegistry member instead: that is what rq 1.x
+-- writes and the only member its readers (StartedJobRegistry.cleanup, get_job_ids, `in`)
+-- understand; 2.12+ and 3.0 read a plain id too (execution id '').
 --
 -- A popped id goes straight from the queue to the started registry: RQ's LMOVE into the
 -- intermediate list followed by LREM from it, inside one atomic script, is the same as LPOP,
@@ -98,10 +102,11 @@ local function start(q, id)
     -- The job was deleted after it was enqueued: nothing to run.
     return false
   end
-  local timeout, origin, started_at = nil, q, TS
+  local timeout, origin, started_at, rq2 = nil, q, TS, false
   for i = 1, #fields, 2 do
     local f = fields[i]
     if f == 'timeout' then timeout = tonumber(fields[i + 1])
+    elseif f == 'group_id' then rq2 = true
     -- A producer's clock (the API host's, or the worker that enqueued a dependent) may run
     -- ahead of Redis's: started_at is never before enqueued_at (same fixed-width format, so
     -- the text order is the time order).
@@ -123,7 +128,7 @@ local function start(q, id)
   redis.call('EXPIRE', ek, ttl)
   redis.call('ZADD', xk, NOW + ttl + 60, X)
   redis.call('EXPIRE', xk, ttl + 60)
-  redis.call('ZADD', P .. 'wip:' .. origin, NOW + ttl, composite)
+  redis.call('ZADD', P .. 'wip:' .. origin, NOW + ttl, rq2 and composite or id)
   redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', started_at, 'worker_name', NAME)
   redis.call('PERSIST', jk)
   started = started + 1
