@@ -38,6 +38,9 @@ async fn enqueue(conn: &mut ConnectionManager, id: &str, extra: &[(&str, &str)])
                 ("origin", "q"),
                 ("status", "queued"),
                 ("enqueued_at", "2020-01-01T00:00:00.000000Z"),
+                // Written by every rq 2.x/3.0 producer; without it start.lua takes the job
+                // for rq 1.x's and registers it under its plain id.
+                ("group_id", ""),
             ],
         )
         .await
