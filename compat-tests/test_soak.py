@@ -120,12 +120,20 @@ class Fleet:
         def in_wip(member):
             return any(conn.zscore(f"rq:wip:{q}", member) is not None for q in QUEUES)
 
+        def registry_member(execution):
+            """The StartedJobRegistry member of `<id>:<execution id>`: itself, or the plain id
+            of a job enqueued by rq 1.x; None when it is in no registry."""
+            for member in (execution, execution.rsplit(":", 1)[0]):
+                if in_wip(member):
+                    return member
+            return None
+
         for _ in range(50):
             slot = self.rng.choice(sorted(self.rqw))
             name, handle = self.rqw[slot]
             os.kill(handle.pid, signal.SIGSTOP)
-            held = [m.decode() for m in conn.smembers(f"rq:worker:{name}:executions")]
-            held = [m for m in held if in_wip(m)]
+            executions = [m.decode() for m in conn.smembers(f"rq:worker:{name}:executions")]
+            held = [m for m in map(registry_member, executions) if m is not None]
             if held:
                 break
             os.kill(handle.pid, signal.SIGCONT)
