@@ -70,7 +70,8 @@ CASES = {
                          "failed", DESERIALIZATION + "undecodable pickle: truncated pickle"),
     "truncated_zlib": ({"data": call(args=("x" * 500,))[:-12]}, "failed", DESERIALIZATION),
     "zlib_bomb_65MiB": ({"data": zlib.compress(b"\x00" * (65 << 20), 9)}, "failed",
-                        DESERIALIZATION + "payload larger than 67108864 bytes"),
+                        DESERIALIZATION + "job bad-zlib_bomb_65MiB: data inflates past the 16777216-byte limit "
+                                          "(--max-inflated-bytes)"),
     "length_field_4EiB": ({"data": zlib.compress(b"\x80\x05\x8d" + struct.pack("<Q", 2**62) + b"abc.")},
                           "failed", DESERIALIZATION + "undecodable pickle: truncated pickle"),
     "nesting_100k_deep": ({"data": zlib.compress(deep_list(100_000))}, "failed",

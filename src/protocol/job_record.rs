@@ -80,13 +80,21 @@ pub struct JobRecord {
     /// writes them for every job it registers dependencies of, so only such a job can have a
     /// `rq:job::<id>:dependencies` set.
     pub has_dependencies: bool,
+    /// `data`/`meta` values the start script left in Redis for their length (see
+    /// [`OVERSIZE_FIELD_PREFIX`]): the field name and its length in bytes.
+    pub oversize: Vec<(&'static str, u64)>,
     /// Fields that could not be parsed, as human-readable descriptions.
     pub problems: Vec<String>,
 }
 
+/// Prefix of the pseudo field by which `start.lua` reports a `data` or `meta` value it did
+/// not return for its length (`\0rqw.oversize.data` = the length). A NUL-led name, which no
+/// RQ version writes.
+pub const OVERSIZE_FIELD_PREFIX: &str = "\0rqw.oversize.";
+
 impl JobRecord {
     /// Parses the `HGETALL` reply of a job hash. `queue` is the queue the id was popped from.
-    pub fn parse(id: &str, queue: &str, fields: HashMap<String, Vec<u8>>) -> Self {
+    pub fn parse(id: &str, queue: &str, mut fields: HashMap<String, Vec<u8>>) -> Self {
         let mut problems = Vec::new();
         let text = |name: &str, problems: &mut Vec<String>| -> Option<String> {
             let raw = fields.get(name)?;
@@ -166,15 +174,26 @@ impl JobRecord {
         let rate_limit_key = non_empty("rate_limit_key").cloned();
         let has_dependencies =
             non_empty("dependency_ids").is_some() || non_empty("dependency_id").is_some();
-        let data = fields.get("data").cloned();
+        let oversize: Vec<(&'static str, u64)> = ["data", "meta"]
+            .into_iter()
+            .filter_map(|name| {
+                let raw = fields.get(&format!("{OVERSIZE_FIELD_PREFIX}{name}"))?;
+                let len = std::str::from_utf8(raw).ok()?.parse().ok()?;
+                Some((name, len))
+            })
+            .collect();
+        // Moved, not copied: a payload is held once.
+        let data = fields.remove("data");
         if data.is_none() {
             problems.push("the job hash has no 'data' field".to_string());
         }
+        let meta = fields.remove("meta");
         Self {
             id: id.to_string(),
             origin,
             data,
-            meta: fields.get("meta").cloned(),
+            meta,
+            oversize,
             status,
             timeout,
             result_ttl,

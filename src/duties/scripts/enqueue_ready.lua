@@ -13,7 +13,9 @@ local rk = P .. 'ready:' .. Q
 local enqueued, dropped = 0, 0
 for _, id in ipairs(redis.call('ZRANGE', rk, 0, LIMIT - 1)) do
   redis.call('ZREM', rk, id)
-  local f = redis.call('HMGET', P .. 'job:' .. id, 'status', 'data')
+  -- A job key of the wrong type (issue 13) is only removed, like a missing one.
+  local f = redis.pcall('HMGET', P .. 'job:' .. id, 'status', 'data')
+  if rqw_failed(f) then f = {} end
   if f[1] == 'ready_to_enqueue' and f[2] then
     rq_enqueue_job(P, id, Q, rq_should_enqueue_at_front(P, id), TS, NOW, DEFAULT_TIMEOUT)
     enqueued = enqueued + 1

@@ -41,6 +41,7 @@ end
 
 local function fail_or_retry(id)
   local jk = P .. 'job:' .. id
+  -- The callers read the hash's status first (pcall): jk is a hash here.
   local f = redis.call('HMGET', jk, 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry',
     'failure_ttl', 'ttl', 'dependency_ids', 'dependency_id')
   local has_dependencies = rq_has_dependencies(f[6], f[7])
@@ -66,15 +67,17 @@ local function fail_or_retry(id)
       end
       redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
       redis.call('ZADD', P .. 'scheduled:' .. Q, NOW + interval, id)
-    else
-      rq_enqueue_job(P, id, Q, f[3] == '1', TS, NOW, DEFAULT_TIMEOUT)
+      retried = retried + 1
+      return
+    elseif rq_enqueue_job(P, id, Q, f[3] == '1', TS, NOW, DEFAULT_TIMEOUT) ~= 'unusable' then
+      retried = retried + 1
+      return
     end
-    retried = retried + 1
-    return
+    -- Its queue key is not a list (issue 13): failed below instead of lost.
   end
   local results_key = P .. 'results:' .. id
   redis.call('HSET', jk, 'status', 'failed')
-  redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', RESULT_WORKER,
+  redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', RESULT_WORKER,
     'exc_string', EXC)
   local failure_ttl = nil
   if f[4] and f[4] ~= '' then failure_ttl = tonumber(f[4]) or DEFAULT_FAILURE_TTL end
@@ -91,7 +94,8 @@ if MODE == 'abandoned' then
       redis.call('ZREM', wip, member)
       removed = removed + 1
       local id = job_id_of(member)
-      if redis.call('HGET', P .. 'job:' .. id, 'status') == 'started' then
+      -- A job key of the wrong type (issue 13) is not a job: it only leaves the registry.
+      if redis.pcall('HGET', P .. 'job:' .. id, 'status') == 'started' then
         fail_or_retry(id)
       end
     end
@@ -107,7 +111,8 @@ elseif MODE == 'stuck' then
   for _, id in ipairs(ids) do
     if not skip[id] then
       skip[id] = true
-      if redis.call('EXISTS', P .. 'job:' .. id) == 0 then
+      if redis.call('EXISTS', P .. 'job:' .. id) == 0
+          or rqw_failed(redis.pcall('HEXISTS', P .. 'job:' .. id, 'data')) then
         redis.call('LREM', inter, 1, id)
         removed = removed + 1
       else

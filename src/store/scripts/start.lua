@@ -11,18 +11,33 @@
 --
 -- ARGV: 1 prefix, 2 worker name, 3 now (rq timestamp), 4 now (float), 5 now (int),
 --       6 job monitoring interval, 7 default timeout, 8 worker key ttl,
---       9 claimed queue ('' = none), 10 claimed id, 11 number of queues N, 12..11+N queue
---       names in priority order, then one execution id per job that may be started (their
---       count is the most jobs this call starts; the claimed job, if any, uses the first).
--- Returns nil when nothing was started, else a flat array of 5 items per started job:
---   queue, job id, heartbeat ttl, {hash fields...}, execution id.
+--       9 claimed queue ('' = none), 10 claimed id, 11 number of queues N, 12 the longest
+--       `data`/`meta` value returned (bytes), 13..12+N queue names in priority order, then
+--       one execution id per job that may be started (their count is the most jobs this call
+--       starts; the claimed job, if any, uses the first).
+-- Returns nil when nothing was started or refused, else a flat array of 5 items per job:
+--   started: queue, job id, heartbeat ttl, {hash fields...}, execution id;
+--   refused: queue, job id (or '' for an unusable queue key), 0, reason, ''.
+-- A `data` or `meta` value longer than ARGV[12] is returned empty, with a field
+-- "\0rqw.oversize.<name>" holding its length (the hash itself is untouched).
+--
+-- Hostile keys (issue 13): Redis does not roll back a script that fails midway, so nothing
+-- here may fail after a job's first write. Every command on a key whose type a producer
+-- controls runs through redis.pcall *before* that job's first write, or is that first write:
+-- the LPOP of the queue, the job's HGETALL, the ZADDs into rq:executions:<id> and
+-- rq:wip:<origin> (moved ahead of the execution hash; the second undoes the first when it
+-- fails). A job whose key cannot be used is refused alone, the others of the batch start:
+-- failed in place (failed registry of its queue, status and exc_info) when its hash is usable,
+-- and returned as refused, so the worker names it in its log. No command is added for this.
 local P, NAME, TS, NOWF = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local NOW = tonumber(ARGV[5])
 local INTERVAL = tonumber(ARGV[6])
 local DEFAULT_TIMEOUT = tonumber(ARGV[7])
 local WORKER_TTL = tonumber(ARGV[8])
 local NQ = tonumber(ARGV[11])
-local FIRST_X = 12 + NQ
+local MAX_FIELD = tonumber(ARGV[12])
+local FIRST_Q = 13
+local FIRST_X = FIRST_Q + NQ
 local MAX = #ARGV - FIRST_X + 1
 
 local wk = P .. 'worker:' .. NAME
@@ -57,28 +72,61 @@ local function valid_utf8(s)
   return true
 end
 
+-- True when a redis.pcall reply is an error.
+local function failed_call(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+
+-- A job that cannot be started: failed in place when its hash is usable (failed registry
+-- first, so a failure there leaves the hash as it was), and reported to the worker.
+local function refuse(q, id, reason, hash_usable)
+  if hash_usable then
+    local jk = P .. 'job:' .. id
+    if failed_call(redis.pcall('ZADD', P .. 'failed:' .. q, NOW + 31536000, id)) then
+      reason = reason .. '; its failed registry is unusable too'
+    elseif failed_call(redis.pcall('HSET', jk, 'status', 'failed', 'ended_at', TS,
+        'exc_info', 'rqw.errors.InvalidJobError: ' .. reason)) then
+      redis.pcall('ZREM', P .. 'failed:' .. q, id)
+      reason = reason .. '; the job key is not a hash'
+    end
+  end
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = q, id, 0, reason, ''
+end
+
 local function start(q, id)
   local jk = P .. 'job:' .. id
   if not valid_utf8(id) then
-    -- No RQ producer writes such an id, and the worker could not name it back: fail it here,
-    -- visibly (status, failed registry, the legacy exc_info field that readers fall back to).
-    if redis.call('EXISTS', jk) == 1 then
-      redis.call('HSET', jk, 'status', 'failed', 'ended_at', TS,
-        'exc_info', 'rqw.errors.InvalidJobError: the job id is not valid UTF-8')
-      redis.call('ZADD', P .. 'failed:' .. q, NOW + 31536000, id)
-    end
+    -- No RQ producer writes such an id, and the worker could not name it back as text: fail
+    -- it here, visibly (status, failed registry, the legacy exc_info field that readers fall
+    -- back to); the worker logs it escaped.
+    refuse(q, id, 'the job id is not valid UTF-8', redis.call('EXISTS', jk) == 1)
     return false
   end
-  local fields = redis.call('HGETALL', jk)
+  local fields = redis.pcall('HGETALL', jk)
+  if failed_call(fields) then
+    refuse(q, id, 'the job key is not a hash (' .. redis.call('TYPE', jk).ok .. ')', false)
+    return false
+  end
   if #fields == 0 then
     -- The job was deleted after it was enqueued: nothing to run.
     return false
   end
   local timeout, origin = nil, q
+  local oversize = {}
   for i = 1, #fields, 2 do
     local f = fields[i]
     if f == 'timeout' then timeout = tonumber(fields[i + 1])
-    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1] end
+    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1]
+    elseif (f == 'data' or f == 'meta') and #fields[i + 1] > MAX_FIELD then
+      oversize[#oversize + 1] = f
+      oversize[#oversize + 1] = #fields[i + 1]
+      fields[i + 1] = ''
+    end
+  end
+  for i = 1, #oversize, 2 do
+    fields[#fields + 1] = '\0rqw.oversize.' .. oversize[i]
+    fields[#fields + 1] = tostring(oversize[i + 1])
   end
   if timeout == nil or timeout == 0 then timeout = DEFAULT_TIMEOUT end
   local ttl
@@ -91,11 +139,19 @@ local function start(q, id)
   local composite = id .. ':' .. X
   local ek = P .. 'execution:' .. id .. ':' .. X
   local xk = P .. 'executions:' .. id
+  -- The two writes into keys a producer can give the wrong type come first (see the header).
+  if failed_call(redis.pcall('ZADD', xk, NOW + ttl + 60, X)) then
+    refuse(q, id, 'its executions key ' .. xk .. ' is not a sorted set', true)
+    return false
+  end
+  if failed_call(redis.pcall('ZADD', P .. 'wip:' .. origin, NOW + ttl, composite)) then
+    redis.call('ZREM', xk, X)
+    refuse(q, id, "the StartedJobRegistry of its origin '" .. origin .. "' is not a sorted set", true)
+    return false
+  end
+  redis.call('EXPIRE', xk, ttl + 60)
   redis.call('HSET', ek, 'id', X, 'job_id', id, 'created_at', NOWF, 'last_heartbeat', NOWF, 'worker_name', NAME)
   redis.call('EXPIRE', ek, ttl)
-  redis.call('ZADD', xk, NOW + ttl + 60, X)
-  redis.call('EXPIRE', xk, ttl + 60)
-  redis.call('ZADD', P .. 'wip:' .. origin, NOW + ttl, composite)
   redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', TS, 'worker_name', NAME)
   redis.call('PERSIST', jk)
   started = started + 1
@@ -108,22 +164,27 @@ local function start(q, id)
 end
 
 if ARGV[9] ~= '' then
-  redis.call('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10])
+  redis.pcall('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10])
   start(ARGV[9], ARGV[10])
 end
-for i = 12, 11 + NQ do
+for i = FIRST_Q, FIRST_Q + NQ - 1 do
   if started >= MAX then break end
   local qk = P .. 'queue:' .. ARGV[i]
-  -- Skip over ids of deleted jobs, a bounded number per call.
+  -- Skip over ids of deleted or refused jobs, a bounded number per call.
   local skipped = 0
   while started < MAX and skipped < 100 do
-    local id = redis.call('LPOP', qk)
+    local id = redis.pcall('LPOP', qk)
+    if failed_call(id) then
+      refuse(ARGV[i], '', 'the queue key ' .. qk .. ' is not a list', false)
+      break
+    end
     if not id then break end
     if not start(ARGV[i], id) then skipped = skipped + 1 end
   end
 end
 if started == 0 then
-  return nil
+  if #out == 0 then return nil end
+  return out
 end
 -- The worker record, once per call: busy, its current job (the last one started; rq 2.x
 -- shows one), the executions set (rq 3.0) and the TTLs.

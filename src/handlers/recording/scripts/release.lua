@@ -2,11 +2,15 @@
 -- KEYS: 1 rec_slots:{b}, 2 rec_inflight:{b}:{sid}, 3 rec_queue:{b}, 4 rec_queued:{b}
 -- ARGV: 1 business, 2 sid, 3 inflight ttl
 -- Returns the call_sid the slot was handed to, or false.
+-- rec_slots was read by this call's acquire; a wait list or queued set of the wrong type
+-- (never read before) must not stop the release halfway: the slot is freed regardless, and
+-- such a list hands nothing over.
 redis.call('SREM', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
-local next_sid = redis.call('LPOP', KEYS[3])
+local next_sid = redis.pcall('LPOP', KEYS[3])
+if type(next_sid) == 'table' then next_sid = false end
 if next_sid then
-  redis.call('SREM', KEYS[4], next_sid)
+  redis.pcall('SREM', KEYS[4], next_sid)
   redis.call('SADD', KEYS[1], next_sid)
   redis.call('SETEX', 'rec_inflight:' .. ARGV[1] .. ':' .. next_sid, ARGV[3], 'processing')
   redis.call('SET', 'rec_handover:' .. ARGV[1] .. ':' .. next_sid, '1', 'EX', ARGV[3])
