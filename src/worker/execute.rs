@@ -232,7 +232,7 @@ async fn execute(
         let known: Vec<&str> = ctx.handlers.paths().collect();
         let message = format!(
             "no native handler for '{}'; this rqw has handlers for: {}",
-            call.func_name,
+            function_shown,
             if known.is_empty() {
                 "(none)".to_string()
             } else {
