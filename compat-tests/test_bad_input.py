@@ -397,9 +397,9 @@ def test_every_pushed_id_is_accounted_for(corpus):
 
 
 def test_a_batched_start_survives_an_unusable_job_in_the_middle(conn, worker):
-    """-c 64: one start call takes 61 ids; the one whose job key is a string (WRONGTYPE) is
+    """-c 64: one start call takes 62 ids; the one whose job key is a string (WRONGTYPE) is
     refused alone and named in the log (JSON format, one object per line); the one whose
-    executions key is a string fails in its failed registry; the 59 others run."""
+    executions key is a string fails in its failed registry; the 60 others run."""
     queue = Queue("batch", connection=conn)
     fields = _template(conn, queue)
     before = [queue.enqueue(ECHO, i) for i in range(30)]
@@ -408,11 +408,15 @@ def test_a_batched_start_survives_an_unusable_job_in_the_middle(conn, worker):
     conn.set("rq:executions:batch-executions", "x")
     conn.hset("rq:job:batch-executions", mapping={**fields, b"data": call(args=("x",))})
     conn.rpush("rq:queue:batch", "batch-executions")
+    # An id that would forge a line in text logs: one JSON object per line regardless.
+    conn.hset("rq:job:batch-\nforged", mapping={**fields, b"data": call(args=("x",))})
+    conn.rpush("rq:queue:batch", "batch-\nforged")
     after = [queue.enqueue(ECHO, i) for i in range(29)]
     result = worker.run_burst("batch", "-c", "64", "--log-format", "json")
     for job in before + after:
         assert job.get_status(refresh=True) == JobStatus.FINISHED, job.id
     assert conn.hget("rq:job:batch-executions", "status") == b"failed"
+    assert conn.hget("rq:job:batch-\nforged", "status") == b"finished"
     assert conn.zscore("rq:failed:batch", "batch-executions") is not None
     assert conn.llen("rq:queue:batch") == 0 and conn.zcard("rq:wip:batch") == 0
     events = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
@@ -492,3 +496,30 @@ def test_non_utf8_job_id_fails_the_job(conn, worker):
     assert after.get_status(refresh=True) == JobStatus.FINISHED  # the worker went on (true today)
     assert conn.hget(b"rq:job:odd-\xff", "status") == b"failed"
     assert conn.zscore("rq:failed:odd", b"odd-\xff") is not None
+
+
+def test_a_payload_refused_for_size_is_forwarded_intact(conn, worker):
+    """With --forward-unknown, a job refused for its size (raw field, inflated size, decoded
+    memory) goes, untouched, to the Python worker's queue: failed nowhere, lost nowhere."""
+    queue = Queue("sized", connection=conn)
+    fields = _template(conn, queue)
+    payloads = {
+        "sized-raw": b"x" * (5 << 20),
+        "sized-inflated": zlib.compress(b"N" * (17 << 20), 9),
+        "sized-decoded": zlib.compress(nones(11_000_000), 9),
+    }
+    for job_id, data in payloads.items():
+        conn.hset(f"rq:job:{job_id}", mapping={**fields, b"data": data})
+        conn.rpush("rq:queue:sized", job_id)
+    after = queue.enqueue(ECHO, "after")
+    result = worker.run_burst("sized", "--forward-unknown", "python-sized")
+    assert after.get_status(refresh=True) == JobStatus.FINISHED
+    assert conn.lrange("rq:queue:python-sized", 0, -1) == [j.encode() for j in payloads]
+    for job_id, data in payloads.items():
+        assert conn.hget(f"rq:job:{job_id}", "data") == data, "forwarded intact"
+        assert conn.hget(f"rq:job:{job_id}", "status") == b"queued"
+        assert conn.hget(f"rq:job:{job_id}", "origin") == b"python-sized"
+        assert conn.zscore("rq:failed:sized", job_id) is None
+    assert conn.zcard("rq:wip:sized") == 0
+    for limit in ("--max-payload-bytes", "--max-inflated-bytes", "--max-decoded-bytes"):
+        assert limit in result.stderr, result.stderr
