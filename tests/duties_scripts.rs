@@ -322,3 +322,63 @@ async fn dead_worker_keys_leave_both_sets() {
     assert_eq!(all, ["rq:worker:live"]);
     assert_eq!(by_queue, ["rq:worker:live"]);
 }
+
+/// Keys of the wrong type (issue 13): the scheduler script never stops halfway. An id whose
+/// job key is not a hash is no job: it leaves the registry (dropped); the other due jobs move;
+/// a due job whose queue key is not a list stays scheduled, untouched.
+#[tokio::test]
+async fn the_scheduler_moves_around_keys_of_the_wrong_type() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let now = Instant::now();
+    let t = now.unix_seconds();
+    let _: () = conn.set(LOCK, "me").await.unwrap();
+    let _: () = conn.set("rq:job:not-a-hash", "x").await.unwrap();
+    job(&mut conn, "before", &[("status", "scheduled")]).await;
+    job(&mut conn, "after", &[("status", "scheduled")]).await;
+    for (id, at) in [("before", t - 3), ("not-a-hash", t - 2), ("after", t - 1)] {
+        let _: () = conn.zadd("rq:scheduled:q", id, at).await.unwrap();
+    }
+    let moved = move_scheduled(&mut conn, &call(now), LOCK, "me")
+        .await
+        .unwrap();
+    assert_eq!(
+        moved,
+        Some(Moved {
+            enqueued: 2,
+            dropped: 1
+        })
+    );
+    let queue: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
+    assert_eq!(queue, ["before", "after"]);
+    assert_eq!(conn.zcard::<_, u64>("rq:scheduled:q").await.unwrap(), 0);
+
+    // The queue key itself is not a list: nothing moves, nothing is half-written.
+    let lock = "rq:scheduler-lock:q2";
+    let _: () = conn.set(lock, "me").await.unwrap();
+    let _: () = conn.set("rq:queue:q2", "x").await.unwrap();
+    job(&mut conn, "stuck", &[("status", "scheduled")]).await;
+    let _: () = conn.zadd("rq:scheduled:q2", "stuck", t - 1).await.unwrap();
+    let q2 = QueueCall {
+        queue: "q2",
+        ..call(now)
+    };
+    let moved = move_scheduled(&mut conn, &q2, lock, "me").await.unwrap();
+    assert_eq!(
+        moved,
+        Some(Moved {
+            enqueued: 0,
+            dropped: 0
+        })
+    );
+    assert_eq!(
+        conn.zscore::<_, _, Option<i64>>("rq:scheduled:q2", "stuck")
+            .await
+            .unwrap(),
+        Some(t - 1)
+    );
+    assert_eq!(
+        field(&mut conn, "stuck", "status").await.as_deref(),
+        Some("scheduled")
+    );
+}
