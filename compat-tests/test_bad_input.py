@@ -523,3 +523,24 @@ def test_a_payload_refused_for_size_is_forwarded_intact(conn, worker):
     assert conn.zcard("rq:wip:sized") == 0
     for limit in ("--max-payload-bytes", "--max-inflated-bytes", "--max-decoded-bytes"):
         assert limit in result.stderr, result.stderr
+
+
+def test_a_job_key_replaced_while_it_runs(queue, worker, conn):
+    """A producer replaces a running job's hash with a string: the heartbeats of the worker and
+    of the other running job go on (heartbeat.lua), and finish.lua treats the job as deleted
+    (nothing half-written, nothing left in the StartedJobRegistry)."""
+    doomed = queue.enqueue(SLEEP, 3, job_timeout=30)
+    other = queue.enqueue(SLEEP, 3, job_timeout=30)
+    handle = worker.start("default", "--name", "w-replaced", "-c", "2", "--job-monitoring-interval", "1")
+    wait_for(lambda: doomed.get_status(refresh=True) == JobStatus.STARTED
+             and other.get_status(refresh=True) == JobStatus.STARTED, timeout=15, message="both running")
+    conn.delete(f"rq:job:{doomed.id}")
+    conn.set(f"rq:job:{doomed.id}", "not a hash any more")
+    wait_for(lambda: other.get_status(refresh=True) == JobStatus.FINISHED, timeout=15, message="other job")
+    wait_for(lambda: conn.zcard("rq:wip:default") == 0, timeout=10, message="wip empty")
+    handle.stop()
+    assert conn.get(f"rq:job:{doomed.id}") == b"not a hash any more"
+    out, err = handle.output()
+    assert "heartbeat failed" not in err, err
+    assert "the job hash was deleted while the job ran" in err, err
+    assert "panicked" not in out + err

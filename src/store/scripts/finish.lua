@@ -149,6 +149,12 @@ local function place(status, ...)
   return status
 end
 
+-- The first write into the job hash of each outcome: a key replaced by another type while
+-- the job ran is no job any more (as if deleted: return 0, nothing more written for it).
+local function job_is_gone(reply)
+  return rqw_failed(reply)
+end
+
 local function done()
   if #rqw_notes > 0 then
     return {1, table.concat(rqw_notes, '; ')}
@@ -177,7 +183,7 @@ if MODE == 'finished' then
     return done()
   end
   if ttl ~= 0 then
-    redis.call('HSET', jk, 'status', 'finished', 'ended_at', TS, 'last_heartbeat', TS)
+    if job_is_gone(redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
     add_result()
     if ttl > 0 then
       redis.call('EXPIRE', results_key, ttl)
@@ -209,13 +215,13 @@ if MODE == 'finished' then
     end
   end
 elseif MODE == 'failed' or MODE == 'stopped' then
-  redis.call('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)
+  if job_is_gone(redis.pcall('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
   add_result()
   rq_register_failure(P, ID, Q, failure_ttl, MODE, TS, NOW, DEFAULT_TIMEOUT, HAS_DEPENDENCIES,
     job_ttl ~= nil)
 elseif MODE == 'requeue' then
   final_status = 'queued'
-  redis.call('HSET', jk, 'status', 'queued', 'retries_left', ARGV[12], 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)
+  if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'retries_left', ARGV[12], 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
   if ARGV[13] == '1' then
     final_status = place(final_status, 'LPUSH', P .. 'queue:' .. Q, ID)
   else
@@ -225,7 +231,7 @@ elseif MODE == 'forward' then
   final_status = 'queued'
   -- Not ours to run: hand the job, intact, to the queue a Python worker serves.
   local target = ARGV[13]
-  redis.call('HSET', jk, 'status', 'queued', 'origin', target, 'enqueued_at', TS, 'started_at', '', 'worker_name', '', 'last_heartbeat', '')
+  if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'origin', target, 'enqueued_at', TS, 'started_at', '', 'worker_name', '', 'last_heartbeat', '')) then return 0 end
   final_status = place(final_status, 'RPUSH', P .. 'queue:' .. target, ID)
   if final_status == 'queued' then
     redis.call('SADD', P .. 'queues', P .. 'queue:' .. target)
@@ -234,7 +240,7 @@ elseif MODE == 'forward' then
   end
 elseif MODE == 'schedule' then
   final_status = 'scheduled'
-  redis.call('HSET', jk, 'status', 'scheduled', 'retries_left', ARGV[12], 'ended_at', TS, 'last_heartbeat', TS)
+  if job_is_gone(redis.pcall('HSET', jk, 'status', 'scheduled', 'retries_left', ARGV[12], 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
   final_status = place(final_status, 'ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
   redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
 else
