@@ -19,7 +19,10 @@
 --   started: queue, job id, heartbeat ttl, {hash fields...}, execution id;
 --   refused: queue, job id (or '' for an unusable queue key), 0, reason, ''.
 -- A `data` or `meta` value longer than ARGV[12] is returned empty, with a field
--- "\0rqw.oversize.<name>" holding its length (the hash itself is untouched).
+-- "\0rqw.oversize.<name>" holding its length (the hash itself is untouched); so is any
+-- other field once the other fields together would pass ARGV[12]. A hash of more than
+-- MAX_HASH_FIELDS fields is refused (RQ writes about 30): the reply of a job stays within
+-- about 3 x ARGV[12].
 --
 -- Hostile keys (issue 13): Redis does not roll back a script that fails midway, so nothing
 -- here may fail after a job's first write. Every command on a key whose type a producer
@@ -37,6 +40,7 @@ local WORKER_TTL = tonumber(ARGV[8])
 local NQ = tonumber(ARGV[11])
 local MAX_FIELD = tonumber(ARGV[12])
 local FIRST_Q = 13
+local MAX_HASH_FIELDS = 1000
 local FIRST_X = FIRST_Q + NQ
 local MAX = #ARGV - FIRST_X + 1
 
@@ -112,16 +116,28 @@ local function start(q, id)
     -- The job was deleted after it was enqueued: nothing to run.
     return false
   end
+  if #fields > 2 * MAX_HASH_FIELDS then
+    refuse(q, id, 'the job hash has ' .. (#fields / 2) .. ' fields, over the ' .. MAX_HASH_FIELDS .. ' rqw reads', true)
+    return false
+  end
   local timeout, origin = nil, q
   local oversize = {}
+  local others = 0
   for i = 1, #fields, 2 do
-    local f = fields[i]
-    if f == 'timeout' then timeout = tonumber(fields[i + 1])
-    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1]
-    elseif (f == 'data' or f == 'meta') and #fields[i + 1] > MAX_FIELD then
+    local f, len = fields[i], #fields[i + 1]
+    local big
+    if f == 'data' or f == 'meta' then
+      big = len > MAX_FIELD
+    else
+      big = others + #f + len > MAX_FIELD
+      if not big then others = others + #f + len end
+    end
+    if big then
       oversize[#oversize + 1] = f
-      oversize[#oversize + 1] = #fields[i + 1]
+      oversize[#oversize + 1] = len
       fields[i + 1] = ''
+    elseif f == 'timeout' then timeout = tonumber(fields[i + 1])
+    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1]
     end
   end
   for i = 1, #oversize, 2 do
