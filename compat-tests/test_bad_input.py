@@ -235,6 +235,10 @@ def _sabotage(conn, fields):
     conn.set("rq:wip:trap", "x")
     job(b"bad-origin-wip-string", "failed", f"rq:failed:{QUEUE}", "StartedJobRegistry of its origin 'trap'",
         origin=b"trap")
+    # The same with an origin that would break exc_info's last line: quoted escaped.
+    conn.set("rq:wip:trap\nValueError: forged", "x")
+    job(b"bad-origin-newline-wip-string", "failed", f"rq:failed:{QUEUE}", "origin 'trap\\x0aValueError: forged'",
+        origin=b"trap\nValueError: forged")
     # Keys of the wrong type where finish.lua writes.
     conn.set("rq:results:bad-results-string", "x")
     job(b"bad-results-string", "finished", f"rq:finished:{QUEUE}", "rq:results:bad-results-string is not a stream")
@@ -346,7 +350,8 @@ def test_peak_rss_through_the_corpus_stays_under_the_stated_bound(corpus):
 
 
 @pytest.mark.parametrize("job_id", ["id-newline", "id-crlf", "origin-crlf", "key-is-a-string",
-                                    "executions-string", "origin-wip-string", "results-string",
+                                    "executions-string", "origin-wip-string", "origin-newline-wip-string",
+                                    "results-string",
                                     "dependents-string", "dependent-hash", "retry-queue-string",
                                     "finished-registry-string"])
 def test_unusable_keys_fail_alone_and_visibly(corpus, job_id):
@@ -367,6 +372,7 @@ def test_unusable_keys_fail_alone_and_visibly(corpus, job_id):
         assert text in exc_info or text in log, (exc_info, log[-3000:])
     if expected == "failed" and conn.hget(b"rq:job:" + raw_id, "exc_info"):
         assert re.match(r"^[\w.]+: .+$", last_line(exc_info)), exc_info
+        assert "\n" not in exc_info.strip() or exc_info.startswith("Traceback"), exc_info
 
 
 def test_log_lines_cannot_be_forged(corpus):

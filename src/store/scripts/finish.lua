@@ -130,6 +130,10 @@ end
 -- The job could not be put where its outcome belongs (`what` failed, a key of the wrong
 -- type): it fails into its failed registry instead, saying why.
 local function fail_unplaced(what)
+  -- The key names the origin, a producer's text: control characters escaped, bounded.
+  local cut = ''
+  if #what > 200 then cut, what = '...[+' .. (#what - 200) .. ' bytes]', what:sub(1, 200) end
+  what = what:gsub('%c', function(c) return string.format('\\x%02x', c:byte()) end) .. cut
   local reason = what .. ' is not usable (a key of the wrong type)'
   rqw_notes[#rqw_notes + 1] = 'job failed instead: ' .. reason
   redis.call('HSET', jk, 'status', 'failed', 'ended_at', TS, 'exc_info',

@@ -76,6 +76,13 @@ local function valid_utf8(s)
   return true
 end
 
+-- A producer's text quoted in exc_info: control characters escaped, at most 200 bytes.
+local function quoted(s)
+  local cut = ''
+  if #s > 200 then cut, s = '...[+' .. (#s - 200) .. ' bytes]', s:sub(1, 200) end
+  return (s:gsub('%c', function(c) return string.format('\\x%02x', c:byte()) end)) .. cut
+end
+
 -- True when a redis.pcall reply is an error.
 local function failed_call(reply)
   return type(reply) == 'table' and reply.err ~= nil
@@ -157,12 +164,12 @@ local function start(q, id)
   local xk = P .. 'executions:' .. id
   -- The two writes into keys a producer can give the wrong type come first (see the header).
   if failed_call(redis.pcall('ZADD', xk, NOW + ttl + 60, X)) then
-    refuse(q, id, 'its executions key ' .. xk .. ' is not a sorted set', true)
+    refuse(q, id, 'its executions key ' .. quoted(xk) .. ' is not a sorted set', true)
     return false
   end
   if failed_call(redis.pcall('ZADD', P .. 'wip:' .. origin, NOW + ttl, composite)) then
     redis.call('ZREM', xk, X)
-    refuse(q, id, "the StartedJobRegistry of its origin '" .. origin .. "' is not a sorted set", true)
+    refuse(q, id, "the StartedJobRegistry of its origin '" .. quoted(origin) .. "' is not a sorted set", true)
     return false
   end
   redis.call('EXPIRE', xk, ttl + 60)
