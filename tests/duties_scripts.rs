@@ -382,3 +382,75 @@ async fn the_scheduler_moves_around_keys_of_the_wrong_type() {
         Some("scheduled")
     );
 }
+
+/// Abandoned-job recovery around keys of the wrong type (issue 13): a member whose job key is
+/// not a hash only leaves the registry; an abandoned job whose results stream is not a stream
+/// is still failed into its registry; one that cannot be requeued (its queue key is not a
+/// list) is failed instead of lost; the call never stops halfway.
+#[tokio::test]
+async fn recovery_works_around_keys_of_the_wrong_type() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let now = Instant::now();
+    let t = now.unix_seconds();
+    let _: () = conn.set("rq:job:not-a-hash", "x").await.unwrap();
+    job(&mut conn, "plain", &[("status", "started")]).await;
+    let _: () = conn.set("rq:results:plain", "x").await.unwrap();
+    job(
+        &mut conn,
+        "retry",
+        &[
+            ("status", "started"),
+            ("retries_left", "1"),
+            ("origin", "q3"),
+        ],
+    )
+    .await;
+    for (member, score) in [("not-a-hash:x1", t - 5), ("plain:x2", t - 5)] {
+        let _: () = conn.zadd("rq:wip:q", member, score).await.unwrap();
+    }
+    let members = ["not-a-hash:x1".to_string(), "plain:x2".to_string()];
+    let req = RecoverRequest {
+        call: call(now),
+        recovery: Recovery::Abandoned { members: &members },
+        result_worker: "",
+        count_worker: "",
+        exc_string: "Moved to FailedJobRegistry, due to AbandonedJobError, at x",
+    };
+    let done = recover(&mut conn, &req).await.unwrap();
+    assert_eq!((done.failed, done.retried, done.removed), (1, 0, 2));
+    assert_eq!(
+        field(&mut conn, "plain", "status").await.as_deref(),
+        Some("failed")
+    );
+    assert!(conn
+        .zscore::<_, _, Option<f64>>("rq:failed:q", "plain")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(conn.zcard::<_, u64>("rq:wip:q").await.unwrap(), 0);
+
+    // Retries left, but its queue key is a string: failed, not lost.
+    let _: () = conn.set("rq:queue:q3", "x").await.unwrap();
+    let _: () = conn.zadd("rq:wip:q3", "retry:x3", t - 5).await.unwrap();
+    let members = ["retry:x3".to_string()];
+    let req = RecoverRequest {
+        call: QueueCall {
+            queue: "q3",
+            ..call(now)
+        },
+        recovery: Recovery::Abandoned { members: &members },
+        ..req
+    };
+    let done = recover(&mut conn, &req).await.unwrap();
+    assert_eq!((done.failed, done.retried, done.removed), (1, 0, 1));
+    assert_eq!(
+        field(&mut conn, "retry", "status").await.as_deref(),
+        Some("failed")
+    );
+    assert!(conn
+        .zscore::<_, _, Option<f64>>("rq:failed:q3", "retry")
+        .await
+        .unwrap()
+        .is_some());
+}

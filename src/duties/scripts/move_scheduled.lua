@@ -6,7 +6,8 @@
 --
 -- ARGV: 1 prefix, 2 queue, 3 now (rq timestamp), 4 now (int), 5 default timeout,
 --       6 max jobs per call, 7 lock key, 8 lock owner.
--- Returns {moved, dropped}, or -1 when the lock is not ours.
+-- Returns {moved, dropped}, or -1 when the lock is not ours; {moved, dropped, notes} when a
+-- key had the wrong type (logged by the caller).
 local P, Q, TS = ARGV[1], ARGV[2], ARGV[3]
 local NOW = tonumber(ARGV[4])
 local DEFAULT_TIMEOUT, LIMIT = ARGV[5], tonumber(ARGV[6])
@@ -23,6 +24,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', sk, 0, NOW, 'LIMIT', 0, LIMIT)) 
   local has_data = redis.pcall('HEXISTS', P .. 'job:' .. id, 'data')
   if rqw_failed(has_data) then
     redis.call('ZREM', sk, id)
+    rqw_notes[#rqw_notes + 1] = 'job ' .. id .. ' dropped from ' .. sk .. ': its key is not a hash'
     dropped = dropped + 1
   elseif has_data == 1 then
     if rq_enqueue_job(P, id, Q, rq_should_enqueue_at_front(P, id), TS, NOW, DEFAULT_TIMEOUT) ~= 'unusable' then
@@ -34,4 +36,5 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', sk, 0, NOW, 'LIMIT', 0, LIMIT)) 
     dropped = dropped + 1
   end
 end
+if #rqw_notes > 0 then return {moved, dropped, table.concat(rqw_notes, '; ')} end
 return {moved, dropped}

@@ -20,7 +20,8 @@
 --       7 worker_name of the failure result, 8 worker whose failed_job_count counts each
 --       failure or retry ('' = none), 9 exc_string (base64 of zlib, as stored),
 --       10 default timeout, 11 STUCK_AFTER (seconds), 12.. (abandoned) registry members.
--- Returns {failed, retried, removed}: removed counts registry members / list entries dropped.
+-- Returns {failed, retried, removed}: removed counts registry members / list entries dropped;
+-- a fourth item, notes, when a key had the wrong type (logged by the caller).
 local P, Q, TS = ARGV[1], ARGV[2], ARGV[3]
 local NOW, NOWF = tonumber(ARGV[4]), tonumber(ARGV[5])
 local MODE, RESULT_WORKER, COUNT_WORKER, EXC = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -77,8 +78,10 @@ local function fail_or_retry(id)
   end
   local results_key = P .. 'results:' .. id
   redis.call('HSET', jk, 'status', 'failed')
-  redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', RESULT_WORKER,
-    'exc_string', EXC)
+  if rqw_failed(redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name',
+      RESULT_WORKER, 'exc_string', EXC)) then
+    rqw_notes[#rqw_notes + 1] = results_key .. ' is not a stream: no result entry written'
+  end
   local failure_ttl = nil
   if f[4] and f[4] ~= '' then failure_ttl = tonumber(f[4]) or DEFAULT_FAILURE_TTL end
   rq_register_failure(P, id, Q, failure_ttl, 'failed', TS, NOW, DEFAULT_TIMEOUT, has_dependencies)
@@ -95,7 +98,10 @@ if MODE == 'abandoned' then
       removed = removed + 1
       local id = job_id_of(member)
       -- A job key of the wrong type (issue 13) is not a job: it only leaves the registry.
-      if redis.pcall('HGET', P .. 'job:' .. id, 'status') == 'started' then
+      local status = redis.pcall('HGET', P .. 'job:' .. id, 'status')
+      if rqw_failed(status) then
+        rqw_notes[#rqw_notes + 1] = 'job ' .. id .. ' left ' .. wip .. ': its key is not a hash'
+      elseif status == 'started' then
         fail_or_retry(id)
       end
     end
@@ -131,4 +137,5 @@ elseif MODE == 'stuck' then
 else
   return redis.error_reply('recover.lua: unknown mode ' .. tostring(MODE))
 end
+if #rqw_notes > 0 then return {failed, retried, removed, table.concat(rqw_notes, '; ')} end
 return {failed, retried, removed}
