@@ -561,3 +561,16 @@ def test_a_job_key_replaced_while_it_runs(queue, worker, conn):
     assert "heartbeat failed" not in err, err
     assert "the job hash was deleted while the job ran" in err, err
     assert "panicked" not in out + err
+
+
+def test_a_queue_key_of_the_wrong_type_does_not_stop_the_other_queues(conn, worker):
+    """A queue key that is not a list (a producer's SET) is refused in the start script, which
+    goes on with the next queue in the same call; the refusal is logged (once a minute)."""
+    conn.set("rq:queue:broken", "not a list")
+    good = Queue("good", connection=conn)
+    jobs = [good.enqueue(ECHO, i) for i in range(5)]
+    result = worker.run_burst(["broken", "good"], "-c", "4")
+    for job in jobs:
+        assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert conn.get("rq:queue:broken") == b"not a list"
+    assert result.stderr.count("queue refused: its jobs cannot be taken") == 1, result.stderr

@@ -185,7 +185,25 @@ fn log_refused(queue: &str, id: Option<Value>, reason: Option<Value>) {
     let id = bytes(id);
     let reason = String::from_utf8_lossy(&bytes(reason)).into_owned();
     if id.is_empty() {
-        tracing::error!(queue = %shown(queue.as_bytes()), reason = %shown(reason.as_bytes()), "queue refused: its jobs cannot be taken");
+        // Polled again and again while the key stays broken: once a minute per queue.
+        static LAST: std::sync::Mutex<Option<HashMap<String, std::time::Instant>>> =
+            std::sync::Mutex::new(None);
+        let due = match LAST.lock() {
+            Ok(mut last) => {
+                let last = last.get_or_insert_with(HashMap::new);
+                let due = last
+                    .get(queue)
+                    .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60));
+                if due {
+                    last.insert(queue.to_string(), std::time::Instant::now());
+                }
+                due
+            }
+            Err(_) => true,
+        };
+        if due {
+            tracing::error!(queue = %shown(queue.as_bytes()), reason = %shown(reason.as_bytes()), "queue refused: its jobs cannot be taken (logged once a minute)");
+        }
     } else {
         let utf8 = std::str::from_utf8(&id).is_ok();
         tracing::error!(
