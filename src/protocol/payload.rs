@@ -34,10 +34,7 @@ pub const DEFAULT_MAX_INFLATED_BYTES: u64 = 16 << 20;
 pub const DEFAULT_MAX_DECODED_BYTES: u64 = super::pickle_scan::DEFAULT_BUDGET;
 
 /// The memory budget of decoding one payload: each cap is checked while the bytes or values
-/// are produced, never after, so a payload costs at most about `2 x max_field_bytes +
-/// 2 x max_inflated_bytes + max_decoded_bytes` (the raw field as read from Redis and held by
-/// the job, the inflated bytes with their buffer's growth, the walk and the value; see
-/// docs/SECURITY.md).
+/// are produced, never after (see docs/SECURITY.md for what a job costs at most).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest raw `data` or `meta` field, in bytes (`start.lua` drops a longer one before it
@@ -47,6 +44,17 @@ pub struct DecodeLimits {
     pub max_inflated_bytes: u64,
     /// Memory budget of the decoded value, in bytes, charged as it is built.
     pub max_decoded_bytes: u64,
+}
+
+impl DecodeLimits {
+    /// The limits `meta` is decoded within while the call's value is held: a quarter of the
+    /// decoded budget (RQ's `meta` is a small dict; a larger one is not given to the handler).
+    pub fn for_meta(&self) -> Self {
+        Self {
+            max_decoded_bytes: self.max_decoded_bytes / 4,
+            ..*self
+        }
+    }
 }
 
 impl Default for DecodeLimits {

@@ -260,7 +260,7 @@ async fn execute(
         meta: record
             .meta
             .as_deref()
-            .and_then(|m| decode_meta_within(m, ctx.config.serializer, limits).ok()),
+            .and_then(|m| decode_meta_within(m, ctx.config.serializer, &limits.for_meta()).ok()),
         retries_left: record.retries_left.unwrap_or(0),
         cancel: cancel.clone(),
     };
