@@ -30,7 +30,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 
-from compat import ECHO, SLEEP, last_line, wait_for
+from compat import ECHO, NOOP, SLEEP, last_line, wait_for
 from conftest import WorkerRunner
 
 pytestmark = pytest.mark.rqw_only("rq's worker unpickles anything: these payloads would run code in it")
@@ -577,3 +577,22 @@ def test_a_queue_key_of_the_wrong_type_does_not_stop_the_other_queues(conn, work
         assert job.get_status(refresh=True) == JobStatus.FINISHED
     assert conn.get("rq:queue:broken") == b"not a list"
     assert result.stderr.count("queue refused: its jobs cannot be taken") == 1, result.stderr
+
+
+@pytest.mark.skipif(tuple(int(p) for p in __import__("rq").__version__.split(".")[:2]) < (3, 0),
+                    reason="rate limits appeared in rq 3.0")
+def test_a_rate_limited_job_whose_key_is_unusable_is_skipped_not_the_others(queue, worker, conn):
+    """rq 3.0 rate limits: when a finished job promotes the next waiting one, a waiting id
+    whose hash was replaced by a string is dropped (named in the log) and the next one is
+    promoted; the finishing job's outcome is written in full."""
+    from rq.rate_limit import RateLimit
+
+    jobs = [queue.enqueue(NOOP, rate_limit=RateLimit("tenant-bad", 1)) for _ in range(3)]
+    assert [j.get_status() for j in jobs].count(JobStatus.RATE_LIMITED) == 2
+    conn.delete(f"rq:job:{jobs[1].id}")
+    conn.set(f"rq:job:{jobs[1].id}", "not a hash")
+    result = worker.run_burst("default")
+    assert jobs[0].get_status(refresh=True) == JobStatus.FINISHED
+    assert jobs[2].get_status(refresh=True) == JobStatus.FINISHED
+    assert conn.zcard("rq:rl:tenant-bad:allowed") == 0 and conn.zcard("rq:rl:tenant-bad:rate_limited") == 0
+    assert f"rate-limited job {jobs[1].id} dropped: its key is not a hash" in result.stderr, result.stderr

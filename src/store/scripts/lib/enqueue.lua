@@ -29,7 +29,11 @@ local function rq_promote_rate_limited(P, rl_key, concurrency, TS, NOW)
     local allowed = redis.pcall('ZCARD', rl .. ':allowed')
     if rqw_failed(allowed) or allowed >= concurrency then break end
     local popped = redis.pcall('ZPOPMIN', rl .. ':rate_limited')
-    if rqw_failed(popped) or #popped == 0 then break end
+    if rqw_failed(popped) then
+      rqw_notes[#rqw_notes + 1] = rl .. ':rate_limited is not a sorted set: nothing promoted'
+      break
+    end
+    if #popped == 0 then break end
     local wid = popped[1]
     local wjk = P .. 'job:' .. wid
     local w = redis.pcall('HMGET', wjk, 'origin', 'status', 'enqueue_at_front')
