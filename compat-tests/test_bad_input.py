@@ -123,11 +123,13 @@ CASES = {
                                                   kwargs={"message": "m" * (1 << 20) + "\nValueError: forged"})},
                                     "failed", "RuntimeError: mmmm"),
     "call_sid_100KiB": ({"data": call(kwargs={"call_sid": "CA" + "0" * (100 << 10)})}, "finished", None),
-    # Other fields count together against --max-payload-bytes: one rqw does not read is left
-    # in Redis (the job runs), one it reads makes the hash unusable.
+    # Fields rqw does not read count together against --max-payload-bytes and are left in
+    # Redis past it (the job runs); one it reads is capped at 64 KiB (past it: unusable hash).
     "description_5MiB": ({"description": b"d" * (5 << 20)}, "finished", None),
+    "description_and_exc_info_3MiB": ({"description": b"d" * (3 << 20), "exc_info": b"e" * (3 << 20)},
+                                      "finished", None),
     "origin_5MiB": ({"origin": b"o" * (5 << 20)}, "failed",
-                    INVALID_JOB + "field 'origin' is 5242880 bytes, over the limit (--max-payload-bytes)"),
+                    INVALID_JOB + "field 'origin' is 5242880 bytes, over the 65536-byte limit of the fields rqw reads"),
     "hash_of_5000_fields": ({f"extra{i}": b"1" for i in range(5000)}, "failed",
                             "rqw.errors.InvalidJobError: the job hash has 50"),
     "bad_zlib": ({"data": b"x\x9c\x01\x02garbage\xff\xfe"}, "failed", DESERIALIZATION + "undecodable pickle"),

@@ -88,6 +88,10 @@ pub struct JobRecord {
     pub problems: Vec<String>,
 }
 
+/// Longest value of a field [`JobRecord::parse`] reads (besides `data` and `meta`) that the
+/// start script returns (`MAX_READ_FIELD` in `start.lua`).
+pub const MAX_READ_FIELD_BYTES: u64 = 65536;
+
 /// The fields [`JobRecord::parse`] reads besides `data`, `meta` and the callbacks.
 const READ_FIELDS: &[&str] = &[
     "origin",
@@ -211,7 +215,7 @@ impl JobRecord {
                 "dependency_ids" | "dependency_id" => has_dependencies = true,
                 f if READ_FIELDS.contains(&f) || f.contains("_callback_") => {
                     problems.push(format!(
-                        "field '{}' is {len} bytes, over the limit (--max-payload-bytes)",
+                        "field '{}' is {len} bytes, over the {MAX_READ_FIELD_BYTES}-byte limit of the fields rqw reads",
                         crate::protocol::text::shown(f.as_bytes())
                     ));
                 }
@@ -326,7 +330,7 @@ mod tests {
         ]);
         assert_eq!(
             r.problems,
-            ["field 'origin' is 5242880 bytes, over the limit (--max-payload-bytes)"]
+            ["field 'origin' is 5242880 bytes, over the 65536-byte limit of the fields rqw reads"]
         );
         assert!(r.has_dependencies);
         assert_eq!(r.origin, "default");

@@ -19,10 +19,10 @@
 --   started: queue, job id, heartbeat ttl, {hash fields...}, execution id;
 --   refused: queue, job id (or '' for an unusable queue key), 0, reason, ''.
 -- A `data` or `meta` value longer than ARGV[12] is returned empty, with a field
--- "\0rqw.oversize.<name>" holding its length (the hash itself is untouched); so is any
--- other field once the other fields together would pass ARGV[12]. A hash of more than
--- MAX_HASH_FIELDS fields is refused (RQ writes about 30): the reply of a job stays within
--- about 3 x ARGV[12].
+-- "\0rqw.oversize.<name>" holding its length (the hash itself is untouched); so is a field
+-- the worker reads (READ_FIELDS, callbacks) longer than MAX_READ_FIELD, and any other field
+-- once those others together would pass ARGV[12]. A hash of more than MAX_HASH_FIELDS fields
+-- is refused (RQ writes about 30): the reply of a job stays within about 3 x ARGV[12].
 --
 -- Hostile keys (issue 13): Redis does not roll back a script that fails midway, so nothing
 -- here may fail after a job's first write. Every command on a key whose type a producer
@@ -41,6 +41,11 @@ local NQ = tonumber(ARGV[11])
 local MAX_FIELD = tonumber(ARGV[12])
 local FIRST_Q = 13
 local MAX_HASH_FIELDS = 1000
+local MAX_READ_FIELD = 65536
+local READ_FIELDS = {origin = true, status = true, timeout = true, result_ttl = true,
+  failure_ttl = true, retries_left = true, retry_intervals = true, enqueue_at_front_on_retry = true,
+  repeats_left = true, repeat_intervals = true, rate_limit_key = true, dependency_ids = true,
+  dependency_id = true}
 local FIRST_X = FIRST_Q + NQ
 local MAX = #ARGV - FIRST_X + 1
 
@@ -135,6 +140,8 @@ local function start(q, id)
     local big
     if f == 'data' or f == 'meta' then
       big = len > MAX_FIELD
+    elseif READ_FIELDS[f] or f:find('_callback_', 1, true) then
+      big = len > MAX_READ_FIELD
     else
       big = others + #f + len > MAX_FIELD
       if not big then others = others + #f + len end
