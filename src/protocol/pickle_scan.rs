@@ -47,16 +47,18 @@ pub const MAX_DEPTH: usize = 200;
 pub const DEFAULT_BUDGET: u64 = 32 << 20;
 
 /// What the decoder charges to its budget, in bytes. The figures are the sizes of the Rust
-/// types involved (so they follow the build), plus the str/bytes content: every allocation
-/// of the walk is covered by one of these, and so is every node of the built value.
+/// types involved (so they follow the build), doubled where they sit in a growing vector (a
+/// `Vec` holds up to twice its length while it grows), plus the str/bytes content: every
+/// allocation of the walk is covered by one of these, and so is every node of the built
+/// value.
 pub mod cost {
     use super::{Item, Node};
     use crate::handlers::PyValue;
 
     /// A scalar in the walk's arena (plus its str/bytes content).
-    pub const LEAF: u64 = (std::mem::size_of::<PyValue>() + std::mem::size_of::<Item>()) as u64;
+    pub const LEAF: u64 = 2 * (std::mem::size_of::<PyValue>() + std::mem::size_of::<Item>()) as u64;
     /// A container in the walk's arena.
-    pub const NODE: u64 = (std::mem::size_of::<Node>() + std::mem::size_of::<Item>()) as u64;
+    pub const NODE: u64 = 2 * (std::mem::size_of::<Node>() + std::mem::size_of::<Item>()) as u64;
     /// A reference to a value: a stack slot, a container item, a memo entry.
     pub const SLOT: u64 = 2 * std::mem::size_of::<Item>() as u64;
     /// One value of the built result: the value itself plus its share of its container's
