@@ -10,7 +10,10 @@ use crate::config::{
     DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
     MAX_CONCURRENCY,
 };
-use crate::protocol::payload::Serializer;
+use crate::protocol::payload::{
+    DecodeLimits, Serializer, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FIELD_BYTES,
+    DEFAULT_MAX_INFLATED_BYTES,
+};
 
 /// rqw: a native worker for RQ (python-rq) queues.
 #[derive(Debug, Parser)]
@@ -180,6 +183,16 @@ pub struct WorkerArgs {
     /// PEM CA certificate to trust for rediss:// URLs (a private CA) [default: public web roots].
     #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// Longest raw `data` or `meta` field of a job, in bytes; a longer one is left in Redis
+    /// and the job fails (or is forwarded with --forward-unknown).
+    #[arg(long, value_name = "BYTES", env = "RQW_MAX_PAYLOAD_BYTES", default_value_t = DEFAULT_MAX_FIELD_BYTES)]
+    pub max_payload_bytes: u64,
+    /// Largest `data` after zlib inflation, in bytes (the inflater stops there).
+    #[arg(long, value_name = "BYTES", env = "RQW_MAX_INFLATED_BYTES", default_value_t = DEFAULT_MAX_INFLATED_BYTES)]
+    pub max_inflated_bytes: u64,
+    /// Memory budget of one decoded payload (its value as built), in bytes.
+    #[arg(long, value_name = "BYTES", env = "RQW_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
+    pub max_decoded_bytes: u64,
 }
 
 impl WorkerArgs {
@@ -228,6 +241,11 @@ impl WorkerArgs {
             startup_timeout: (self.startup_timeout > 0)
                 .then(|| Duration::from_secs(self.startup_timeout)),
             tls_ca_cert: self.tls_ca_cert,
+            decode_limits: DecodeLimits {
+                max_field_bytes: self.max_payload_bytes,
+                max_inflated_bytes: self.max_inflated_bytes,
+                max_decoded_bytes: self.max_decoded_bytes,
+            },
         }
         .validate()
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::payload::Serializer;
+use crate::protocol::payload::{DecodeLimits, Serializer};
 
 /// Redis URL used when neither `--url` nor `REDIS_URL` is given.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
@@ -91,6 +91,9 @@ pub struct WorkerConfig {
     pub startup_timeout: Option<Duration>,
     /// PEM CA certificate to trust for `rediss://` (a private CA).
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// The memory budget of decoding one payload (`--max-payload-bytes`,
+    /// `--max-inflated-bytes`, `--max-decoded-bytes`).
+    pub decode_limits: DecodeLimits,
 }
 
 /// `--dequeue-strategy`, as `rq worker` has it (`BaseWorker.reorder_queues`).
@@ -149,6 +152,21 @@ impl WorkerConfig {
                 return Err(ConfigError::OutOfRange {
                     option: "--forward-unknown",
                     reason: format!("'{q}' is one of the queues this worker serves; jobs would come straight back"),
+                });
+            }
+        }
+        for (option, value) in [
+            ("--max-payload-bytes", self.decode_limits.max_field_bytes),
+            (
+                "--max-inflated-bytes",
+                self.decode_limits.max_inflated_bytes,
+            ),
+            ("--max-decoded-bytes", self.decode_limits.max_decoded_bytes),
+        ] {
+            if value < 1024 {
+                return Err(ConfigError::OutOfRange {
+                    option,
+                    reason: "must be at least 1024".into(),
                 });
             }
         }
@@ -224,6 +242,7 @@ mod tests {
             shutdown_grace: None,
             startup_timeout: None,
             tls_ca_cert: None,
+            decode_limits: DecodeLimits::default(),
         }
     }
 

@@ -67,6 +67,7 @@ async fn start(
         worker_key_ttl: 480,
         claimed: None,
         queues,
+        max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
     };
     start_batch(conn, &req, ids).await
 }

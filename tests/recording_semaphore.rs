@@ -611,3 +611,52 @@ async fn a_leave_whose_reply_is_lost_still_hands_the_slot_on() {
     );
     assert_eq!(conn.llen::<_, i64>("rec_queue:10").await.unwrap(), 0);
 }
+
+/// Semaphore keys of the wrong type (issue 13): the job fails at once with a reason naming
+/// the business, instead of retrying until its timeout; no script stops halfway.
+#[tokio::test]
+async fn unusable_semaphore_keys_fail_at_once_and_never_half_write() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let sem = Semaphore::new(conn.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+
+    // rec_slots of the wrong type: refused on the first call.
+    let b = business(7);
+    let _: () = conn.set("rec_slots:7", "not a set").await.unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(2),
+        acquire_slot(&sem, &b, &sid(1), dir.path(), POLL, &cancel),
+    )
+    .await
+    .expect("fails at once, does not spin");
+    let error = outcome.unwrap_err();
+    assert!(error.is_permanent(), "{error}");
+    assert!(
+        error.to_string().contains("business 7 cannot be used")
+            && error.to_string().contains("WRONGTYPE"),
+        "{error}"
+    );
+
+    // A full business whose wait list is of the wrong type: acquire refuses before any
+    // write (rec_queued is not touched), and the job fails at once.
+    let b = business(8);
+    for n in 1..=5 {
+        sem.acquire(&b, &sid(n), "t").await.unwrap();
+    }
+    let _: () = conn.set("rec_queue:8", "not a list").await.unwrap();
+    let error = acquire_slot(&sem, &b, &sid(6), dir.path(), POLL, &cancel)
+        .await
+        .unwrap_err();
+    assert!(error.is_permanent(), "{error}");
+    assert!(!conn.exists::<_, bool>("rec_queued:8").await.unwrap());
+    // A release still frees the slot whatever the wait list holds.
+    assert_eq!(sem.release(&b, &sid(1)).await.unwrap(), None);
+    let slots: Vec<String> = conn.smembers("rec_slots:8").await.unwrap();
+    assert_eq!(slots.len(), 4);
+    assert!(!conn
+        .exists::<_, bool>(format!("rec_inflight:8:{}", call_sid(1)))
+        .await
+        .unwrap());
+}

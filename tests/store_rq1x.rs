@@ -45,6 +45,7 @@ async fn start(conn: &mut ConnectionManager, execution_id: &str, now: Instant) -
             worker_key_ttl: 480,
             claimed: None,
             queues: &queues,
+            max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
         },
         1,
     )

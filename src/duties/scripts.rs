@@ -296,13 +296,27 @@ pub async fn recover<C: ConnectionLike>(
     for m in members {
         inv.arg(m);
     }
-    let counts: Vec<u64> = inv.invoke_async(conn).await?;
-    match counts.as_slice() {
-        [failed, retried, removed] => Ok(Recovered {
-            failed: *failed,
-            retried: *retried,
-            removed: *removed,
-        }),
+    let reply: Value = inv.invoke_async(conn).await?;
+    let items = match reply {
+        Value::Array(items) => items,
+        other => {
+            return Err(StoreError::UnexpectedReply {
+                what: "recover.lua",
+                detail: format!("{other:?}"),
+            })
+        }
+    };
+    let counts = with_notes("recover.lua", &items);
+    match counts {
+        [Value::Int(failed), Value::Int(retried), Value::Int(removed)]
+            if *failed >= 0 && *retried >= 0 && *removed >= 0 =>
+        {
+            Ok(Recovered {
+                failed: *failed as u64,
+                retried: *retried as u64,
+                removed: *removed as u64,
+            })
+        }
         other => Err(StoreError::UnexpectedReply {
             what: "recover.lua",
             detail: format!("{other:?}"),
@@ -324,9 +338,25 @@ pub async fn clean_workers<C: ConnectionLike>(
         .await?)
 }
 
+/// The counts of a duties script's reply, logging its trailing notes (issue 13: what it did
+/// around keys of the wrong type), if any.
+fn with_notes<'v>(what: &'static str, items: &'v [Value]) -> &'v [Value] {
+    match items.split_last() {
+        Some((Value::BulkString(notes), counts)) => {
+            tracing::error!(
+                script = what,
+                notes = %crate::protocol::text::escaped(notes, crate::protocol::text::MAX_MESSAGE_CHARS),
+                "duties worked around unusable keys"
+            );
+            counts
+        }
+        _ => items,
+    }
+}
+
 fn pair(what: &'static str, reply: Value) -> Result<(u64, u64), StoreError> {
     match reply {
-        Value::Array(items) => match items.as_slice() {
+        Value::Array(items) => match with_notes(what, &items) {
             [Value::Int(a), Value::Int(b)] if *a >= 0 && *b >= 0 => Ok((*a as u64, *b as u64)),
             _ => Err(StoreError::UnexpectedReply {
                 what,

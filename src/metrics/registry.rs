@@ -102,6 +102,8 @@ pub struct Metrics {
     semaphore_waits: Counter,
     slot_wait: Histogram,
     downloaded_bytes: Counter,
+    /// The queue and function label values the job probes have used (bounded there).
+    pub(crate) label_values: super::job::LabelValues,
 }
 
 impl Default for Metrics {
@@ -128,6 +130,7 @@ impl Metrics {
             semaphore_waits: Counter::default(),
             slot_wait: Histogram::new(SLOT_WAIT_BUCKETS),
             downloaded_bytes: Counter::default(),
+            label_values: Default::default(),
         };
         let r = &mut registry;
         r.register(

@@ -18,6 +18,7 @@ use crate::config::mask_url;
 use crate::handlers::native_paths;
 use crate::keys::Keys;
 use crate::protocol::payload::{decode_job_data, Serializer};
+use crate::protocol::text::shown;
 use crate::store::connection::{client_with_ca, command_connection};
 
 /// Most jobs read per registry.
@@ -225,11 +226,12 @@ pub fn render(header: &str, queues: &[QueueReport], native: &[&str]) -> String {
                 let (label, verdict) = match what {
                     Waiting::Function(path) if native.contains(&path.as_str()) => {
                         runnable += count;
-                        (path.clone(), "native".to_string())
+                        (shown(path.as_bytes()), "native".to_string())
                     }
                     Waiting::Function(path) => {
                         foreign += count;
-                        (path.clone(), "no native handler".to_string())
+                        // A producer's text: escaped and bounded, it cannot forge a line.
+                        (shown(path.as_bytes()), "no native handler".to_string())
                     }
                     Waiting::Undecodable(reason) => {
                         undecodable += count;

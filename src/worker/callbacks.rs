@@ -13,6 +13,7 @@ use crate::protocol::exception::{
     format_exception, timeout_message, HANDLER_PANIC, JOB_TIMEOUT_EXCEPTION, UNKNOWN_FUNCTION_ERROR,
 };
 use crate::protocol::job_record::{CallbackSpec, JobRecord};
+use crate::protocol::text::shown;
 
 /// Runs the callbacks `record` names for `ended` and returns the final outcome:
 /// - success: `on_success`; if it fails, the job fails with its error and `on_failure` runs;
@@ -56,7 +57,7 @@ pub async fn apply(ctx: &WorkerContext, record: &JobRecord, ended: Ended) -> End
         }
         (Ended::Stopped, _, Some(spec)) => {
             if let Err(e) = run(ctx, record, spec, CallbackEvent::Stopped).await {
-                tracing::warn!(callback = %spec.path, error = %e.lines().last().unwrap_or_default(), "stopped callback failed");
+                tracing::warn!(callback = %shown(spec.path.as_bytes()), error = %shown(e.lines().last().unwrap_or_default().as_bytes()), "stopped callback failed");
             }
             Ended::Stopped
         }
@@ -75,7 +76,7 @@ async fn run(
         let known: Vec<&str> = ctx.handlers.callbacks.paths().collect();
         let message = format!(
             "no native callback for '{}'; this rqw has callbacks for: {}",
-            spec.path,
+            shown(spec.path.as_bytes()),
             if known.is_empty() {
                 "(none)".to_string()
             } else {

@@ -325,6 +325,7 @@ impl Dequeuer {
             worker_key_ttl: ctx.worker_key_ttl(),
             claimed,
             queues: &self.order,
+            max_field_bytes: ctx.config.decode_limits.max_field_bytes,
         };
         let mut conn = ctx.conn.clone();
         let jobs = match start_batch(&mut conn, &request, &execution_ids).await {

@@ -116,7 +116,13 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
         &ctx.cancel,
     )
     .await
-    .map_err(|e| HandlerError::retryable(DOWNLOAD_ERROR, e.to_string()))?;
+    .map_err(|e| {
+        if e.is_permanent() {
+            HandlerError::permanent(DOWNLOAD_ERROR, e.to_string())
+        } else {
+            HandlerError::retryable(DOWNLOAD_ERROR, e.to_string())
+        }
+    })?;
     crate::metrics::global().recording_slot_wait(wait_started.elapsed().as_secs_f64());
     let slot = match outcome {
         SlotOutcome::Acquired(slot) => slot,

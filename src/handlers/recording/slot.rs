@@ -40,8 +40,32 @@ pub enum SlotOutcome {
 
 /// Waiting failed for a reason other than cancellation.
 #[derive(Debug, thiserror::Error)]
-#[error("the download semaphore is unreachable: {0}")]
-pub struct SlotError(#[from] pub redis::RedisError);
+pub enum SlotError {
+    /// Redis kept failing for [`ACQUIRE_ERROR_WINDOW`] (retryable).
+    #[error("the download semaphore is unreachable: {0}")]
+    Unreachable(#[from] redis::RedisError),
+    /// A semaphore key of the business or call holds another type (`WRONGTYPE`): no retry
+    /// can succeed until someone repairs it, so the job fails at once instead of spinning.
+    #[error("the download semaphore keys of business {business} cannot be used (a key of the wrong type; rec_slots:{business} must be a set, rec_queued a set, rec_queue a list): {error}")]
+    Unusable {
+        /// The business whose keys are unusable.
+        business: String,
+        /// Redis's error.
+        error: redis::RedisError,
+    },
+}
+
+impl SlotError {
+    /// Whether a retry cannot help (the keys are of the wrong type).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SlotError::Unusable { .. })
+    }
+}
+
+/// Whether `e` is Redis's `WRONGTYPE` (also when raised inside a script).
+pub fn is_wrong_type(e: &redis::RedisError) -> bool {
+    e.code() == Some("WRONGTYPE") || e.to_string().contains("WRONGTYPE")
+}
 
 /// A held slot. Release it with [`SlotGuard::release`]; dropping it releases it too.
 #[derive(Debug)]
@@ -239,10 +263,16 @@ pub async fn acquire_slot(
             Ok(status) => tracing::info!(
                 "[RQ_RECORDING] Call handled by another job, waiting: call_sid={call_sid} business_id={business} state={status:?}"
             ),
+            Err(e) if is_wrong_type(&e) => {
+                return Err(SlotError::Unusable {
+                    business: business.to_string(),
+                    error: e,
+                });
+            }
             Err(e) => {
                 let since = *errors_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() > ACQUIRE_ERROR_WINDOW {
-                    return Err(SlotError(e));
+                    return Err(SlotError::Unreachable(e));
                 }
                 // Had it run and its reply been lost, the repeat finds the slot taken and
                 // the poll below gives it back to this job (its token holds it).
@@ -291,6 +321,15 @@ pub async fn acquire_slot(
                         return Ok(SlotOutcome::Cached(size));
                     }
                     break;
+                }
+                Err(e) if is_wrong_type(&e) => {
+                    if let Some(guard) = waiting.take() {
+                        guard.leave().await;
+                    }
+                    return Err(SlotError::Unusable {
+                        business: business.to_string(),
+                        error: e,
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "[RQ_RECORDING] Slot poll failed: call_sid={call_sid}")

@@ -19,8 +19,10 @@ if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[7])
   return {'acquired', 0}
 end
+-- The wait list's RPUSH first: it is the one write on a key whose type nothing above read
+-- (rec_slots and rec_queued were read), so a WRONGTYPE stops the script before any write.
+local position = redis.call('RPUSH', KEYS[4], sid)
 redis.call('SADD', KEYS[3], sid)
 redis.call('EXPIRE', KEYS[3], ARGV[5])
-local position = redis.call('RPUSH', KEYS[4], sid)
 redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[7])
 return {'queued', position}

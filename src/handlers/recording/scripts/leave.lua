@@ -11,7 +11,8 @@ if holder ~= token and holder ~= false then
 end
 if redis.call('SISMEMBER', KEYS[3], sid) == 1 then
   redis.call('SREM', KEYS[3], sid)
-  redis.call('LREM', KEYS[4], 0, sid)
+  -- A wait list of the wrong type (never read here) must not stop the leave halfway.
+  redis.pcall('LREM', KEYS[4], 0, sid)
   redis.call('DEL', KEYS[5])
   return 'left'
 end
