@@ -34,7 +34,7 @@ fn business(id: i64) -> BusinessId {
     RecordingParams::from_args(&args).unwrap().business_id
 }
 
-async fn ttl(conn: &mut redis::aio::ConnectionManager, key: &str) -> i64 {
+async fn ttl(conn: &mut rqw::store::connection::CommandConnection, key: &str) -> i64 {
     conn.ttl(key).await.unwrap()
 }
 

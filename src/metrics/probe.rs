@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
 use super::health::{judge, HealthReport, HeartbeatFields};
 use super::registry::Metrics;
 use crate::keys::Keys;
+use crate::store::connection::CommandConnection;
 use crate::worker::context::WorkerContext;
 use crate::worker::heartbeat;
 
@@ -20,7 +19,7 @@ pub const STALE_PERIODS: u32 = 3;
 #[derive(Clone)]
 pub struct WorkerProbe {
     /// Command connection (shared with the worker; cheap to clone).
-    pub conn: ConnectionManager,
+    pub conn: CommandConnection,
     /// Key names.
     pub keys: Keys,
     /// The worker's name.

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use rqw::store::connection::{CommandConnection, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -70,13 +70,10 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// A reconnecting connection to it.
-    pub async fn manager(&self) -> ConnectionManager {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection_manager()
-            .await
-            .unwrap()
+    /// A reconnecting connection to it (the worker's kind).
+    pub async fn manager(&self) -> CommandConnection {
+        let endpoint = Endpoint::fixed(&self.url(), None).unwrap();
+        CommandConnection::open(&endpoint).await.unwrap()
     }
 }
 
