@@ -22,7 +22,9 @@ use std::time::Duration;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
-use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value,
+};
 use tokio::sync::Mutex;
 
 pub use super::endpoint::Endpoint;
@@ -153,15 +155,15 @@ impl CommandConnection {
         }
     }
 
-    /// After `error` on the connection of generation `seen`: finds the master again if the
-    /// error calls for it and nobody did meanwhile. True when the inner connection was
-    /// swapped (by this call or another since `seen`).
-    async fn follow(&self, seen: u64, error: &RedisError) -> bool {
-        let read_only = is_read_only(error);
-        let lost = self.shared.endpoint.is_sentinel() && is_connection_lost(error);
-        if !read_only && !lost {
-            return false;
-        }
+    /// After `trouble` on the connection of generation `seen`: finds the master again unless
+    /// somebody did meanwhile (or the backoff says not yet). True when the inner connection
+    /// was swapped (by this call or another since `seen`).
+    async fn follow(&self, seen: u64, trouble: Trouble) -> bool {
+        let read_only = matches!(trouble, Trouble::ReadOnly);
+        let error = match &trouble {
+            Trouble::ReadOnly => "READONLY".to_string(),
+            Trouble::Lost(e) => e.to_string(),
+        };
         let mut state = self.shared.follow.lock().await;
         if self.current().0 != seen {
             return true;
@@ -236,10 +238,23 @@ fn master_address(client: &Client) -> String {
     }
 }
 
-/// A `READONLY` reply: the server is a replica now (also inside a script, whose error keeps
-/// the code since Redis 7).
+/// Why the master has to be found again.
+enum Trouble {
+    /// A `READONLY` reply: the server is a replica now.
+    ReadOnly,
+    /// The connection is gone, refused or timed out (acted on with sentinels only: a fixed
+    /// URL's ConnectionManager reconnects by itself).
+    Lost(RedisError),
+}
+
+/// A `READONLY` error (also raised inside a script, whose reply keeps the code since Redis 7).
 pub fn is_read_only(error: &RedisError) -> bool {
-    error.code() == Some("READONLY") || error.to_string().contains("READONLY You can't write")
+    error.code() == Some("READONLY")
+}
+
+/// A `READONLY` error reply (redis-rs hands server errors back as values).
+fn is_read_only_value(value: &Value) -> bool {
+    matches!(value, Value::ServerError(e) if e.code() == "READONLY")
 }
 
 /// The connection is gone, refused or timed out.
@@ -250,15 +265,40 @@ pub fn is_connection_lost(error: &RedisError) -> bool {
         || error.is_io_error()
 }
 
+impl CommandConnection {
+    /// What calls for finding the master, in the outcome of a command.
+    fn trouble<T>(
+        &self,
+        outcome: &RedisResult<T>,
+        read_only_reply: impl Fn(&T) -> bool,
+    ) -> Option<Trouble> {
+        match outcome {
+            Ok(value) if read_only_reply(value) => Some(Trouble::ReadOnly),
+            Ok(_) => None,
+            Err(e) if is_read_only(e) => Some(Trouble::ReadOnly),
+            Err(e) if self.shared.endpoint.is_sentinel() && is_connection_lost(e) => {
+                Some(Trouble::Lost(e.clone()))
+            }
+            Err(_) => None,
+        }
+    }
+}
+
 impl ConnectionLike for CommandConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let (seen, mut conn) = self.current();
-            match conn.req_packed_command(cmd).await {
-                Err(e) if self.follow(seen, &e).await && is_read_only(&e) => {
+            let outcome = conn.req_packed_command(cmd).await;
+            match self.trouble(&outcome, is_read_only_value) {
+                // Refused, so not executed: send it once more, to the new master.
+                Some(Trouble::ReadOnly) if self.follow(seen, Trouble::ReadOnly).await => {
                     self.current().1.req_packed_command(cmd).await
                 }
-                other => other,
+                Some(trouble) => {
+                    self.follow(seen, trouble).await;
+                    outcome
+                }
+                None => outcome,
             }
         })
     }
@@ -271,14 +311,21 @@ impl ConnectionLike for CommandConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             let (seen, mut conn) = self.current();
-            match conn.req_packed_commands(pipeline, offset, count).await {
-                Err(e) if self.follow(seen, &e).await && is_read_only(&e) => {
+            let outcome = conn.req_packed_commands(pipeline, offset, count).await;
+            let any_read_only = |values: &Vec<Value>| values.iter().any(is_read_only_value);
+            match self.trouble(&outcome, any_read_only) {
+                // A pipeline's writes were all refused on a replica (its reads are harmless).
+                Some(Trouble::ReadOnly) if self.follow(seen, Trouble::ReadOnly).await => {
                     self.current()
                         .1
                         .req_packed_commands(pipeline, offset, count)
                         .await
                 }
-                other => other,
+                Some(trouble) => {
+                    self.follow(seen, trouble).await;
+                    outcome
+                }
+                None => outcome,
             }
         })
     }
@@ -318,4 +365,19 @@ pub async fn blocking_connection(endpoint: &Endpoint) -> Result<BlockingConnecti
         client_id,
         generation: endpoint.generation(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_replies_are_recognised() {
+        let value =
+            redis::parse_redis_value(b"-READONLY You can't write against a read only replica. script: abc, on @user_script:1.\r\n")
+                .unwrap();
+        assert!(is_read_only_value(&value));
+        let error = value.extract_error().unwrap_err();
+        assert!(is_read_only(&error), "{error}");
+    }
 }
