@@ -24,7 +24,7 @@ FAILOVER_TIMEOUT_MS = 3000
 class SentinelProcess:
     """One sentinel: its config file is its own (sentinels rewrite it)."""
 
-    def __init__(self, workdir, master_port, quorum):
+    def __init__(self, workdir, master_port, quorum, password=None, own_password=None):
         self.exe = shutil.which("redis-server")
         if self.exe is None:
             pytest.skip("redis-server not on PATH")
@@ -42,8 +42,11 @@ class SentinelProcess:
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}",
             f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}",
             f"sentinel parallel-syncs {MASTER_NAME} 1",
+            *([f"sentinel auth-pass {MASTER_NAME} {password}"] if password else []),
+            *([f"requirepass {own_password}", f"sentinel sentinel-pass {own_password}"] if own_password else []),
             "",
         ]))
+        self.own_password = own_password
         self.proc = subprocess.Popen([self.exe, str(self.conf), "--sentinel"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         client = self.client()
@@ -53,7 +56,8 @@ class SentinelProcess:
             client.close()
 
     def client(self):
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, decode_responses=True)
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, decode_responses=True,
+                           password=self.own_password)
 
     def log(self):
         path = self.dir / "sentinel.log"
@@ -73,27 +77,39 @@ def _pings(client):
 
 
 class SentinelCluster:
-    """A master, `replicas` replicas and `sentinels` sentinels (quorum: a majority)."""
+    """A master, `replicas` replicas and `sentinels` sentinels (quorum: a majority); with
+    `password` the servers require it (and replicas use it), with `sentinels_password` the
+    sentinels require theirs."""
 
-    def __init__(self, workdir, replicas=1, sentinels=3):
+    def __init__(self, workdir, replicas=1, sentinels=3, password=None, sentinels_password=None):
         self.workdir = Path(workdir)
+        self.password = password
+        self.sentinels_password = sentinels_password
+        self.auth = ["--requirepass", password, "--masterauth", password] if password else []
         self.servers = []
         self.sentinels = []
-        master = OwnRedis(self.workdir / "redis-0").start()
+        master = self._start(OwnRedis(self.workdir / "redis-0", extra=self.auth))
         self.servers.append(master)
         for i in range(replicas):
-            self.servers.append(OwnRedis(self.workdir / f"redis-{i + 1}",
-                                         extra=["--replicaof", "127.0.0.1", str(master.port)]).start())
+            self.servers.append(self._start(OwnRedis(
+                self.workdir / f"redis-{i + 1}", extra=[*self.auth, "--replicaof", "127.0.0.1", str(master.port)])))
         for server in self.servers[1:]:
             wait_for(lambda s=server: self.in_sync(s), timeout=20, message=f"replica {server.port} in sync")
         quorum = sentinels // 2 + 1
         for i in range(sentinels):
-            self.sentinels.append(SentinelProcess(self.workdir / f"sentinel-{i}", master.port, quorum))
+            self.sentinels.append(SentinelProcess(self.workdir / f"sentinel-{i}", master.port, quorum,
+                                                  password, sentinels_password))
         self.wait_ready(master.port, replicas)
 
     @property
     def addresses(self):
         return [("127.0.0.1", s.port) for s in self.sentinels]
+
+    def _start(self, server):
+        return server.start(client_kwargs={"password": self.password})
+
+    def client(self, server, **kwargs):
+        return server.client(password=self.password, **kwargs)
 
     def rqw_flags(self):
         flags = []
@@ -111,7 +127,7 @@ class SentinelCluster:
         return int(addr[1]) if addr else None
 
     def in_sync(self, server):
-        with server.client(decode_responses=True) as c:
+        with self.client(server, decode_responses=True) as c:
             info = c.info("replication")
         return info.get("role") == "slave" and info.get("master_link_status") == "up"
 
@@ -148,8 +164,8 @@ class SentinelCluster:
         return server, at
 
     def restart_as_replica(self, server, master_port):
-        server.extra = ["--replicaof", "127.0.0.1", str(master_port)]
-        server.start()
+        server.extra = [*self.auth, "--replicaof", "127.0.0.1", str(master_port)]
+        self._start(server)
         wait_for(lambda: self.in_sync(server), timeout=20, message=f"{server.port} in sync with {master_port}")
 
     def logs(self):

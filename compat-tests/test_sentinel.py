@@ -55,7 +55,9 @@ def kind_of(i):
 
 def master_conn(cluster):
     """rq's connection behind Sentinel, as an API would hold it."""
-    return Sentinel(cluster.addresses, socket_timeout=2).master_for(MASTER_NAME, socket_timeout=5)
+    sentinel = Sentinel(cluster.addresses, socket_timeout=2, password=cluster.password,
+                        sentinel_kwargs={"password": cluster.sentinels_password})
+    return sentinel.master_for(MASTER_NAME, socket_timeout=5)
 
 
 class Producer(threading.Thread):
@@ -166,9 +168,9 @@ def watch_failover(cluster, survivor, old_port, killed_at, timeout=30):
     return new_port, switch, first
 
 
-def start_workers(runner, cluster, concurrency):
+def start_workers(runner, cluster, concurrency, flags=None):
     ports = (free_port(), free_port())
-    common = [*cluster.rqw_flags(), "-c", str(concurrency), *TIMINGS]
+    common = [*(cluster.rqw_flags() if flags is None else flags), "-c", str(concurrency), *TIMINGS]
     w1 = runner.start(W1_QUEUES, *common, "--name", "ha-w1", "--metrics-addr", f"127.0.0.1:{ports[0]}")
     w2 = runner.start(W2_QUEUES, *common, "--name", "ha-w2", "--metrics-addr", f"127.0.0.1:{ports[1]}")
     return (w1, w2), ports
@@ -351,16 +353,21 @@ def test_failover_under_load_loses_nothing(tmp_path):
 
 
 def test_demoted_master_answering_readonly_is_left_for_the_new_master(tmp_path):
-    """A master demoted under running workers keeps their connections open and answers their
-    writes with READONLY (Sentinel itself closes them when it demotes; a manual `REPLICAOF` or
-    a managed service may not). The workers ask the sentinel again, move to the master it
+    """A master demoted under running workers (a manual `REPLICAOF`, as an operator or a
+    managed service may do it) keeps their connections open and answers their writes with
+    READONLY. The workers ask the sentinel again, move to the master it
     names, and every job finishes exactly once: writes are paused on the old master until the
-    replica has everything, so nothing is lost and the outcome is deterministic."""
-    cluster = SentinelCluster(tmp_path / "ro", replicas=1, sentinels=1)
+    replica has everything, so nothing is lost and the outcome is deterministic. The servers
+    and the sentinel require passwords, given to rqw through the environment (`RQW_SENTINELS`,
+    `RQW_SENTINEL_PASSWORD`, `RQW_SENTINELS_PASSWORD`); neither appears in rqw's output."""
+    cluster = SentinelCluster(tmp_path / "ro", replicas=1, sentinels=1, password="m4ster-secret",
+                              sentinels_password="s3ntinel-secret")
     runner = WorkerRunner(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+    runner.env.update(RQW_SENTINELS=",".join(f"{h}:{p}" for h, p in cluster.addresses),
+                      RQW_SENTINEL_PASSWORD=cluster.password, RQW_SENTINELS_PASSWORD=cluster.sentinels_password)
     old, new = cluster.servers
     try:
-        (w1, w2), _ = start_workers(runner, cluster, 4)
+        (w1, w2), _ = start_workers(runner, cluster, 4, flags=[])
         conn = master_conn(cluster)
         wait_for(lambda: {"ha-w1", "ha-w2"} <= {w.name for w in Worker.all(connection=conn)}, timeout=20,
                  message="both workers registered")
@@ -369,7 +376,7 @@ def test_demoted_master_answering_readonly_is_left_for_the_new_master(tmp_path):
         wait_for(lambda: conn.zcard("rq:wip:high") > 0 and conn.zcard("rq:wip:low") > 0, timeout=20,
                  message="jobs running on both workers")
 
-        with old.client() as a, new.client() as b, cluster.sentinels[0].client() as s:
+        with cluster.client(old) as a, cluster.client(new) as b, cluster.sentinels[0].client() as s:
             a.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
             offset = a.info("replication")["master_repl_offset"]
             wait_for(lambda: b.info("replication").get("slave_repl_offset", -1) >= offset, timeout=10,
@@ -404,4 +411,5 @@ def test_demoted_master_answering_readonly_is_left_for_the_new_master(tmp_path):
         assert "READONLY" in text, handle.describe()[-3000:]
         assert f"connected to the Redis master at 127.0.0.1:{new.port}" in text, handle.describe()[-3000:]
         assert "panicked" not in text
+        assert "secret" not in text
     assert all(picks[j.id] == 1 for j in jobs), {j.id: picks[j.id] for j in jobs if picks[j.id] != 1}
