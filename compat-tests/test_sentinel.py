@@ -20,6 +20,8 @@ import re
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -145,11 +147,24 @@ def running(conn):
     return sum(pipe.execute())
 
 
-def watch_failover(cluster, survivor, old_port, killed_at, timeout=30):
+def scrape(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def watch_failover(cluster, survivor, old_port, killed_at, metrics_port, timeout=30):
     """After the master's kill: the port every sentinel names now, and the seconds from the
     kill until the sentinels agree on it and until the first job finished on it (its finished
-    registries grow; reads work on a replica, so the wait starts before the promotion)."""
+    registries grow; reads work on a replica, so the wait starts before the promotion).
+    Before the switch (down-after is 1 s) a worker's scrape and health check cannot read Redis."""
     time.sleep(0.05)  # what the dead master had sent has landed
+    _, metrics = scrape(metrics_port, "/metrics")
+    health = scrape(metrics_port, "/healthz")
+    assert re.search(r"^rqw_redis_up 0$", metrics, re.M), metrics
+    assert health[0] == 503 and '"redis":false' in health[1], health
     deadline = time.monotonic() + timeout
     new_port = switch = first = None
     with survivor.client() as c:
@@ -228,7 +243,7 @@ def test_failover_under_load_loses_nothing(tmp_path):
             old_port = cluster.master_port()
             survivor = next(s for s in cluster.servers if s.port != old_port)
             killed, killed_at = cluster.kill_master()
-            new_port, switch, first = watch_failover(cluster, survivor, old_port, killed_at)
+            new_port, switch, first = watch_failover(cluster, survivor, old_port, killed_at, metrics_ports[0])
             after = read(conn, finished_total, 0)
             wait_for(lambda: (read(conn, finished_total, 0) or 0) >= after + 150, timeout=60,
                      message="jobs finishing on the new master")
@@ -269,6 +284,10 @@ def test_failover_under_load_loses_nothing(tmp_path):
         for port in metrics_ports:
             wait_for(lambda p=port: rqw("healthcheck", "--addr", f"127.0.0.1:{p}").returncode == 0,
                      timeout=15, interval=0.5, message=f"healthcheck on {port}")
+            _, metrics = scrape(port, "/metrics")
+            changes = re.search(r"^rqw_redis_master_changes (\d+)$", metrics, re.M)
+            assert changes and int(changes.group(1)) >= 2, metrics
+            assert re.search(r"^rqw_redis_up 1$", metrics, re.M), metrics
         info = rqw("info", *cluster.rqw_flags())
         assert info.returncode == 0 and "ha-w1" in info.stdout and "ha-w2" in info.stdout, info.stdout
         assert f"127.0.0.1:{cluster.sentinels[0].port}" in info.stdout

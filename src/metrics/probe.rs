@@ -61,8 +61,10 @@ impl WorkerProbe {
         judge(&self.worker, fields, chrono::Utc::now(), self.stale_after)
     }
 
-    /// Reads the depth of every queue into `metrics` (and whether Redis answered).
+    /// Reads the depth of every queue into `metrics` (and whether Redis answered, and how
+    /// often the master changed).
     pub async fn refresh_queue_depths(&self, metrics: &Metrics) {
+        metrics.set_master_changes(self.conn.endpoint().generation());
         let mut pipe = redis::pipe();
         for q in &self.queues {
             pipe.llen(self.keys.queue(q));
