@@ -62,7 +62,17 @@ pub enum WorkerError {
     Suspended,
     /// `--metrics-addr` cannot be listened on.
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::server::BindError),
+    Metrics(#[from] BindError),
+}
+
+/// The metrics address (`--metrics-addr`) could not be listened on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {addr}: {source}")]
+pub struct BindError {
+    /// The address asked for.
+    pub addr: std::net::SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
 }
 
 /// An error and its causes on one line, `outer: cause: root`, each said once: a cause whose

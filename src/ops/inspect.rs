@@ -63,7 +63,11 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
         SerializerArg::Pickle => Serializer::Pickle,
         SerializerArg::Json => Serializer::Json,
     };
-    let redis = super::endpoint(&args.url, &args.sentinel, args.tls_ca_cert.as_deref())?;
+    let redis = super::endpoint(
+        &args.url,
+        args.sentinel.settings(),
+        args.tls_ca_cert.as_deref(),
+    )?;
     let masked = redis.describe().to_string();
     let mut conn = command_connection(&redis)
         .await

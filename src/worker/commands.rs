@@ -91,7 +91,7 @@ pub fn handle(ctx: &WorkerContext, command: Command) {
 /// Listens on `rq:pubsub:<name>` until `stop`, reconnecting with backoff, to the endpoint's
 /// master of the moment (and again when the master moves).
 pub async fn listen(ctx: Arc<WorkerContext>, endpoint: Endpoint, stop: CancellationToken) {
-    let channel = format!("{}pubsub:{}", ctx.keys.prefix(), ctx.identity.name);
+    let channel = ctx.keys.pubsub(&ctx.identity.name);
     let mut backoff = Duration::from_millis(200);
     let mut moved = endpoint.watch_generation();
     loop {

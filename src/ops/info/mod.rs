@@ -25,7 +25,11 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Runs `rqw info`.
 pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
     let interval = args.interval.map(interval).transpose()?;
-    let redis = super::endpoint(&args.url, &args.sentinel, args.tls_ca_cert.as_deref())?;
+    let redis = super::endpoint(
+        &args.url,
+        args.sentinel.settings(),
+        args.tls_ca_cert.as_deref(),
+    )?;
     let masked = redis.describe().to_string();
     let mut conn = command_connection(&redis)
         .await
