@@ -10,12 +10,13 @@ they do goes through the master the sentinels name. Producers are real rq on a
   retries, failures and dependents; the master is SIGKILLed and the replica promoted, then the
   old master comes back as a replica and the new master is killed in turn. Every job is
   accounted for through rq's API; the time from each kill to the first job finished on the
-  new master is printed.
+  new master is printed (always, and appended to `$RQW_FAILOVER_REPORT` when set).
 - `test_demoted_master_answering_readonly_is_left_for_the_new_master`: the master is demoted
   under running workers (`REPLICAOF`, no connection is closed) and answers READONLY; the
   workers move to the master the sentinel names and lose nothing.
 """
 
+import os
 import re
 import subprocess
 import threading
@@ -222,7 +223,7 @@ def account(conn, ids):
     return out
 
 
-def test_failover_under_load_loses_nothing(tmp_path):
+def test_failover_under_load_loses_nothing(tmp_path, capsys):
     cluster = SentinelCluster(tmp_path / "ha", replicas=1, sentinels=3)
     # Nothing listens on --url: every connection must come from the sentinels.
     runner = WorkerRunner(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
@@ -367,7 +368,12 @@ def test_failover_under_load_loses_nothing(tmp_path):
     report.append(f"outcomes: {dict(sorted(outcomes.items()))}")
     report.append(f"runs beyond the expected attempts (lost starts or finishes): {dict(extra_runs)}; "
                   f"acknowledged enqueues missing on the final master: {len(missing)}")
-    print("\n".join(report))
+    # Shown in every run (pytest captures a passing test's output otherwise).
+    with capsys.disabled():
+        print("\n" + "\n".join(report))
+    if os.environ.get("RQW_FAILOVER_REPORT"):
+        with open(os.environ["RQW_FAILOVER_REPORT"], "a") as f:
+            f.write("\n".join(report) + "\n\n")
     assert not problems, f"{len(problems)} jobs not accounted for:\n" + "\n".join(problems[:30])
 
 
