@@ -32,6 +32,8 @@ struct Inner {
     source: Source,
     description: String,
     command_timeout: Duration,
+    /// How long asking the sentinels (and checking the master they name) may take.
+    lookup_timeout: Duration,
     generation: watch::Sender<u64>,
 }
 
@@ -47,6 +49,7 @@ impl Endpoint {
             Source::Fixed(client_with_ca(url, ca_cert)?),
             mask_url(url),
             COMMAND_TIMEOUT,
+            CONNECT_TIMEOUT,
         ))
     }
 
@@ -108,6 +111,9 @@ impl Endpoint {
             Source::Sentinel(Mutex::new(builder.build()?)),
             settings.describe(),
             settings.socket_timeout.unwrap_or(COMMAND_TIMEOUT),
+            settings
+                .socket_timeout
+                .map_or(CONNECT_TIMEOUT, |t| t.max(CONNECT_TIMEOUT)),
         ))
     }
 
@@ -124,12 +130,18 @@ impl Endpoint {
         }
     }
 
-    fn with(source: Source, description: String, command_timeout: Duration) -> Self {
+    fn with(
+        source: Source,
+        description: String,
+        command_timeout: Duration,
+        lookup_timeout: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 source,
                 description,
                 command_timeout,
+                lookup_timeout,
                 generation: watch::Sender::new(0),
             }),
         }
@@ -152,14 +164,14 @@ impl Endpoint {
     }
 
     /// A client for the current master. With sentinels, asks them (bounded by the connect
-    /// timeout); fails while none names a reachable master (during a failover).
+    /// timeout, or the socket timeout if longer); fails while none names a reachable master
+    /// (during a failover).
     pub async fn master(&self) -> Result<Client, StoreError> {
         match &self.inner.source {
             Source::Fixed(client) => Ok(client.clone()),
             Source::Sentinel(sentinel) => {
                 let lookup = async { sentinel.lock().await.async_get_client().await };
-                let limit = CONNECT_TIMEOUT.max(self.inner.command_timeout);
-                match tokio::time::timeout(limit, lookup).await {
+                match tokio::time::timeout(self.inner.lookup_timeout, lookup).await {
                     Ok(found) => Ok(found?),
                     Err(_) => Err(StoreError::Redis(redis::RedisError::from((
                         redis::ErrorKind::Io,
