@@ -24,7 +24,8 @@ FAILOVER_TIMEOUT_MS = 3000
 class SentinelProcess:
     """One sentinel: its config file is its own (sentinels rewrite it)."""
 
-    def __init__(self, workdir, master_port, quorum, password=None, own_password=None):
+    def __init__(self, workdir, master_port, quorum, password=None, own_password=None, extra_conf=(),
+                 client_kwargs=None):
         self.exe = shutil.which("redis-server")
         if self.exe is None:
             pytest.skip("redis-server not on PATH")
@@ -44,9 +45,11 @@ class SentinelProcess:
             f"sentinel parallel-syncs {MASTER_NAME} 1",
             *([f"sentinel auth-pass {MASTER_NAME} {password}"] if password else []),
             *([f"requirepass {own_password}", f"sentinel sentinel-pass {own_password}"] if own_password else []),
+            *extra_conf,
             "",
         ]))
         self.own_password = own_password
+        self.client_kwargs = client_kwargs or {}
         self.proc = subprocess.Popen([self.exe, str(self.conf), "--sentinel"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         client = self.client()
@@ -56,8 +59,10 @@ class SentinelProcess:
             client.close()
 
     def client(self):
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, decode_responses=True,
-                           password=self.own_password)
+        kwargs = dict(host="127.0.0.1", port=self.port, socket_timeout=5, decode_responses=True,
+                      password=self.own_password)
+        kwargs.update(self.client_kwargs)
+        return redis.Redis(**kwargs)
 
     def log(self):
         path = self.dir / "sentinel.log"

@@ -18,6 +18,7 @@ they do goes through the master the sentinels name. Producers are real rq on a
 
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -36,7 +37,8 @@ from rq.results import Result
 
 from compat import ECHO, FAIL, NOOP, RQW_BIN, SLEEP, free_port, last_line, wait_for
 from conftest import WorkerRunner
-from sentinels import MASTER_NAME, SentinelCluster
+from faults import OwnRedis
+from sentinels import MASTER_NAME, SentinelCluster, SentinelProcess
 
 pytestmark = pytest.mark.rqw_only("Sentinel support is rqw's command line")
 
@@ -438,3 +440,59 @@ def test_demoted_master_answering_readonly_is_left_for_the_new_master(tmp_path):
         assert "panicked" not in text
         assert "secret" not in text
     assert all(picks[j.id] == 1 for j in jobs), {j.id: picks[j.id] for j in jobs if picks[j.id] != 1}
+
+
+def test_tls_to_the_sentinels_and_to_the_master(tmp_path):
+    """`--sentinels-tls` and `--sentinel-tls` with `--tls-ca-cert`: the sentinel and the master
+    listen on TLS only (certificates from a private CA, made here with openssl); rqw finds the
+    master through the sentinel and runs a job, both connections verified; without
+    `--sentinel-tls` it finds no master it can use."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not on PATH (needed to make the test certificates)")
+    d = tmp_path / "tls"
+    d.mkdir()
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=rqw test CA")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                               "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    tls = [f"tls-cert-file {d / 'server.crt'}", f"tls-key-file {d / 'server.key'}",
+           f"tls-ca-cert-file {d / 'ca.crt'}", "tls-auth-clients no"]
+    client_tls = dict(ssl=True, ssl_ca_certs=str(d / "ca.crt"))
+    master_port = free_port()
+    master = OwnRedis(d / "master", extra=["--port", "0", "--tls-port", str(master_port),
+                                           *[part for line in tls for part in f"--{line}".split(" ", 1)]])
+    sentinel = None
+    try:
+        try:
+            master.start(client_kwargs=dict(port=master_port, **client_tls))
+        except RuntimeError as e:
+            if "tls" in str(e).lower():
+                pytest.skip(f"this redis-server has no TLS support: {e}")
+            raise
+        sentinel_port = free_port()
+        sentinel = SentinelProcess(d / "sentinel", master_port, 1, client_kwargs=dict(port=sentinel_port, **client_tls),
+                                   extra_conf=["port 0", f"tls-port {sentinel_port}", "tls-replication yes", *tls])
+        with redis.Redis(host="127.0.0.1", port=master_port, **client_tls) as conn:
+            conn.flushall()
+            job = Queue("default", connection=conn).enqueue(ECHO, "through a TLS sentinel")
+            runner = WorkerRunner(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+            result = runner.run_burst("default", "--sentinel", f"127.0.0.1:{sentinel_port}", "--sentinels-tls",
+                                      "--sentinel-tls", "--tls-ca-cert", str(d / "ca.crt"), "--name", "w-tls")
+            assert job.get_status(refresh=True) == "finished", result.stderr
+            assert job.return_value() == {"args": ["through a TLS sentinel"], "kwargs": {}}
+            # Plain TCP to the TLS-only master (no --sentinel-tls) finds no usable master.
+            plain = rqw("worker", "--burst", "--sentinel", f"127.0.0.1:{sentinel_port}", "--sentinels-tls",
+                        "--tls-ca-cert", str(d / "ca.crt"), "--startup-timeout", "2")
+            assert plain.returncode == 1, plain.stderr
+    finally:
+        if sentinel is not None:
+            sentinel.close()
+        master.close()
+
