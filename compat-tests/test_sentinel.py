@@ -186,12 +186,16 @@ def watch_failover(cluster, survivor, old_port, killed_at, metrics_port, timeout
     return new_port, switch, first
 
 
-def start_workers(runner, cluster, concurrency, flags=None):
+def start_workers(runner, cluster, concurrency, flags=(None, None)):
+    """`ha-w1` and `ha-w2`; each gets its sentinel flags from `flags` (None: `--sentinel`
+    flags for every sentinel; []: none, the environment has them)."""
     ports = (free_port(), free_port())
-    common = [*(cluster.rqw_flags() if flags is None else flags), "-c", str(concurrency), *TIMINGS]
-    w1 = runner.start(W1_QUEUES, *common, "--name", "ha-w1", "--metrics-addr", f"127.0.0.1:{ports[0]}")
-    w2 = runner.start(W2_QUEUES, *common, "--name", "ha-w2", "--metrics-addr", f"127.0.0.1:{ports[1]}")
-    return (w1, w2), ports
+    handles = []
+    for name, queues, port, own in zip(("ha-w1", "ha-w2"), (W1_QUEUES, W2_QUEUES), ports, flags):
+        sentinel = cluster.rqw_flags() if own is None else own
+        handles.append(runner.start(queues, *sentinel, "-c", str(concurrency), *TIMINGS, "--name", name,
+                                    "--metrics-addr", f"127.0.0.1:{port}"))
+    return tuple(handles), ports
 
 
 def rqw(*args, timeout=30):
@@ -229,9 +233,11 @@ def test_failover_under_load_loses_nothing(tmp_path, capsys):
     cluster = SentinelCluster(tmp_path / "ha", replicas=1, sentinels=3)
     # Nothing listens on --url: every connection must come from the sentinels.
     runner = WorkerRunner(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+    # ha-w2 reads the three sentinels from RQW_SENTINELS (comma-separated), ha-w1 from flags.
+    runner.env["RQW_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in cluster.addresses)
     producer = None
     try:
-        (w1, w2), metrics_ports = start_workers(runner, cluster, 32)
+        (w1, w2), metrics_ports = start_workers(runner, cluster, 32, flags=(None, []))
         conn = master_conn(cluster)
         wait_for(lambda: {"ha-w1", "ha-w2"} <= {w.name for w in read(conn, Worker.all, [])}, timeout=20,
                  message="both workers registered")
@@ -394,7 +400,7 @@ def test_demoted_master_answering_readonly_is_left_for_the_new_master(tmp_path):
                       RQW_SENTINEL_PASSWORD=cluster.password, RQW_SENTINELS_PASSWORD=cluster.sentinels_password)
     old, new = cluster.servers
     try:
-        (w1, w2), _ = start_workers(runner, cluster, 4, flags=[])
+        (w1, w2), _ = start_workers(runner, cluster, 4, flags=([], []))
         conn = master_conn(cluster)
         wait_for(lambda: {"ha-w1", "ha-w2"} <= {w.name for w in Worker.all(connection=conn)}, timeout=20,
                  message="both workers registered")
