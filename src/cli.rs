@@ -6,9 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    ConfigError, DequeueStrategy, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL,
-    DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
-    MAX_CONCURRENCY,
+    parse_sentinel_address, ConfigError, DequeueStrategy, SentinelSettings, WorkerConfig,
+    DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_MASTER_NAME,
+    DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, MAX_CONCURRENCY,
 };
 use crate::protocol::payload::{
     DecodeLimits, Serializer, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FIELD_BYTES,
@@ -52,6 +52,9 @@ pub struct RedisArgs {
     /// PEM CA certificate to trust for rediss:// URLs (a private CA).
     #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// Redis Sentinel (instead of --url).
+    #[command(flatten)]
+    pub sentinel: SentinelArgs,
     /// Serializer the producers use (to read function paths of JSON jobs).
     #[arg(short = 'S', long, value_enum, default_value = "pickle")]
     pub serializer: SerializerArg,
@@ -69,6 +72,9 @@ pub struct InfoArgs {
     /// PEM CA certificate to trust for rediss:// URLs (a private CA).
     #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// Redis Sentinel (instead of --url).
+    #[command(flatten)]
+    pub sentinel: SentinelArgs,
     /// Refresh every this many seconds (a live view) instead of printing once.
     #[arg(short = 'i', long)]
     pub interval: Option<f64>,
@@ -193,6 +199,110 @@ pub struct WorkerArgs {
     /// Memory budget of one decoded payload (its value as built), in bytes.
     #[arg(long, value_name = "BYTES", env = "RQW_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
     pub max_decoded_bytes: u64,
+    /// Redis Sentinel (instead of --url).
+    #[command(flatten)]
+    pub sentinel: SentinelArgs,
+}
+
+/// Finding the master through Redis Sentinel, as RQ's `SENTINEL` settings do. Given any
+/// `--sentinel`, the master comes from the sentinels and `--url` is not used.
+#[derive(Debug, Args)]
+pub struct SentinelArgs {
+    /// A sentinel, HOST:PORT (repeatable; env comma-separated) [RQ: SENTINEL INSTANCES].
+    #[arg(
+        long = "sentinel",
+        value_name = "HOST:PORT",
+        env = "RQW_SENTINELS",
+        value_delimiter = ','
+    )]
+    pub sentinels: Vec<String>,
+    /// Name of the master the sentinels monitor [RQ: MASTER_NAME].
+    #[arg(long, value_name = "NAME", env = "RQW_SENTINEL_MASTER", default_value = DEFAULT_MASTER_NAME)]
+    pub sentinel_master: String,
+    /// Database on the master [RQ: DB].
+    #[arg(long, value_name = "N", env = "RQW_SENTINEL_DB", default_value_t = 0)]
+    pub sentinel_db: i64,
+    /// ACL user on the master [RQ: USERNAME].
+    #[arg(long, value_name = "USER", env = "RQW_SENTINEL_USERNAME")]
+    pub sentinel_username: Option<String>,
+    /// Password on the master [RQ: PASSWORD].
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "RQW_SENTINEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sentinel_password: Option<String>,
+    /// TLS to the master, trusting --tls-ca-cert [RQ: SSL].
+    #[arg(long, env = "RQW_SENTINEL_TLS")]
+    pub sentinel_tls: bool,
+    /// Seconds a command to the master (or a sentinel query) may take [RQ: SOCKET_TIMEOUT]
+    /// [default: 30].
+    #[arg(long, value_name = "SECONDS", env = "RQW_SENTINEL_SOCKET_TIMEOUT")]
+    pub sentinel_socket_timeout: Option<f64>,
+    /// ACL user on the sentinels themselves [RQ: SENTINEL_KWARGS username].
+    #[arg(long, value_name = "USER", env = "RQW_SENTINELS_USERNAME")]
+    pub sentinels_username: Option<String>,
+    /// Password on the sentinels themselves [RQ: SENTINEL_KWARGS password].
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "RQW_SENTINELS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sentinels_password: Option<String>,
+    /// TLS to the sentinels, trusting --tls-ca-cert [RQ: SENTINEL_KWARGS ssl].
+    #[arg(long, env = "RQW_SENTINELS_TLS")]
+    pub sentinels_tls: bool,
+}
+
+impl SentinelArgs {
+    /// The settings, or `None` when no sentinel is given (the URL is used).
+    pub fn settings(&self) -> Result<Option<SentinelSettings>, ConfigError> {
+        let listed: Vec<&str> = self
+            .sentinels
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if listed.is_empty() {
+            return Ok(None);
+        }
+        let sentinels = listed
+            .into_iter()
+            .map(parse_sentinel_address)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| ConfigError::OutOfRange {
+                option: "--sentinel",
+                reason,
+            })?;
+        let socket_timeout = match self.sentinel_socket_timeout {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                Some(Duration::from_secs_f64(s))
+            }
+            Some(s) => {
+                return Err(ConfigError::OutOfRange {
+                    option: "--sentinel-socket-timeout",
+                    reason: format!("{s} is not a number of seconds above 0"),
+                })
+            }
+        };
+        let settings = SentinelSettings {
+            sentinels,
+            master_name: self.sentinel_master.clone(),
+            db: self.sentinel_db,
+            username: self.sentinel_username.clone(),
+            password: self.sentinel_password.clone(),
+            tls: self.sentinel_tls,
+            socket_timeout,
+            sentinels_username: self.sentinels_username.clone(),
+            sentinels_password: self.sentinels_password.clone(),
+            sentinels_tls: self.sentinels_tls,
+        };
+        settings.check()?;
+        Ok(Some(settings))
+    }
 }
 
 impl WorkerArgs {
@@ -211,6 +321,7 @@ impl WorkerArgs {
         } else {
             self.queues
         };
+        let sentinel = self.sentinel.settings()?;
         WorkerConfig {
             redis_url: self.url,
             queues,
@@ -246,6 +357,7 @@ impl WorkerArgs {
                 max_inflated_bytes: self.max_inflated_bytes,
                 max_decoded_bytes: self.max_decoded_bytes,
             },
+            sentinel,
         }
         .validate()
     }
@@ -307,5 +419,50 @@ mod tests {
         assert_eq!(c.max_idle_time, Some(Duration::from_secs(2)));
         assert_eq!(c.worker_ttl, 420);
         assert_eq!(c.job_monitoring_interval, 30);
+        assert!(c.sentinel.is_none());
+    }
+
+    #[test]
+    fn sentinel_flags_map_to_settings() {
+        let c = parse(&[
+            "rqw",
+            "worker",
+            "--sentinel",
+            "s1:26379",
+            "--sentinel",
+            "[::1]:26380",
+            "--sentinel-master",
+            "calls",
+            "--sentinel-db",
+            "3",
+            "--sentinel-password",
+            "pw",
+            "--sentinel-socket-timeout",
+            "2.5",
+            "--sentinels-password",
+            "spw",
+        ])
+        .into_config(None)
+        .unwrap();
+        let s = c.sentinel.unwrap();
+        assert_eq!(s.sentinels, [("s1".into(), 26379), ("::1".into(), 26380)]);
+        assert_eq!(s.master_name, "calls");
+        assert_eq!(s.db, 3);
+        assert_eq!(s.password.as_deref(), Some("pw"));
+        assert_eq!(s.sentinels_password.as_deref(), Some("spw"));
+        assert_eq!(s.socket_timeout, Some(Duration::from_millis(2500)));
+        assert!(!s.tls && !s.sentinels_tls);
+        let bad = parse(&["rqw", "worker", "--sentinel", "s1"]).into_config(None);
+        assert!(bad.unwrap_err().to_string().contains("--sentinel"));
+        let bad = parse(&[
+            "rqw",
+            "worker",
+            "--sentinel",
+            "s1:1",
+            "--sentinel-socket-timeout",
+            "0",
+        ])
+        .into_config(None);
+        assert!(bad.is_err());
     }
 }

@@ -94,6 +94,8 @@ pub struct WorkerConfig {
     /// The memory budget of decoding one payload (`--max-payload-bytes`,
     /// `--max-inflated-bytes`, `--max-decoded-bytes`).
     pub decode_limits: DecodeLimits,
+    /// Find the master through these sentinels instead of `redis_url` (`--sentinel`).
+    pub sentinel: Option<SentinelSettings>,
 }
 
 /// `--dequeue-strategy`, as `rq worker` has it (`BaseWorker.reorder_queues`).
@@ -176,7 +178,10 @@ impl WorkerConfig {
                 reason: "must be at least 1".into(),
             });
         }
-        check_url(&self.redis_url)?;
+        match &self.sentinel {
+            Some(s) => s.check()?,
+            None => check_url(&self.redis_url)?,
+        }
         Ok(self)
     }
 
@@ -217,6 +222,116 @@ pub fn mask_url(raw: &str) -> String {
     }
 }
 
+/// RQ's default `SENTINEL['MASTER_NAME']`.
+pub const DEFAULT_MASTER_NAME: &str = "mymaster";
+
+/// How to find the master through Redis Sentinel (RQ's `SENTINEL` settings).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentinelSettings {
+    /// The sentinels, `(host, port)` (`INSTANCES`).
+    pub sentinels: Vec<(String, u16)>,
+    /// The monitored master's name (`MASTER_NAME`).
+    pub master_name: String,
+    /// Database on the master (`DB`).
+    pub db: i64,
+    /// ACL user on the master (`USERNAME`).
+    pub username: Option<String>,
+    /// Password on the master (`PASSWORD`). Never logged.
+    pub password: Option<String>,
+    /// TLS to the master (`SSL`).
+    pub tls: bool,
+    /// Response timeout of commands to the master and of sentinel queries (`SOCKET_TIMEOUT`);
+    /// `None`: rqw's defaults.
+    pub socket_timeout: Option<Duration>,
+    /// ACL user on the sentinels (`SENTINEL_KWARGS['username']`).
+    pub sentinels_username: Option<String>,
+    /// Password on the sentinels (`SENTINEL_KWARGS['password']`). Never logged.
+    pub sentinels_password: Option<String>,
+    /// TLS to the sentinels (`SENTINEL_KWARGS['ssl']`).
+    pub sentinels_tls: bool,
+}
+
+impl std::fmt::Debug for SentinelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |p: &Option<String>| p.as_ref().map(|_| "***");
+        f.debug_struct("SentinelSettings")
+            .field("sentinels", &self.sentinels)
+            .field("master_name", &self.master_name)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &mask(&self.password))
+            .field("tls", &self.tls)
+            .field("socket_timeout", &self.socket_timeout)
+            .field("sentinels_username", &self.sentinels_username)
+            .field("sentinels_password", &mask(&self.sentinels_password))
+            .field("sentinels_tls", &self.sentinels_tls)
+            .finish()
+    }
+}
+
+impl SentinelSettings {
+    /// `sentinel://host:port,host:port/<master>/<db>`: no credentials, for logs.
+    pub fn describe(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|(h, p)| {
+                if h.contains(':') {
+                    format!("[{h}]:{p}")
+                } else {
+                    format!("{h}:{p}")
+                }
+            })
+            .collect();
+        format!(
+            "sentinel://{}/{}/{}",
+            hosts.join(","),
+            self.master_name,
+            self.db
+        )
+    }
+}
+
+/// Parses `HOST:PORT` (`[v6]:PORT` for IPv6) of a sentinel.
+pub fn parse_sentinel_address(text: &str) -> Result<(String, u16), String> {
+    let text = text.trim();
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || (host.contains(':') && !text.starts_with('[')) {
+        return Err(format!("{text:?} is not HOST:PORT"));
+    }
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{text:?}: the port must be 1..=65535"))?;
+    Ok((host.to_string(), port))
+}
+
+impl SentinelSettings {
+    /// Checks that there is a sentinel and a master name.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.sentinels.is_empty() {
+            return Err(ConfigError::OutOfRange {
+                option: "--sentinel",
+                reason: "at least one HOST:PORT is needed".into(),
+            });
+        }
+        if self.master_name.is_empty() || self.master_name.chars().any(char::is_whitespace) {
+            return Err(ConfigError::OutOfRange {
+                option: "--sentinel-master",
+                reason: format!("{:?} is not a master name", self.master_name),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +358,7 @@ mod tests {
             startup_timeout: None,
             tls_ca_cert: None,
             decode_limits: DecodeLimits::default(),
+            sentinel: None,
         }
     }
 
@@ -282,5 +398,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("come straight back"));
+    }
+
+    #[test]
+    fn sentinel_addresses_parse() {
+        assert_eq!(
+            parse_sentinel_address("sentinel-1:26379"),
+            Ok(("sentinel-1".into(), 26379))
+        );
+        assert_eq!(
+            parse_sentinel_address(" [::1]:26380 "),
+            Ok(("::1".into(), 26380))
+        );
+        assert!(parse_sentinel_address("sentinel-1").is_err());
+        assert!(parse_sentinel_address("::1:26379").is_err());
+        assert!(parse_sentinel_address("h:0").is_err());
+        assert!(parse_sentinel_address("h:99999").is_err());
+        assert!(parse_sentinel_address(":26379").is_err());
     }
 }

@@ -43,6 +43,8 @@ impl StoreError {
                     || e.is_connection_refusal()
                     || e.is_timeout()
                     || e.is_io_error()
+                    // No sentinel names a reachable master yet (a failover in progress).
+                    || e.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel
             }
             _ => false,
         }

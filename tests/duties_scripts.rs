@@ -4,13 +4,13 @@
 mod recording_support;
 
 use recording_support::RedisServer;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rqw::duties::scripts::{
     acquire_or_refresh, clean_workers, lease_acquire, lease_refresh, lease_release, move_scheduled,
     recover, release_locks, LockOutcome, Moved, QueueCall, RecoverRequest, Recovery,
 };
 use rqw::protocol::timestamp::Instant;
+use rqw::store::connection::CommandConnection;
 
 const LOCK: &str = "rq:scheduler-lock:q";
 
@@ -24,7 +24,7 @@ fn call(now: Instant) -> QueueCall<'static> {
     }
 }
 
-async fn job(conn: &mut ConnectionManager, id: &str, fields: &[(&str, &str)]) {
+async fn job(conn: &mut CommandConnection, id: &str, fields: &[(&str, &str)]) {
     let key = format!("rq:job:{id}");
     let _: () = conn.hset(&key, "data", "x").await.unwrap();
     for (k, v) in fields {
@@ -32,7 +32,7 @@ async fn job(conn: &mut ConnectionManager, id: &str, fields: &[(&str, &str)]) {
     }
 }
 
-async fn field(conn: &mut ConnectionManager, id: &str, name: &str) -> Option<String> {
+async fn field(conn: &mut CommandConnection, id: &str, name: &str) -> Option<String> {
     conn.hget(format!("rq:job:{id}"), name).await.unwrap()
 }
 

@@ -6,10 +6,10 @@ mod recording_support;
 
 use recording_support::reply_dropper::{Drop, ReplyDropper};
 use recording_support::RedisServer;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rqw::protocol::result::{success_fields, ExecutionSpan};
 use rqw::protocol::timestamp::{parse_rq_timestamp, Instant};
+use rqw::store::connection::{CommandConnection, Endpoint};
 use rqw::store::reconcile::{
     adopt_started, finish_until_known, reply_may_be_lost, FinishKnown, FinishReport,
 };
@@ -20,15 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 const WORKER: &str = "w1";
 
-async fn through(proxy: &ReplyDropper) -> ConnectionManager {
-    redis::Client::open(proxy.url())
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .unwrap()
+async fn through(proxy: &ReplyDropper) -> CommandConnection {
+    let endpoint = Endpoint::fixed(&proxy.url(), None).unwrap();
+    CommandConnection::open(&endpoint).await.unwrap()
 }
 
-async fn enqueue(conn: &mut ConnectionManager, id: &str, extra: &[(&str, &str)]) {
+async fn enqueue(conn: &mut CommandConnection, id: &str, extra: &[(&str, &str)]) {
     let key = format!("rq:job:{id}");
     let _: () = conn
         .hset_multiple(
@@ -52,7 +49,7 @@ async fn enqueue(conn: &mut ConnectionManager, id: &str, extra: &[(&str, &str)])
 }
 
 async fn start(
-    conn: &mut ConnectionManager,
+    conn: &mut CommandConnection,
     queues: &[String],
     ids: &[String],
     now: Instant,
@@ -106,7 +103,7 @@ fn finished(execution_id: &str) -> Outcome {
 
 /// One start and one finish with nothing armed, so the scripts are loaded (a lost `NOSCRIPT`
 /// round would otherwise be the call the proxy cuts).
-async fn load_scripts(conn: &mut ConnectionManager) {
+async fn load_scripts(conn: &mut CommandConnection) {
     let queues = vec!["warmup".to_string()];
     assert!(start(conn, &queues, &["warm".into()], Instant::now())
         .await

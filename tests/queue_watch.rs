@@ -16,9 +16,9 @@ const NEVER: Duration = Duration::from_secs(10);
 /// A fresh redis-server and a watch on its queues `high` and `low`.
 async fn watching() -> (RedisServer, QueueWatch) {
     let redis = RedisServer::start();
-    let client = redis::Client::open(redis.url()).unwrap();
+    let endpoint = rqw::store::connection::Endpoint::fixed(&redis.url(), None).unwrap();
     let queues = vec!["high".to_string(), "low".to_string()];
-    let watch = QueueWatch::open(&client, &Keys::default(), &queues)
+    let watch = QueueWatch::open(&endpoint, &Keys::default(), &queues)
         .await
         .unwrap();
     (redis, watch)

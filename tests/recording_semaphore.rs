@@ -35,7 +35,7 @@ fn business(id: i64) -> BusinessId {
     RecordingParams::from_args(&args).unwrap().business_id
 }
 
-async fn ttl(conn: &mut redis::aio::ConnectionManager, key: &str) -> i64 {
+async fn ttl(conn: &mut rqw::store::connection::CommandConnection, key: &str) -> i64 {
     conn.ttl(key).await.unwrap()
 }
 
@@ -475,9 +475,8 @@ async fn many_businesses_and_calls_never_exceed_five_slots() {
 /// loaded (so the armed call is the one that runs).
 async fn lossy(redis: &RedisServer, b: &BusinessId) -> (ReplyDropper, Semaphore) {
     let proxy = ReplyDropper::start(redis.port()).await;
-    let conn = redis::Client::open(proxy.url())
-        .unwrap()
-        .get_connection_manager()
+    let endpoint = rqw::store::connection::Endpoint::fixed(&proxy.url(), None).unwrap();
+    let conn = rqw::store::connection::CommandConnection::open(&endpoint)
         .await
         .unwrap();
     let sem = Semaphore::new(conn);

@@ -6,9 +6,9 @@
 mod recording_support;
 
 use recording_support::RedisServer;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rqw::protocol::timestamp::Instant;
+use rqw::store::connection::CommandConnection;
 use rqw::store::scripts::{
     finish_job, heartbeat, start_jobs, FinishRequest, FinishStatus, Outcome, RunningExecution,
     StartRequest,
@@ -16,7 +16,7 @@ use rqw::store::scripts::{
 
 const WIP: &str = "rq:wip:q";
 
-async fn enqueue(conn: &mut ConnectionManager, id: &str, group_id: Option<&str>) {
+async fn enqueue(conn: &mut CommandConnection, id: &str, group_id: Option<&str>) {
     let key = format!("rq:job:{id}");
     let _: () = conn
         .hset_multiple(
@@ -31,7 +31,7 @@ async fn enqueue(conn: &mut ConnectionManager, id: &str, group_id: Option<&str>)
     let _: () = conn.rpush("rq:queue:q", id).await.unwrap();
 }
 
-async fn start(conn: &mut ConnectionManager, execution_id: &str, now: Instant) -> String {
+async fn start(conn: &mut CommandConnection, execution_id: &str, now: Instant) -> String {
     let queues = ["q".to_string()];
     let started = start_jobs(
         conn,
@@ -55,7 +55,7 @@ async fn start(conn: &mut ConnectionManager, execution_id: &str, now: Instant) -
     started[0].id.clone()
 }
 
-async fn finish(conn: &mut ConnectionManager, id: &str, execution_id: &str) -> FinishStatus {
+async fn finish(conn: &mut CommandConnection, id: &str, execution_id: &str) -> FinishStatus {
     finish_job(
         conn,
         &FinishRequest {
@@ -78,7 +78,7 @@ async fn finish(conn: &mut ConnectionManager, id: &str, execution_id: &str) -> F
     .unwrap()
 }
 
-async fn members(conn: &mut ConnectionManager) -> Vec<(String, i64)> {
+async fn members(conn: &mut CommandConnection) -> Vec<(String, i64)> {
     conn.zrange_withscores(WIP, 0, -1).await.unwrap()
 }
 

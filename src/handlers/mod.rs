@@ -24,7 +24,7 @@ pub use args::JobArgs;
 pub use context::JobContext;
 pub use error::{HandlerError, HandlerErrorKind};
 
-use redis::aio::ConnectionManager;
+use crate::store::connection::CommandConnection;
 
 /// Which native handlers a worker registers.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub fn native_paths(enable_testing_handlers: bool) -> Vec<&'static str> {
 
 /// Builds the registry of every native handler; `redis` is the connection handlers that
 /// need Redis (the recording semaphore) use.
-pub fn native_registry(redis: ConnectionManager, options: HandlerOptions) -> HandlerRegistry {
+pub fn native_registry(redis: CommandConnection, options: HandlerOptions) -> HandlerRegistry {
     let mut registry = HandlerRegistry::new();
     recording::register(&mut registry, redis, options.recording);
     if options.enable_testing_handlers {

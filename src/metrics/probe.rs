@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
 use super::health::{judge, HealthReport, HeartbeatFields};
 use super::registry::Metrics;
 use crate::keys::Keys;
+use crate::store::connection::CommandConnection;
 use crate::worker::context::WorkerContext;
 use crate::worker::heartbeat;
 
@@ -20,7 +19,7 @@ pub const STALE_PERIODS: u32 = 3;
 #[derive(Clone)]
 pub struct WorkerProbe {
     /// Command connection (shared with the worker; cheap to clone).
-    pub conn: ConnectionManager,
+    pub conn: CommandConnection,
     /// Key names.
     pub keys: Keys,
     /// The worker's name.
@@ -62,8 +61,10 @@ impl WorkerProbe {
         judge(&self.worker, fields, chrono::Utc::now(), self.stale_after)
     }
 
-    /// Reads the depth of every queue into `metrics` (and whether Redis answered).
+    /// Reads the depth of every queue into `metrics` (and whether Redis answered, and how
+    /// often the master changed).
     pub async fn refresh_queue_depths(&self, metrics: &Metrics) {
+        metrics.set_master_changes(self.conn.endpoint().generation());
         let mut pipe = redis::pipe();
         for q in &self.queues {
             pipe.llen(self.keys.queue(q));

@@ -14,6 +14,7 @@
 //! | `rqw_jobs_in_flight` | gauge | queue |
 //! | `rqw_queue_depth` (`LLEN`, read at scrape) | gauge | queue |
 //! | `rqw_redis_up` (the scrape's Redis read worked) | gauge | |
+//! | `rqw_redis_master_changes` (the command connection moved to another master) | gauge | |
 //! | `rqw_recording_semaphore_waits_total` | counter | |
 //! | `rqw_recording_slot_wait_seconds` | histogram | |
 //! | `rqw_recording_downloaded_bytes_total` | counter | |
@@ -99,6 +100,7 @@ pub struct Metrics {
     in_flight: Family<QueueLabels, Gauge>,
     queue_depth: Family<QueueLabels, Gauge>,
     redis_up: Gauge,
+    master_changes: Gauge,
     semaphore_waits: Counter,
     slot_wait: Histogram,
     downloaded_bytes: Counter,
@@ -127,6 +129,7 @@ impl Metrics {
             in_flight: Family::default(),
             queue_depth: Family::default(),
             redis_up: Gauge::default(),
+            master_changes: Gauge::default(),
             semaphore_waits: Counter::default(),
             slot_wait: Histogram::new(SLOT_WAIT_BUCKETS),
             downloaded_bytes: Counter::default(),
@@ -171,6 +174,11 @@ impl Metrics {
             "redis_up",
             "1 when the last scrape could read Redis",
             m.redis_up.clone(),
+        );
+        r.register(
+            "redis_master_changes",
+            "Times this process found the Redis master again and moved its connections (failover, READONLY)",
+            m.master_changes.clone(),
         );
         r.register(
             "recording_semaphore_waits",
@@ -230,6 +238,12 @@ impl Metrics {
     /// Records whether the scrape could read Redis.
     pub fn set_redis_up(&self, up: bool) {
         self.redis_up.set(i64::from(up));
+    }
+
+    /// Sets how many times the connections moved to another master since start.
+    pub fn set_master_changes(&self, changes: u64) {
+        self.master_changes
+            .set(i64::try_from(changes).unwrap_or(i64::MAX));
     }
 
     /// Counts a recording job that had to wait for a download slot.
@@ -302,6 +316,7 @@ mod tests {
         m.in_flight_add("recordings", 1);
         m.set_queue_depth("recordings", 7);
         m.set_redis_up(true);
+        m.set_master_changes(2);
         m.recording_semaphore_wait();
         m.recording_slot_wait(0.0);
         m.recording_downloaded(1234);
@@ -315,6 +330,7 @@ mod tests {
             r#"rqw_jobs_in_flight{queue="recordings"} 1"#.to_string(),
             r#"rqw_queue_depth{queue="recordings"} 7"#.to_string(),
             "rqw_redis_up 1".to_string(),
+            "rqw_redis_master_changes 2".to_string(),
             "rqw_recording_semaphore_waits_total 1".to_string(),
             "rqw_recording_slot_wait_seconds_count 1".to_string(),
             "rqw_recording_downloaded_bytes_total 1234".to_string(),

@@ -14,12 +14,11 @@ use anyhow::Context;
 use redis::aio::ConnectionLike;
 
 use crate::cli::{RedisArgs, SerializerArg};
-use crate::config::mask_url;
 use crate::handlers::native_paths;
 use crate::keys::Keys;
 use crate::protocol::payload::{decode_job_data, Serializer};
 use crate::protocol::text::shown;
-use crate::store::connection::{client_with_ca, command_connection};
+use crate::store::connection::command_connection;
 
 /// Most jobs read per registry.
 pub const SCAN_CAP: usize = 1000;
@@ -65,9 +64,12 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
         SerializerArg::Pickle => Serializer::Pickle,
         SerializerArg::Json => Serializer::Json,
     };
-    let masked = mask_url(&args.url);
-    let redis = client_with_ca(&args.url, args.tls_ca_cert.as_deref())
-        .with_context(|| format!("invalid Redis URL {masked}"))?;
+    let redis = super::endpoint(
+        &args.url,
+        args.sentinel.settings(),
+        args.tls_ca_cert.as_deref(),
+    )?;
+    let masked = redis.describe().to_string();
     let mut conn = command_connection(&redis)
         .await
         .with_context(|| format!("cannot connect to Redis at {masked}"))?;
@@ -77,7 +79,7 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
     let native = native_paths(args.enable_testing_handlers);
     let header = format!(
         "rqw inspect {} (serializer: {}; read-only; at most {SCAN_CAP} jobs read per registry)",
-        mask_url(&args.url),
+        masked,
         match serializer {
             Serializer::Pickle => "pickle",
             Serializer::Json => "json",

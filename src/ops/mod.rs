@@ -4,3 +4,19 @@
 pub mod healthcheck;
 pub mod info;
 pub mod inspect;
+
+/// The endpoint of an operator command: the sentinels when any are given, else the URL.
+pub fn endpoint(
+    url: &str,
+    sentinel: Result<Option<crate::config::SentinelSettings>, crate::config::ConfigError>,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<crate::store::connection::Endpoint> {
+    use anyhow::Context;
+    let settings = sentinel?;
+    crate::store::connection::Endpoint::from_settings(url, settings.as_ref(), ca_cert).with_context(
+        || match &settings {
+            Some(s) => format!("invalid sentinel settings {}", s.describe()),
+            None => format!("invalid Redis URL {}", crate::config::mask_url(url)),
+        },
+    )
+}

@@ -1,7 +1,8 @@
 //! Redis I/O: every read and write of RQ's keys goes through here. The job lifecycle writes
 //! are Lua scripts (`scripts/*.lua`), so each step is atomic and one round trip.
 //!
-//! - [`connection`]: opening connections (commands, blocking pops).
+//! - [`connection`]: opening connections (commands, blocking pops), following the master.
+//! - [`endpoint`]: where the master is (a URL, or Redis Sentinel).
 //! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat, finish).
 //! - [`worker_record`]: the worker hash: registration, state, death.
 //! - [`queue_wait`]: the blocking wait for a job on one queue.
@@ -9,6 +10,7 @@
 //! - [`reconcile`]: finding out what a call whose reply was lost did (start, finish).
 
 pub mod connection;
+pub mod endpoint;
 pub mod queue_wait;
 pub mod queue_watch;
 pub mod reconcile;

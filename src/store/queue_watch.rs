@@ -20,7 +20,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
-use super::connection::{COMMAND_TIMEOUT, CONNECT_TIMEOUT};
+use super::connection::CONNECT_TIMEOUT;
+use super::endpoint::Endpoint;
 use crate::error::StoreError;
 use crate::keys::Keys;
 
@@ -29,6 +30,8 @@ pub struct QueueWatch {
     /// Held for the tracking to last: it ends with the connection.
     _conn: MultiplexedConnection,
     signal: Arc<WatchSignal>,
+    /// [`Endpoint::generation`] when it was opened.
+    generation: u64,
 }
 
 /// What the push handler shares with the waiter.
@@ -39,9 +42,15 @@ struct WatchSignal {
 }
 
 impl QueueWatch {
-    /// Opens a RESP3 connection like `client`'s and turns on broadcast tracking of the keys of
-    /// `queues`.
-    pub async fn open(client: &Client, keys: &Keys, queues: &[String]) -> Result<Self, StoreError> {
+    /// Opens a RESP3 connection to the endpoint's master and turns on broadcast tracking of
+    /// the keys of `queues`.
+    pub async fn open(
+        endpoint: &Endpoint,
+        keys: &Keys,
+        queues: &[String],
+    ) -> Result<Self, StoreError> {
+        let generation = endpoint.generation();
+        let client = endpoint.master().await?;
         let info = client.get_connection_info().clone();
         let settings = info
             .redis_settings()
@@ -55,7 +64,7 @@ impl QueueWatch {
         });
         let handler = signal.clone();
         let config = AsyncConnectionConfig::new()
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(endpoint.command_timeout()))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_push_sender(move |push: PushInfo| -> Result<(), redis::aio::SendError> {
                 handler.on_push(push);
@@ -73,12 +82,18 @@ impl QueueWatch {
         Ok(Self {
             _conn: conn,
             signal,
+            generation,
         })
     }
 
     /// True once the connection is gone (the caller opens a new watch).
     pub fn is_lost(&self) -> bool {
         self.signal.lost.load(Ordering::SeqCst)
+    }
+
+    /// [`Endpoint::generation`] when it was opened: an older one may watch a demoted master.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Resolves at the next change of a watched queue, or at once if one happened since the

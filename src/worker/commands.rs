@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
 use super::running::StopReason;
 use crate::protocol::text::shown;
+use crate::store::connection::Endpoint;
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,14 +89,23 @@ pub fn handle(ctx: &WorkerContext, command: Command) {
     }
 }
 
-/// Listens on `rq:pubsub:<name>` until `stop`, reconnecting with backoff.
-pub async fn listen(ctx: Arc<WorkerContext>, client: Client, stop: CancellationToken) {
+/// Listens on `rq:pubsub:<name>` until `stop`, reconnecting with backoff, to the endpoint's
+/// master of the moment (and again when the master moves).
+pub async fn listen(ctx: Arc<WorkerContext>, endpoint: Endpoint, stop: CancellationToken) {
     let channel = ctx.keys.pubsub(&ctx.identity.name);
     let mut backoff = Duration::from_millis(200);
+    let mut moved = endpoint.watch_generation();
     loop {
+        moved.borrow_and_update();
+        let connect = async {
+            match endpoint.master().await {
+                Ok(client) => Ok(client.get_async_pubsub().await?),
+                Err(e) => Err(e),
+            }
+        };
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
-            c = client.get_async_pubsub() => c,
+            c = connect => c,
         };
         match connected {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
@@ -107,6 +116,7 @@ pub async fn listen(ctx: Arc<WorkerContext>, client: Client, stop: CancellationT
                         let message = tokio::select! {
                             _ = stop.cancelled() => return,
                             m = messages.next() => m,
+                            _ = moved.changed() => None,
                         };
                         let Some(message) = message else { break };
                         match parse(message.get_payload_bytes()) {
@@ -117,7 +127,9 @@ pub async fn listen(ctx: Arc<WorkerContext>, client: Client, stop: CancellationT
                             ),
                         }
                     }
-                    tracing::warn!("command channel closed; resubscribing");
+                    tracing::warn!(
+                        "command channel closed (or the Redis master moved); resubscribing"
+                    );
                 }
                 Err(e) => tracing::warn!(error = %e, "could not subscribe to the command channel"),
             },

@@ -1,13 +1,12 @@
 //! State shared by the worker loop and every job task, read-only after start-up except the
 //! running set (which has its own lock).
 
-use redis::aio::ConnectionManager;
-
 use super::running::RunningJobs;
 use super::shutdown::Shutdown;
 use crate::config::WorkerConfig;
 use crate::handlers::HandlerRegistry;
 use crate::keys::Keys;
+use crate::store::connection::CommandConnection;
 use crate::store::worker_record::WorkerIdentity;
 
 /// Everything a job task needs.
@@ -20,8 +19,8 @@ pub struct WorkerContext {
     pub identity: WorkerIdentity,
     /// Function path -> handler.
     pub handlers: HandlerRegistry,
-    /// Reconnecting command connection (cheap to clone).
-    pub conn: ConnectionManager,
+    /// Reconnecting command connection that follows the master (cheap to clone).
+    pub conn: CommandConnection,
     /// Executions in progress.
     pub running: RunningJobs,
     /// Shutdown requests.

@@ -17,15 +17,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Client;
-
 use super::context::WorkerContext;
 use crate::config::DequeueStrategy;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::parse_rq_timestamp;
 use crate::protocol::timestamp::Instant;
-use crate::store::connection::{blocking_connection, BlockingConnection};
+use crate::store::connection::{blocking_connection, BlockingConnection, Endpoint};
 use crate::store::queue_wait::wait_for_job;
 use crate::store::queue_watch::QueueWatch;
 use crate::store::reconcile::{adopt_started, claimed_id_still_parked, reply_may_be_lost};
@@ -48,7 +46,7 @@ pub struct Dequeued {
 
 /// The worker's source of jobs.
 pub struct Dequeuer {
-    client: Client,
+    endpoint: Endpoint,
     blocking: Option<BlockingConnection>,
     /// `CLIENT ID` of the blocking connection (0 = none), for `CLIENT UNBLOCK` at shutdown.
     blocking_id: Arc<AtomicI64>,
@@ -74,10 +72,10 @@ struct PendingStart {
 }
 
 impl Dequeuer {
-    /// A dequeuer that opens its blocking connection from `client` when first needed.
-    pub fn new(client: Client, queues: Vec<String>, strategy: DequeueStrategy) -> Self {
+    /// A dequeuer that opens its blocking connection to `endpoint`'s master when first needed.
+    pub fn new(endpoint: Endpoint, queues: Vec<String>, strategy: DequeueStrategy) -> Self {
         Self {
-            client,
+            endpoint,
             blocking: None,
             blocking_id: Arc::new(AtomicI64::new(0)),
             poll_interval: MIN_POLL_INTERVAL,
@@ -249,12 +247,21 @@ impl Dequeuer {
         Ok(Vec::new())
     }
 
-    /// Opens the [`QueueWatch`] of a multi-queue worker, or opens it again after it was lost,
-    /// at most once per [`WATCH_RETRY`] after a failure. Called before the poll, so that a job
-    /// enqueued between the poll and the pause still wakes it.
+    /// Opens the [`QueueWatch`] of a multi-queue worker, or opens it again after it was lost
+    /// or the master moved, at most once per [`WATCH_RETRY`] after a failure. Called before
+    /// the poll, so that a job enqueued between the poll and the pause still wakes it.
     async fn ensure_watch(&mut self, ctx: &WorkerContext) {
-        if ctx.config.queues.len() < 2 || self.watch.as_ref().is_some_and(|w| !w.is_lost()) {
+        let generation = self.endpoint.generation();
+        if ctx.config.queues.len() < 2
+            || self
+                .watch
+                .as_ref()
+                .is_some_and(|w| !w.is_lost() && w.generation() == generation)
+        {
             return;
+        }
+        if self.watch.take().is_some() {
+            self.watch_failed_at = None;
         }
         if self
             .watch_failed_at
@@ -265,7 +272,7 @@ impl Dequeuer {
         // Opening may wait for the connect timeout while Redis is unreachable: a shutdown
         // does not wait for it.
         let opened = tokio::select! {
-            opened = QueueWatch::open(&self.client, &ctx.keys, &ctx.config.queues) => opened,
+            opened = QueueWatch::open(&self.endpoint, &ctx.keys, &ctx.config.queues) => opened,
             _ = ctx.shutdown.warm().cancelled() => return,
         };
         match opened {
@@ -288,10 +295,19 @@ impl Dequeuer {
         queue: &str,
         wait: Duration,
     ) -> Result<Option<String>, StoreError> {
+        // A connection opened before the master moved may be on the old one.
+        if self
+            .blocking
+            .as_ref()
+            .is_some_and(|b| b.generation != self.endpoint.generation())
+        {
+            self.blocking = None;
+            self.blocking_id.store(0, Ordering::SeqCst);
+        }
         let blocking = match self.blocking.as_mut() {
             Some(b) => b,
             None => {
-                let b = blocking_connection(&self.client).await?;
+                let b = blocking_connection(&self.endpoint).await?;
                 self.blocking_id.store(b.client_id, Ordering::SeqCst);
                 self.blocking.insert(b)
             }
@@ -356,8 +372,8 @@ mod tests {
     use super::*;
 
     fn dequeuer(strategy: DequeueStrategy) -> Dequeuer {
-        let client = Client::open("redis://127.0.0.1:1/0").expect("a valid url");
-        Dequeuer::new(client, vec!["a".into(), "b".into(), "c".into()], strategy)
+        let endpoint = Endpoint::fixed("redis://127.0.0.1:1/0", None).expect("a valid url");
+        Dequeuer::new(endpoint, vec!["a".into(), "b".into(), "c".into()], strategy)
     }
 
     #[test]

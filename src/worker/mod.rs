@@ -31,12 +31,12 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{mask_url, WorkerConfig};
+use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::handlers::{native_registry, HandlerOptions};
 use crate::keys::Keys;
 use crate::protocol::timestamp::Instant;
-use crate::store::connection::client_with_ca;
+use crate::store::connection::Endpoint;
 use crate::store::queue_wait::unblock;
 use crate::store::worker_record::{
     client_address, is_suspended, mark_shutdown_requested, register, register_death, WorkerIdentity,
@@ -63,7 +63,11 @@ pub async fn run(
     handler_options: HandlerOptions,
     shutdown: Shutdown,
 ) -> Result<RunSummary, WorkerError> {
-    let redis = client_with_ca(&config.redis_url, config.tls_ca_cert.as_deref())?;
+    let redis = Endpoint::from_settings(
+        &config.redis_url,
+        config.sentinel.as_ref(),
+        config.tls_ca_cert.as_deref(),
+    )?;
     let Some(mut conn) = startup::connect(&redis, &config, &shutdown).await? else {
         return Ok(RunSummary::default());
     };
@@ -104,7 +108,7 @@ pub async fn run(
     tracing::info!(
         worker = %ctx.identity.name,
         queues = %ctx.config.queues.join(","),
-        url = %mask_url(&ctx.config.redis_url),
+        url = %redis.describe(),
         concurrency = ctx.config.concurrency,
         handlers = ctx.handlers.paths().count(),
         "Worker {} started, listening on {}", ctx.identity.name, ctx.config.queues.join(",")

@@ -3,13 +3,10 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::Client;
-
 use super::shutdown::Shutdown;
-use crate::config::{mask_url, WorkerConfig};
+use crate::config::WorkerConfig;
 use crate::error::StoreError;
-use crate::store::connection::command_connection;
+use crate::store::connection::{command_connection, CommandConnection, Endpoint};
 
 /// Longest pause between two connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -18,14 +15,14 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// shutdown was requested meanwhile; `Err` once `startup_timeout` has passed (or at once for
 /// an error that retrying cannot fix, such as a refused password or an untrusted certificate).
 pub async fn connect(
-    client: &Client,
+    endpoint: &Endpoint,
     config: &WorkerConfig,
     shutdown: &Shutdown,
-) -> Result<Option<ConnectionManager>, StoreError> {
+) -> Result<Option<CommandConnection>, StoreError> {
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(250);
     loop {
-        let error = match command_connection(client).await {
+        let error = match command_connection(endpoint).await {
             Ok(conn) => return Ok(Some(conn)),
             Err(e) if !e.is_connection_error() || e.is_tls_certificate_error() => return Err(e),
             Err(e) => e,
@@ -34,11 +31,11 @@ pub async fn connect(
             .startup_timeout
             .is_some_and(|limit| started.elapsed() + backoff > limit)
         {
-            tracing::error!(url = %mask_url(&config.redis_url), "Redis is unreachable; giving up (--startup-timeout)");
+            tracing::error!(url = %endpoint.describe(), "Redis is unreachable; giving up (--startup-timeout)");
             return Err(error);
         }
         tracing::warn!(
-            url = %mask_url(&config.redis_url),
+            url = %endpoint.describe(),
             error = %error,
             retry_in = ?backoff,
             "Redis is unreachable; retrying"

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use rqw::store::connection::{CommandConnection, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -65,18 +65,20 @@ impl RedisServer {
         panic!("could not start redis-server");
     }
 
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `redis://127.0.0.1:<port>/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// A reconnecting connection to it.
-    pub async fn manager(&self) -> ConnectionManager {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection_manager()
-            .await
-            .unwrap()
+    /// A reconnecting connection to it (the worker's kind).
+    pub async fn manager(&self) -> CommandConnection {
+        let endpoint = Endpoint::fixed(&self.url(), None).unwrap();
+        CommandConnection::open(&endpoint).await.unwrap()
     }
 }
 
@@ -277,10 +279,3 @@ pub fn files(dir: &std::path::Path) -> Vec<String> {
 }
 
 pub mod reply_dropper;
-
-impl RedisServer {
-    /// Its port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-}

@@ -40,7 +40,7 @@ pub mod urls;
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use crate::store::connection::CommandConnection;
 
 pub use config::{Credentials, RecordingConfig, RecordingConfigError};
 
@@ -54,7 +54,7 @@ pub const PATH: &str = "server.jobs.recording_job.process_recording_download_job
 
 /// Registers the recording handler for [`PATH`]. Never fails: without credentials (see
 /// [`RecordingConfig::missing_credentials`]) the jobs themselves fail, permanently.
-pub fn register(registry: &mut HandlerRegistry, redis: ConnectionManager, config: RecordingConfig) {
+pub fn register(registry: &mut HandlerRegistry, redis: CommandConnection, config: RecordingConfig) {
     registry.register(PATH, RecordingHandler::new(redis, config));
 }
 
@@ -66,7 +66,7 @@ pub struct RecordingHandler {
 
 impl RecordingHandler {
     /// Builds the handler (and its HTTP client, when credentials are configured).
-    pub fn new(redis: ConnectionManager, config: RecordingConfig) -> Self {
+    pub fn new(redis: CommandConnection, config: RecordingConfig) -> Self {
         let downloader = match &config.credentials {
             None => Err(config::MISSING_CREDENTIALS.to_string()),
             Some(credentials) => Downloader::new(&config, credentials.clone())

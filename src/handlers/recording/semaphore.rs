@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
+use crate::store::connection::CommandConnection;
 use redis::{RedisResult, Script};
 
 use super::keys::{self, FAILED_TTL, INFLIGHT_TTL, MAX_SLOTS_PER_BUSINESS, QUEUED_TTL, WAITER_TTL};
@@ -73,7 +73,7 @@ pub enum Leave {
 /// The semaphore, over a reconnecting connection (cheap to clone).
 #[derive(Clone)]
 pub struct Semaphore {
-    conn: ConnectionManager,
+    conn: CommandConnection,
 }
 
 impl std::fmt::Debug for Semaphore {
@@ -84,7 +84,7 @@ impl std::fmt::Debug for Semaphore {
 
 impl Semaphore {
     /// Wraps a connection.
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: CommandConnection) -> Self {
         Self { conn }
     }
 

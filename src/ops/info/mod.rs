@@ -16,9 +16,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::cli::InfoArgs;
-use crate::config::mask_url;
 use crate::keys::Keys;
-use crate::store::connection::{client_with_ca, command_connection};
+use crate::store::connection::command_connection;
 
 /// Shortest `--interval` accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -26,9 +25,12 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Runs `rqw info`.
 pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
     let interval = args.interval.map(interval).transpose()?;
-    let masked = mask_url(&args.url);
-    let redis = client_with_ca(&args.url, args.tls_ca_cert.as_deref())
-        .with_context(|| format!("invalid Redis URL {masked}"))?;
+    let redis = super::endpoint(
+        &args.url,
+        args.sentinel.settings(),
+        args.tls_ca_cert.as_deref(),
+    )?;
+    let masked = redis.describe().to_string();
     let mut conn = command_connection(&redis)
         .await
         .with_context(|| format!("cannot connect to Redis at {masked}"))?;
