@@ -18,7 +18,6 @@ use crate::handlers::native_paths;
 use crate::keys::Keys;
 use crate::protocol::payload::{decode_job_data, Serializer};
 use crate::protocol::text::shown;
-use crate::store::connection::command_connection;
 
 /// Most jobs read per registry.
 pub const SCAN_CAP: usize = 1000;
@@ -64,15 +63,12 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
         SerializerArg::Pickle => Serializer::Pickle,
         SerializerArg::Json => Serializer::Json,
     };
-    let redis = super::endpoint(
+    let (mut conn, masked) = super::connect(
         &args.url,
         args.sentinel.settings(),
         args.tls_ca_cert.as_deref(),
-    )?;
-    let masked = redis.describe().to_string();
-    let mut conn = command_connection(&redis)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {masked}"))?;
+    )
+    .await?;
     let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP)
         .await
         .with_context(|| format!("cannot read from Redis at {masked}"))?;

@@ -17,7 +17,6 @@ use anyhow::{bail, Context};
 
 use crate::cli::InfoArgs;
 use crate::keys::Keys;
-use crate::store::connection::command_connection;
 
 /// Shortest `--interval` accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -25,15 +24,12 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Runs `rqw info`.
 pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
     let interval = args.interval.map(interval).transpose()?;
-    let redis = super::endpoint(
+    let (mut conn, masked) = super::connect(
         &args.url,
         args.sentinel.settings(),
         args.tls_ca_cert.as_deref(),
-    )?;
-    let masked = redis.describe().to_string();
-    let mut conn = command_connection(&redis)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {masked}"))?;
+    )
+    .await?;
     let keys = Keys::default();
     let Some(every) = interval else {
         let snapshot = snapshot::read(&mut conn, &keys, &args.queues, chrono::Utc::now())
