@@ -9,6 +9,7 @@ use crate::config::{
     ConfigError, DequeueStrategy, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL,
     DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
 };
+use crate::horses::HorseConfig;
 use crate::protocol::payload::Serializer;
 
 /// rqw: a native worker for RQ (python-rq) queues.
@@ -179,6 +180,23 @@ pub struct WorkerArgs {
     /// PEM CA certificate to trust for rediss:// URLs (a private CA) [default: public web roots].
     #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// Run functions without a native handler in Python horses started with this command
+    /// (e.g. `python3`, `/app/.venv/bin/python`; split on whitespace) [default: off].
+    #[arg(long, value_name = "CMD", env = "RQW_PYTHON")]
+    pub python: Option<String>,
+    /// `module:callable` each horse calls once after it starts; a callable it returns is a
+    /// context-manager factory each job runs inside (Flask's `app.app_context`).
+    #[arg(long, value_name = "MODULE:CALLABLE", requires = "python")]
+    pub python_setup: Option<String>,
+    /// Python horses (each runs one job at a time) [default: the number of cores].
+    #[arg(long, value_name = "N", requires = "python")]
+    pub python_processes: Option<usize>,
+    /// Replace a horse after it ran this many jobs.
+    #[arg(long, value_name = "N", requires = "python")]
+    pub python_max_jobs: Option<u64>,
+    /// Replace a horse whose resident memory, checked between jobs, is over this many MB.
+    #[arg(long, value_name = "MB", requires = "python")]
+    pub python_max_memory: Option<u64>,
 }
 
 impl WorkerArgs {
@@ -197,6 +215,27 @@ impl WorkerArgs {
         } else {
             self.queues
         };
+        let serializer = match self.serializer {
+            SerializerArg::Pickle => Serializer::Pickle,
+            SerializerArg::Json => Serializer::Json,
+        };
+        let python = self.python.map(|command| HorseConfig {
+            command: command.split_whitespace().map(String::from).collect(),
+            setup: self.python_setup,
+            processes: self
+                .python_processes
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+            max_jobs: self.python_max_jobs,
+            max_memory_bytes: self
+                .python_max_memory
+                .map(|mb| mb.saturating_mul(1024 * 1024)),
+            redis_url: self.url.clone(),
+            serializer_name: match serializer {
+                Serializer::Pickle => "pickle",
+                Serializer::Json => "json",
+            },
+            tls_ca_cert: self.tls_ca_cert.clone(),
+        });
         WorkerConfig {
             redis_url: self.url,
             queues,
@@ -209,10 +248,7 @@ impl WorkerArgs {
             worker_ttl: self.worker_ttl,
             job_monitoring_interval: self.job_monitoring_interval,
             results_ttl: self.results_ttl,
-            serializer: match self.serializer {
-                SerializerArg::Pickle => Serializer::Pickle,
-                SerializerArg::Json => Serializer::Json,
-            },
+            serializer,
             concurrency: self.concurrency,
             with_scheduler: self.with_scheduler,
             maintenance_interval: self.maintenance_interval,
@@ -227,6 +263,7 @@ impl WorkerArgs {
             startup_timeout: (self.startup_timeout > 0)
                 .then(|| Duration::from_secs(self.startup_timeout)),
             tls_ca_cert: self.tls_ca_cert,
+            python,
         }
         .validate()
     }

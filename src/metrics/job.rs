@@ -34,6 +34,11 @@ impl JobProbe {
         }
     }
 
+    /// Counts the job under the runtime that runs it (`native` or `python`).
+    pub fn set_runtime(&self, runtime: &str) {
+        self.metrics.job_runtime(runtime);
+    }
+
     /// Counts the recorded outcome (a runtime outcome name, see [`OutcomeKind::from_name`])
     /// after `seconds` of work. A job whose function was never named counts as started here,
     /// under [`UNDECODED_FUNCTION`].

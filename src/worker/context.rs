@@ -1,12 +1,15 @@
 //! State shared by the worker loop and every job task, read-only after start-up except the
 //! running set (which has its own lock).
 
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
 
 use super::running::RunningJobs;
 use super::shutdown::Shutdown;
 use crate::config::WorkerConfig;
 use crate::handlers::HandlerRegistry;
+use crate::horses::HorsePool;
 use crate::keys::Keys;
 use crate::store::worker_record::WorkerIdentity;
 
@@ -26,6 +29,8 @@ pub struct WorkerContext {
     pub running: RunningJobs,
     /// Shutdown requests.
     pub shutdown: Shutdown,
+    /// The Python horses (`--python`), for functions without a native handler.
+    pub horses: Option<Arc<HorsePool>>,
 }
 
 impl WorkerContext {

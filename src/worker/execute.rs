@@ -3,6 +3,7 @@
 //! failure becomes a failed job.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use super::callbacks;
 use super::context::WorkerContext;
 use super::dequeue::Dequeued;
 use super::outcome::{decide, Ended};
+use super::python;
 use super::running::{RunningEntry, StopReason};
 use crate::config::CANCEL_GRACE;
 use crate::handlers::{JobArgs, JobContext};
@@ -41,6 +43,8 @@ pub const KILLED_HORSE_TEXT: &str =
 pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
     let Dequeued { job, started_at } = dequeued;
     let execution_id = job.execution_id;
+    // A Python horse gets the hash as read at the start (no second fetch).
+    let hash = ctx.horses.as_ref().map(|_| job.fields.clone());
     let record = JobRecord::parse(&job.id, &job.queue, job.fields);
     let cancel = ctx.shutdown.force().child_token();
     let stop_reason = Arc::new(OnceLock::new());
@@ -65,8 +69,9 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
     async {
         // A panic outside the handler (decoding, callbacks) fails the job like a handler's.
         let ended = AssertUnwindSafe(async {
-            let ended = execute(&ctx, &record, cancel, &stop_reason, &probe).await;
-            callbacks::apply(&ctx, &record, ended).await
+            let (ended, runtime) =
+                execute(&ctx, &record, hash.as_ref(), cancel, &stop_reason, &probe).await;
+            callbacks::apply(&ctx, &record, ended, runtime).await
         })
         .catch_unwind()
         .await
@@ -171,8 +176,60 @@ fn outcome_name(request: &FinishRequest<'_>) -> &'static str {
     }
 }
 
-/// Decodes and runs the job; every way it can end becomes an [`Ended`].
+/// Which kind of handler ran a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// A native handler (or none: the job failed before any ran).
+    Native,
+    /// A Python horse (`--python`), which also ran the callbacks rqw has no native one for.
+    Python,
+}
+
+impl Runtime {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Runtime::Native => "native",
+            Runtime::Python => "python",
+        }
+    }
+}
+
+/// Decodes the job and dispatches it: its native handler, else a Python horse when
+/// `--python` is set, else the unknown-function failure (or `--forward-unknown`).
 async fn execute(
+    ctx: &WorkerContext,
+    record: &JobRecord,
+    hash: Option<&HashMap<String, Vec<u8>>>,
+    cancel: CancellationToken,
+    stop_reason: &OnceLock<StopReason>,
+    probe: &JobProbe,
+) -> (Ended, Runtime) {
+    if record.problems.is_empty() {
+        if let (Some(pool), Some(hash)) = (&ctx.horses, hash) {
+            let native = decode_job_data(
+                record.data.as_deref().unwrap_or_default(),
+                ctx.config.serializer,
+            )
+            .ok()
+            .filter(|call| ctx.handlers.get(&call.func_name).is_some());
+            if native.is_none() {
+                probe.set_runtime(Runtime::Python.label());
+                let ended =
+                    python::execute(ctx, pool, record, hash, &cancel, stop_reason, probe).await;
+                return (ended, Runtime::Python);
+            }
+        }
+    }
+    probe.set_runtime(Runtime::Native.label());
+    (
+        execute_native(ctx, record, cancel, stop_reason, probe).await,
+        Runtime::Native,
+    )
+}
+
+/// Decodes and runs the job natively; every way it can end becomes an [`Ended`].
+async fn execute_native(
     ctx: &WorkerContext,
     record: &JobRecord,
     cancel: CancellationToken,

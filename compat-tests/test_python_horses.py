@@ -1,0 +1,284 @@
+"""Python horses (`--python`): functions without a native handler run in Python processes
+that rqw starts and supervises, with RQ's semantics, checked through RQ's own API.
+
+The job functions are plain app code in pymod/horsejobs.py.
+"""
+
+import datetime
+import decimal
+import sys
+import time
+
+import pytest
+from rq import Queue, Retry
+from rq.command import send_kill_horse_command, send_stop_job_command
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from compat import NOOP, PYMOD, last_line, utc, wait_for
+
+sys.path.insert(0, str(PYMOD))  # the workers get it on PYTHONPATH; this process unpickles Money
+import horsejobs  # noqa: E402
+
+pytestmark = pytest.mark.rqw_only("Python horses are rqw's (--python)")
+
+PY = ["--python", sys.executable]
+
+
+def horse_pid(queue, worker, *extra):
+    """The pid of the horse that runs the next Python job."""
+    job = queue.enqueue(horsejobs.pid)
+    worker.run_burst("default", *PY, "--python-processes", "1", *extra)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    return job.return_value()
+
+
+def test_plain_function_with_args_and_kwargs(queue, worker):
+    job = queue.enqueue(horsejobs.add, 2, 3, scale=10)
+    native = queue.enqueue(NOOP)
+    result = worker.run_burst("default", *PY)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == 50
+    assert job.latest_result().return_value == 50
+    assert job.id in queue.finished_job_registry.get_job_ids()
+    assert native.get_status() == JobStatus.FINISHED
+    assert "Python horse ready" in result.stderr
+
+
+def test_rich_return_values_come_back_intact(queue, worker):
+    job = queue.enqueue(horsejobs.rich_values)
+    worker.run_burst("default", *PY)
+    value = job.return_value()
+    assert value["when"] == datetime.datetime(2026, 12, 1, 12, 30, 5, 123456, tzinfo=datetime.timezone.utc)
+    assert type(value["price"]) is decimal.Decimal and value["price"] == decimal.Decimal("19.99")
+    assert value["money"] == horsejobs.Money(decimal.Decimal("5.00"), "EUR")
+
+
+def test_get_current_job_and_save_meta(queue, worker):
+    job = queue.enqueue(horsejobs.uses_current_job, "downloaded")
+    worker.run_burst("default", *PY)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == job.id
+    job.refresh()
+    assert job.meta["step"] == "downloaded"
+    assert isinstance(job.meta["pid"], int)
+
+
+def test_async_def(queue, worker):
+    job = queue.enqueue(horsejobs.async_add, 20, 22)
+    worker.run_burst("default", *PY)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == 42
+
+
+def test_exception_has_the_real_traceback(queue, worker):
+    job = queue.enqueue(horsejobs.raises, "no such call")
+    worker.run_burst("default", *PY)
+    assert job.get_status() == JobStatus.FAILED
+    assert job.id in queue.failed_job_registry.get_job_ids()
+    text = job.latest_result().exc_string
+    assert last_line(text) == "ValueError: no such call"
+    source = (PYMOD / "horsejobs.py").read_text().splitlines()
+    line = next(i for i, l in enumerate(source, 1) if "raise ValueError(message)" in l)
+    assert f'File "{PYMOD / "horsejobs.py"}", line {line}, in raises' in text
+    assert last_line(job.exc_info) == "ValueError: no such call"
+
+
+def test_prints_go_to_the_log_not_the_protocol(queue, worker):
+    job = queue.enqueue(horsejobs.chatty, "hello")
+    result = worker.run_burst("default", *PY)
+    assert job.return_value() == "hello"
+    for where in ("stdout", "fd1", "stderr"):
+        assert f"{where} says hello" in result.stderr
+
+
+def test_timeout_kills_the_horse_and_replaces_it(queue, worker):
+    before = queue.enqueue(horsejobs.pid)
+    job = queue.enqueue(horsejobs.sleep, 60, job_timeout=1)
+    after = queue.enqueue(horsejobs.pid)
+    worker.run_burst("default", *PY, "--python-processes", "1", timeout=40)
+    assert job.get_status() == JobStatus.FAILED
+    assert last_line(job.latest_result().exc_string) == (
+        "rq.timeouts.JobTimeoutException: Task exceeded maximum timeout value (1 seconds)"
+    )
+    job.refresh()
+    assert (utc(job.ended_at) - utc(job.started_at)).total_seconds() < 3
+    assert before.return_value() != after.return_value(), "the timed-out horse was not replaced"
+    assert after.get_status() == JobStatus.FINISHED
+
+
+def test_segfault_fails_only_its_job(queue, worker):
+    crash = queue.enqueue(horsejobs.segfault)
+    exit_job = queue.enqueue(horsejobs.exit_now, 3)
+    fine = queue.enqueue(horsejobs.add, 1, 1)
+    worker.run_burst("default", *PY, "--python-processes", "1")
+    assert crash.get_status() == JobStatus.FAILED
+    assert crash.latest_result().exc_string.startswith(
+        "Work-horse terminated unexpectedly; waitpid returned 11 (signal 11); ")
+    assert exit_job.get_status() == JobStatus.FAILED
+    assert exit_job.latest_result().exc_string == "Work-horse terminated unexpectedly; waitpid returned 768; "
+    assert fine.return_value() == 2
+
+
+def test_a_dead_horse_is_retried(queue, worker):
+    job = queue.enqueue(horsejobs.exit_now, 1, retry=Retry(max=1))
+    worker.run_burst("default", *PY, "--python-processes", "1")
+    assert job.get_status() == JobStatus.FAILED
+    job.refresh()
+    assert job.retries_left == 0
+    results = job.results()
+    assert len(results) == 1 and "Work-horse terminated unexpectedly" in results[0].exc_string
+
+
+def test_kill_horse_command(conn, queue, worker):
+    job = queue.enqueue(horsejobs.sleep, 60)
+    handle = worker.start("default", *PY, "--name", "horsekill", "--python-processes", "1")
+    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    time.sleep(0.5)
+    send_kill_horse_command(conn, "horsekill")
+    wait_for(lambda: job.get_status() == JobStatus.FAILED, timeout=10, message="job failed")
+    assert job.latest_result().exc_string == "Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); "
+    after = queue.enqueue(horsejobs.add, 2, 2)
+    wait_for(lambda: after.get_status() == JobStatus.FINISHED, timeout=20, message="next job ran")
+    handle.stop()
+
+
+def test_stop_job_command(conn, queue, worker):
+    job = queue.enqueue(horsejobs.sleep, 60, on_stopped=horsejobs.on_stopped_records)
+    handle = worker.start("default", *PY, "--python-processes", "1")
+    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    time.sleep(0.5)
+    send_stop_job_command(conn, job.id)
+    wait_for(lambda: job.get_status() == JobStatus.STOPPED, timeout=10, message="job stopped")
+    assert job.id in queue.failed_job_registry.get_job_ids()
+    assert last_line(job.latest_result().exc_string) == "Job stopped by user, work-horse terminated."
+    wait_for(lambda: conn.get(f"cb:stopped:{job.id}") == b"1", timeout=10, message="stopped callback ran")
+    handle.stop()
+
+
+def test_max_memory_recycles_the_horse(queue, worker):
+    first = queue.enqueue(horsejobs.leak, 200)
+    second = queue.enqueue(horsejobs.pid)
+    worker.run_burst("default", *PY, "--python-processes", "1", "--python-max-memory", "150")
+    assert first.get_status() == JobStatus.FINISHED, first.exc_info
+    assert first.return_value() != second.return_value(), "the horse over --python-max-memory was kept"
+
+
+def test_max_jobs_recycles_the_horse(queue, worker):
+    jobs = [queue.enqueue(horsejobs.pid) for _ in range(4)]
+    worker.run_burst("default", *PY, "--python-processes", "1", "--python-max-jobs", "2")
+    pids = [j.return_value() for j in jobs]
+    assert pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2], pids
+
+
+def test_retry_with_intervals(queue, worker):
+    job = queue.enqueue(horsejobs.fail_until, f"attempts:{time.time()}", 3, retry=Retry(max=3, interval=[1, 1]))
+    worker.run_burst("default", *PY, "--with-scheduler", timeout=40)
+    # A burst worker quits while the retry waits in the scheduled registry: run until done.
+    deadline = time.monotonic() + 30
+    while job.get_status() != JobStatus.FINISHED and time.monotonic() < deadline:
+        time.sleep(1.1)
+        worker.run_burst("default", *PY, "--with-scheduler", timeout=40)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == 3
+
+
+def test_failing_failure_callback_replaces_the_error(queue, worker):
+    job = queue.enqueue(horsejobs.raises, "original", on_failure=horsejobs.on_failure_raises)
+    worker.run_burst("default", *PY)
+    assert job.get_status() == JobStatus.FAILED
+    text = job.latest_result().exc_string
+    assert last_line(text) == "KeyError: 'the failure callback broke'"
+
+
+def test_python_callbacks_run_in_the_horse(conn, queue, worker):
+    ok = queue.enqueue(horsejobs.add, 1, 2, on_success=horsejobs.on_success_records)
+    bad = queue.enqueue(horsejobs.raises, "x", on_failure=horsejobs.on_failure_records)
+    worker.run_burst("default", *PY)
+    assert ok.get_status() == JobStatus.FINISHED
+    assert conn.get(f"cb:success:{ok.id}") == b"3"
+    assert bad.get_status() == JobStatus.FAILED
+    assert conn.get(f"cb:failure:{bad.id}") == b"ValueError: x"
+    assert last_line(bad.latest_result().exc_string) == "ValueError: x"
+
+
+def test_timeout_runs_the_failure_callback_with_rqs_exception(conn, queue, worker):
+    job = queue.enqueue(horsejobs.sleep, 60, job_timeout=1, on_failure=horsejobs.on_failure_records)
+    worker.run_burst("default", *PY, "--python-processes", "1", timeout=40)
+    assert job.get_status() == JobStatus.FAILED
+    assert conn.get(f"cb:failure:{job.id}") == (
+        b"JobTimeoutException: Task exceeded maximum timeout value (1 seconds)")
+
+
+def test_json_serializer(conn, worker):
+    queue = Queue("default", connection=conn, serializer=JSONSerializer)
+    job = queue.enqueue(horsejobs.add, 1, 2, scale=3)
+    listy = queue.enqueue(horsejobs.uses_current_job, "json")
+    worker.run_burst("default", *PY, "-S", "json")
+    job = Job.fetch(job.id, connection=conn, serializer=JSONSerializer)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == 9
+    listy = Job.fetch(listy.id, connection=conn, serializer=JSONSerializer)
+    assert listy.meta["step"] == "json"
+
+
+def test_setup_hook_runs_once_and_wraps_jobs(queue, worker):
+    jobs = [queue.enqueue(horsejobs.in_app_context) for _ in range(3)]
+    result = worker.run_burst("default", *PY, "--python-processes", "1", "--python-setup", "horsejobs:setup_app")
+    for job in jobs:
+        assert job.return_value() == {"ready": True, "in_context": True}, job.exc_info
+    assert result.stderr.count("Flask app initialized") == 1
+
+
+def test_failing_setup_is_reported_once_and_native_jobs_continue(queue, worker):
+    python_job = queue.enqueue(horsejobs.add, 1, 1)
+    native = queue.enqueue(NOOP)
+    result = worker.run_burst("default", *PY, "--python-setup", "horsejobs:setup_fails", timeout=60)
+    assert native.get_status() == JobStatus.FINISHED
+    assert python_job.get_status() == JobStatus.FAILED
+    text = python_job.latest_result().exc_string
+    assert "rqw.errors.HorseStartError: Python horses cannot start" in text
+    assert "RuntimeError: setup exploded" in text
+    assert result.stderr.count("retrying with backoff") == 1  # reported once
+
+
+def test_bad_command_is_reported_and_jobs_are_not_lost(queue, worker):
+    python_job = queue.enqueue(horsejobs.add, 1, 1)
+    native = queue.enqueue(NOOP)
+    result = worker.run_burst("default", "--python", "/nonexistent/python3", timeout=60)
+    assert native.get_status() == JobStatus.FINISHED
+    assert python_job.get_status() == JobStatus.FAILED
+    assert "cannot run the Python command" in python_job.latest_result().exc_string
+    assert python_job.id in queue.failed_job_registry.get_job_ids()
+    assert result.stderr.count("retrying with backoff") == 1  # reported once
+
+
+def test_a_horse_answering_garbage_is_killed_and_its_job_failed(queue, worker):
+    job = queue.enqueue(horsejobs.add, 1, 1)
+    worker.run_burst("default", "--python", f"{sys.executable} {PYMOD / 'garbage_horse.py'}",
+                     "--python-processes", "1", timeout=60)
+    assert job.get_status() == JobStatus.FAILED
+    assert "rqw.errors.HorseProtocolError: the Python horse answered garbage" in job.latest_result().exc_string
+
+
+def test_mixed_run_on_the_production_queues(conn, worker):
+    names = ["high", "default", "low", "maintenance", "broadcasts", "recordings"]
+    queues = {n: Queue(n, connection=conn) for n in names}
+    jobs = []
+    for i in range(8):
+        for n in names:
+            if i % 2:
+                jobs.append(queues[n].enqueue(horsejobs.add, i, 1, job_id=f"{n}-py-{i}"))
+            else:
+                jobs.append(queues[n].enqueue(NOOP, job_id=f"{n}-native-{i}"))
+    worker.run_burst(names, *PY, "--python-processes", "3", "--concurrency", "4", timeout=120)
+    for job in jobs:
+        assert job.get_status() == JobStatus.FINISHED, (job.id, job.exc_info)
+        assert len(job.results()) == 1, job.id
+    for n in names:
+        assert sorted(queues[n].finished_job_registry.get_job_ids()) == sorted(j.id for j in jobs if j.origin == n)
+        assert queues[n].count == 0
+    # Priority order: every high job started before any recordings job.
+    started = {j.id: utc(Job.fetch(j.id, connection=conn).started_at) for j in jobs}
+    assert max(v for k, v in started.items() if k.startswith("high")) <= min(
+        v for k, v in started.items() if k.startswith("recordings"))
