@@ -6,6 +6,8 @@ The job functions are plain app code in pymod/horsejobs.py.
 
 import datetime
 import decimal
+import signal
+import subprocess
 import sys
 import time
 
@@ -15,7 +17,7 @@ from rq.command import send_kill_horse_command, send_stop_job_command
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from compat import NOOP, PYMOD, last_line, utc, wait_for
+from compat import NOOP, PYMOD, RQW_BIN, last_line, utc, wait_for
 
 sys.path.insert(0, str(PYMOD))  # the workers get it on PYTHONPATH; this process unpickles Money
 import horsejobs  # noqa: E402
@@ -282,3 +284,70 @@ def test_mixed_run_on_the_production_queues(conn, worker):
     started = {j.id: utc(Job.fetch(j.id, connection=conn).started_at) for j in jobs}
     assert max(v for k, v in started.items() if k.startswith("high")) <= min(
         v for k, v in started.items() if k.startswith("recordings"))
+
+
+def test_warm_shutdown_lets_a_python_job_finish(queue, worker):
+    job = queue.enqueue(horsejobs.sleep, 2)
+    later = queue.enqueue(horsejobs.add, 1, 1)
+    handle = worker.start("default", *PY, "--python-processes", "1")
+    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    handle.proc.send_signal(signal.SIGINT)  # as a Ctrl-C: the horse has its own process group
+    result = handle.wait(timeout=30)
+    assert result.returncode == 0
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == 2
+    assert later.get_status() == JobStatus.QUEUED
+
+
+def test_shutdown_grace_kills_the_horse(queue, worker):
+    job = queue.enqueue(horsejobs.sleep, 60, job_timeout=120)
+    handle = worker.start("default", *PY, "--python-processes", "1", "--shutdown-grace", "1")
+    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    signalled = time.monotonic()
+    handle.proc.send_signal(signal.SIGTERM)
+    result = handle.wait(timeout=30)
+    assert result.returncode == 0
+    assert time.monotonic() - signalled < 10
+    assert job.get_status() == JobStatus.FAILED
+    assert "rqw.errors.WorkerShutdown" in last_line(job.latest_result().exc_string)
+
+
+def test_cold_shutdown_kills_the_horse(queue, worker):
+    job = queue.enqueue(horsejobs.sleep, 60, job_timeout=120)
+    handle = worker.start("default", *PY, "--python-processes", "1")
+    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    handle.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.5)  # beyond RQ's 1 s duplicate-signal window
+    assert job.get_status() == JobStatus.STARTED, "a warm shutdown waits for the job"
+    handle.proc.send_signal(signal.SIGTERM)
+    result = handle.wait(timeout=20)
+    assert result.returncode == 0
+    assert job.get_status() == JobStatus.FAILED
+    assert "rqw.errors.WorkerShutdown" in last_line(job.latest_result().exc_string)
+
+
+@pytest.mark.min_rq("3.0.0", reason="send_stop_execution_command appeared in rq 3.0")
+def test_stop_execution_command(conn, queue, worker):
+    from rq.command import send_stop_execution_command
+
+    job = queue.enqueue(horsejobs.sleep, 60)
+    handle = worker.start("default", *PY, "--python-processes", "1")
+    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    execution = wait_for(lambda: job.get_executions(), timeout=10, message="an execution")[0]
+    send_stop_execution_command(conn, job.id, execution.id)
+    wait_for(lambda: job.get_status() == JobStatus.STOPPED, timeout=10, message="job stopped")
+    handle.stop()
+
+
+def test_handlers_and_inspect_say_native_or_python(conn, url, queue):
+    queue.enqueue(horsejobs.add, 1, 2)
+    queue.enqueue(NOOP)
+    handlers = subprocess.run([str(RQW_BIN), "handlers", "--enable-testing-handlers", "--python", sys.executable],
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+    assert f"{NOOP}\tnative" in handlers and handlers[-1] == "*\tpython"
+    text = subprocess.run([str(RQW_BIN), "inspect", "--url", url, "--enable-testing-handlers", "--python",
+                           sys.executable], capture_output=True, text=True, check=True).stdout
+    print(text)
+    assert "1  horsejobs.add  [python]" in text
+    assert f"1  {NOOP}  [native]" in text
+    assert "summary: 2 job(s) read: 1 native, 1 python, 0 missing" in text

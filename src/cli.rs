@@ -31,6 +31,9 @@ pub enum Command {
         /// Include the diagnostic `rqw.testing.*` handlers.
         #[arg(long)]
         enable_testing_handlers: bool,
+        /// With Python horses (`--python` of the worker): say which runtime runs what.
+        #[arg(long, value_name = "CMD", env = "RQW_PYTHON")]
+        python: Option<String>,
     },
     /// Report, per queue and registry, the function paths waiting and whether rqw runs them.
     Inspect(RedisArgs),
@@ -55,6 +58,9 @@ pub struct RedisArgs {
     /// Count the diagnostic `rqw.testing.*` handlers as native.
     #[arg(long)]
     pub enable_testing_handlers: bool,
+    /// The worker runs Python horses (`--python`): paths without a native handler are Python's.
+    #[arg(long, value_name = "CMD", env = "RQW_PYTHON")]
+    pub python: Option<String>,
 }
 
 /// Flags of `rqw info`.
