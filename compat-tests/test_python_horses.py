@@ -351,3 +351,22 @@ def test_handlers_and_inspect_say_native_or_python(conn, url, queue):
     assert "1  horsejobs.add  [python]" in text
     assert f"1  {NOOP}  [native]" in text
     assert "summary: 2 job(s) read: 1 native, 1 python, 0 missing" in text
+
+
+def test_metrics_by_runtime_restarts_and_rss(queue, worker):
+    from compat import free_port
+    from test_ops import metric, scrape_when
+
+    port = free_port()
+    handle = worker.start("default", *PY, "--python-processes", "1", "--metrics-addr", f"127.0.0.1:{port}")
+    jobs = [queue.enqueue(horsejobs.add, 1, 1), queue.enqueue(NOOP), queue.enqueue(horsejobs.exit_now, 1),
+            queue.enqueue(horsejobs.pid)]
+    wait_for(lambda: all(j.get_status() in (JobStatus.FINISHED, JobStatus.FAILED) for j in jobs), timeout=30,
+             message="jobs done")
+    text = scrape_when(port, "rqw_horse_restarts_total", cause="died")
+    assert metric(text, "rqw_jobs_by_runtime_total", runtime="python") == 3
+    assert metric(text, "rqw_jobs_by_runtime_total", runtime="native") == 1
+    assert metric(text, "rqw_horse_restarts_total", cause="died") == 1
+    pid = jobs[3].return_value()
+    assert metric(text, "rqw_horse_rss_bytes", pid=pid) > 1_000_000
+    handle.stop()
