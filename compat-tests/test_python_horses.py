@@ -370,3 +370,30 @@ def test_metrics_by_runtime_restarts_and_rss(queue, worker):
     pid = jobs[3].return_value()
     assert metric(text, "rqw_horse_rss_bytes", pid=pid) > 1_000_000
     handle.stop()
+
+
+def test_payloads_rqw_refuses_run_in_python(queue, worker):
+    """Class instances in the arguments: rqw's own decoder refuses them; the horse unpickles."""
+    job = queue.enqueue(horsejobs.echo, horsejobs.Money(decimal.Decimal("1.50"), "USD"))
+    worker.run_burst("default", *PY)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == horsejobs.Money(decimal.Decimal("1.50"), "USD")
+
+
+def test_horses_die_with_rqw(queue, worker):
+    import os
+
+    job = queue.enqueue(horsejobs.sleep_with_pid, 60)
+    handle = worker.start("default", *PY, "--python-processes", "1")
+    pid = wait_for(lambda: job.get_meta(refresh=True).get("pid") if hasattr(job, "get_meta")
+                   else (job.refresh() or job.meta.get("pid")), timeout=20, message="horse pid in meta")
+    handle.kill()  # SIGKILL to rqw's process group; the horse has its own
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(gone, timeout=10, message=f"horse {pid} gone after rqw was killed")

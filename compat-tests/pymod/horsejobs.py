@@ -144,3 +144,14 @@ def in_app_context():
 
 def setup_fails():
     raise RuntimeError("setup exploded")
+
+
+def echo(value):
+    return value
+
+
+def sleep_with_pid(seconds):
+    job = get_current_job()
+    job.meta["pid"] = os.getpid()
+    job.save_meta()
+    time.sleep(seconds)
