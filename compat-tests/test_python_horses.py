@@ -397,3 +397,10 @@ def test_horses_die_with_rqw(queue, worker):
         return False
 
     wait_for(gone, timeout=10, message=f"horse {pid} gone after rqw was killed")
+
+
+def test_the_redis_url_is_not_left_in_the_apps_environment(queue, worker):
+    job = queue.enqueue(horsejobs.horse_environ)
+    worker.run_burst("default", *PY)
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == []

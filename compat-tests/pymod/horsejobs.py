@@ -155,3 +155,7 @@ def sleep_with_pid(seconds):
     job.meta["pid"] = os.getpid()
     job.save_meta()
     time.sleep(seconds)
+
+
+def horse_environ():
+    return sorted(k for k in os.environ if k.startswith("RQW_HORSE"))
