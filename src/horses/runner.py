@@ -135,6 +135,30 @@ class Horse:
         except BaseException:
             return None
 
+    def _perform(self, job):
+        """`Job.perform` without its `PERSIST` of the job key (rq < 3.0), a round trip that
+        rqw's start script already made: the job is the current job (`get_current_job()`)
+        while `Job._execute` runs it (`async def` included), as in each rq version."""
+        import rq.job as rq_job
+
+        current = getattr(rq_job, "_current_job", None)  # rq 3.0: a ContextVar
+        stack = getattr(rq_job, "_job_stack", None)  # rq 1.x / 2.x: a LocalStack
+        if current is not None and hasattr(current, "set"):
+            token = current.set(job)
+            try:
+                job._result = job._execute()
+            finally:
+                current.reset(token)
+        elif stack is not None:
+            stack.push(job)
+            try:
+                job._result = job._execute()
+            finally:
+                stack.pop()
+        else:
+            return job.perform()
+        return job._result
+
     def _callback(self, job, name, timeout, *args):
         callback = getattr(job, name)
         if callback is None:
@@ -148,9 +172,9 @@ class Horse:
             job = self._job(message)
             if self.job_context is not None:
                 with self.job_context():
-                    value = job.perform()
+                    value = self._perform(job)
             else:
-                value = job.perform()
+                value = self._perform(job)
             if message.get("success_callback"):
                 self._callback(job, "success_callback", job.success_callback_timeout, value)
         except BaseException:
