@@ -61,11 +61,13 @@ def run_variant(argv, env, conn, n):
     cpu = children_cpu() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    statuses = [Job.fetch(i, connection=conn).get_status() for i in ids]
-    done = sum(1 for s in statuses if s == JobStatus.FINISHED)
+    jobs = Job.fetch_many(ids, connection=conn)
+    done = sum(1 for j in jobs if j is not None and j.get_status(refresh=False) == JobStatus.FINISHED)
     if done != n:
         raise SystemExit(f"{' '.join(argv)}: only {done} of {n} jobs finished\n{proc.stderr[-3000:]}")
-    return wall, cpu
+    # Steady throughput: first job started -> last job ended (start-up and shut-down excluded).
+    span = (max(j.ended_at for j in jobs) - min(j.started_at for j in jobs)).total_seconds()
+    return wall, cpu, span
 
 
 def main():
@@ -73,6 +75,8 @@ def main():
     ap.add_argument("--rqw", required=True)
     ap.add_argument("--jobs", type=int, default=2000)
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--out", help="also write the report (Markdown) to this file")
+    ap.add_argument("--note", default="", help="a line added to the report (e.g. what else ran on the machine)")
     args = ap.parse_args()
     python = sys.executable
     rq_cli = str(Path(python).with_name("rq"))
@@ -101,26 +105,46 @@ def main():
     try:
         for rep in range(args.reps):
             for name, argv in variants:
-                wall, cpu = run_variant(argv, env, conn, args.jobs)
-                results[name].append((wall, cpu))
-                print(f"rep {rep + 1} {name}: {args.jobs / wall:.0f} jobs/s, {cpu / args.jobs * 1e6:.0f} µs CPU/job",
-                      file=sys.stderr)
+                wall, cpu, span = run_variant(argv, env, conn, args.jobs)
+                results[name].append((wall, cpu, span))
+                print(f"rep {rep + 1} {name}: {args.jobs / span:.0f} jobs/s steady, {args.jobs / wall:.0f} jobs/s "
+                      f"with start-up, {cpu / args.jobs * 1e6:.0f} µs CPU/job", file=sys.stderr)
     finally:
         server.terminate()
         server.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
     import rq
 
-    base = statistics.median(args.jobs / w for w, _ in results["rq SimpleWorker"])
-    print(f"Python no-op jobs (`bench_jobs.noop`), {args.jobs} per run, {args.reps} run(s) each, interleaved; "
-          f"rq {rq.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores. "
-          "Start-up and shut-down of each burst worker included.\n")
-    print("| worker | jobs/s (median) | × SimpleWorker | worker CPU µs/job (median) |")
-    print("| --- | --- | --- | --- |")
+    lines = []
+
+    def emit(text=""):
+        print(text)
+        lines.append(text)
+
+    def med(name, f):
+        return statistics.median(f(*r) for r in results[name])
+
+    base = med("rq SimpleWorker", lambda w, c, s: args.jobs / s)
+    base_wall = med("rq SimpleWorker", lambda w, c, s: args.jobs / w)
+    emit("# Python no-op jobs: rqw's Python horses against rq's workers\n")
+    emit(f"`{' '.join(['benches/python_horses.py', '--jobs', str(args.jobs), '--reps', str(args.reps)])}`, "
+         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. {args.note}\n")
+    emit(f"Python no-op jobs (`bench_jobs.noop`), {args.jobs} per run, {args.reps} run(s) each, interleaved; "
+          f"rq {rq.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores. *steady*: first job "
+          "started to last job ended (the jobs' own timestamps); *with start-up*: worker process start to exit. "
+          "Worker CPU: the worker's process tree (horses / work-horses included), user + system, from wait4, "
+          "start-up included.\n")
+    emit("| worker | jobs/s steady | × SimpleWorker | jobs/s with start-up | × SimpleWorker | worker CPU µs/job |")
+    emit("| --- | --- | --- | --- | --- | --- |")
     for name, _ in variants:
-        rate = statistics.median(args.jobs / w for w, _ in results[name])
-        cpu = statistics.median(c / args.jobs * 1e6 for _, c in results[name])
-        print(f"| {name} | {rate:.0f} | {rate / base:.2f} | {cpu:.0f} |")
+        rate = med(name, lambda w, c, s: args.jobs / s)
+        wall = med(name, lambda w, c, s: args.jobs / w)
+        cpu = med(name, lambda w, c, s: c / args.jobs * 1e6)
+        emit(f"| {name} | {rate:.0f} | {rate / base:.2f} | {wall:.0f} | {wall / base_wall:.2f} | {cpu:.0f} |")
+
+
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
