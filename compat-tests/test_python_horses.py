@@ -404,3 +404,26 @@ def test_the_redis_url_is_not_left_in_the_apps_environment(queue, worker):
     worker.run_burst("default", *PY)
     assert job.get_status() == JobStatus.FINISHED, job.exc_info
     assert job.return_value() == []
+
+
+def test_dependents_and_result_ttl_of_python_jobs(conn, queue, worker):
+    parent = queue.enqueue(horsejobs.add, 1, 2)
+    child = queue.enqueue(horsejobs.add, 3, 4, depends_on=parent)
+    gone = queue.enqueue(horsejobs.add, 0, 0, result_ttl=0)
+    worker.run_burst("default", *PY)
+    assert parent.return_value() == 3
+    assert child.get_status() == JobStatus.FINISHED and child.return_value() == 7
+    assert not conn.exists(gone.key), "result_ttl=0 deletes the job, as RQ does"
+
+
+@pytest.mark.min_rq("2.3.0", reason="Repeat appeared in rq 2.3")
+def test_repeat_of_a_python_job(conn, queue, worker):
+    from rq import Repeat
+
+    job = queue.enqueue(horsejobs.add, 2, 2, repeat=Repeat(times=2))
+    worker.run_burst("default", *PY)
+    job = Job.fetch(job.id, connection=conn)
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.repeats_left == 0
+    assert len(job.results()) == 3
+    assert job.return_value() == 4
