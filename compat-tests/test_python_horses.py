@@ -132,11 +132,15 @@ def test_a_dead_horse_is_retried(queue, worker):
     assert len(results) == 1 and "Work-horse terminated unexpectedly" in results[0].exc_string
 
 
+def running_in_horse(job):
+    """Waits until the job runs in a horse (it wrote its pid to meta); returns the pid."""
+    return wait_for(lambda: (job.refresh() or job.meta.get("pid")), timeout=20, message="job running in a horse")
+
+
 def test_kill_horse_command(conn, queue, worker):
-    job = queue.enqueue(horsejobs.sleep, 60)
+    job = queue.enqueue(horsejobs.sleep_with_pid, 60)
     handle = worker.start("default", *PY, "--name", "horsekill", "--python-processes", "1")
-    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
-    time.sleep(0.5)
+    running_in_horse(job)
     send_kill_horse_command(conn, "horsekill")
     wait_for(lambda: job.get_status() == JobStatus.FAILED, timeout=10, message="job failed")
     assert job.latest_result().exc_string == "Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); "
@@ -146,10 +150,9 @@ def test_kill_horse_command(conn, queue, worker):
 
 
 def test_stop_job_command(conn, queue, worker):
-    job = queue.enqueue(horsejobs.sleep, 60, on_stopped=horsejobs.on_stopped_records)
+    job = queue.enqueue(horsejobs.sleep_with_pid, 60, on_stopped=horsejobs.on_stopped_records)
     handle = worker.start("default", *PY, "--python-processes", "1")
-    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
-    time.sleep(0.5)
+    running_in_horse(job)
     send_stop_job_command(conn, job.id)
     wait_for(lambda: job.get_status() == JobStatus.STOPPED, timeout=10, message="job stopped")
     assert job.id in queue.failed_job_registry.get_job_ids()
@@ -287,22 +290,21 @@ def test_mixed_run_on_the_production_queues(conn, worker):
 
 
 def test_warm_shutdown_lets_a_python_job_finish(queue, worker):
-    job = queue.enqueue(horsejobs.sleep, 2)
+    job = queue.enqueue(horsejobs.sleep_with_pid, 2)
     later = queue.enqueue(horsejobs.add, 1, 1)
     handle = worker.start("default", *PY, "--python-processes", "1")
-    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    running_in_horse(job)
     handle.proc.send_signal(signal.SIGINT)  # as a Ctrl-C: the horse has its own process group
     result = handle.wait(timeout=30)
     assert result.returncode == 0
     assert job.get_status() == JobStatus.FINISHED, job.exc_info
-    assert job.return_value() == 2
     assert later.get_status() == JobStatus.QUEUED
 
 
 def test_shutdown_grace_kills_the_horse(queue, worker):
-    job = queue.enqueue(horsejobs.sleep, 60, job_timeout=120)
+    job = queue.enqueue(horsejobs.sleep_with_pid, 60, job_timeout=120)
     handle = worker.start("default", *PY, "--python-processes", "1", "--shutdown-grace", "1")
-    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    running_in_horse(job)
     signalled = time.monotonic()
     handle.proc.send_signal(signal.SIGTERM)
     result = handle.wait(timeout=30)
@@ -313,9 +315,9 @@ def test_shutdown_grace_kills_the_horse(queue, worker):
 
 
 def test_cold_shutdown_kills_the_horse(queue, worker):
-    job = queue.enqueue(horsejobs.sleep, 60, job_timeout=120)
+    job = queue.enqueue(horsejobs.sleep_with_pid, 60, job_timeout=120)
     handle = worker.start("default", *PY, "--python-processes", "1")
-    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    running_in_horse(job)
     handle.proc.send_signal(signal.SIGTERM)
     time.sleep(1.5)  # beyond RQ's 1 s duplicate-signal window
     assert job.get_status() == JobStatus.STARTED, "a warm shutdown waits for the job"
@@ -330,9 +332,9 @@ def test_cold_shutdown_kills_the_horse(queue, worker):
 def test_stop_execution_command(conn, queue, worker):
     from rq.command import send_stop_execution_command
 
-    job = queue.enqueue(horsejobs.sleep, 60)
+    job = queue.enqueue(horsejobs.sleep_with_pid, 60)
     handle = worker.start("default", *PY, "--python-processes", "1")
-    wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=20, message="job started")
+    running_in_horse(job)
     execution = wait_for(lambda: job.get_executions(), timeout=10, message="an execution")[0]
     send_stop_execution_command(conn, job.id, execution.id)
     wait_for(lambda: job.get_status() == JobStatus.STOPPED, timeout=10, message="job stopped")
@@ -385,8 +387,7 @@ def test_horses_die_with_rqw(queue, worker):
 
     job = queue.enqueue(horsejobs.sleep_with_pid, 60)
     handle = worker.start("default", *PY, "--python-processes", "1")
-    pid = wait_for(lambda: job.get_meta(refresh=True).get("pid") if hasattr(job, "get_meta")
-                   else (job.refresh() or job.meta.get("pid")), timeout=20, message="horse pid in meta")
+    pid = running_in_horse(job)
     handle.kill()  # SIGKILL to rqw's process group; the horse has its own
 
     def gone():

@@ -49,7 +49,11 @@ pub async fn execute(
     };
     let lease = tokio::select! {
         biased;
-        _ = cancel.cancelled() => return interrupted(stop_reason),
+        _ = cancel.cancelled() => {
+            let ended = interrupted(stop_reason);
+            let run = python_callback(&record.stopped_callback);
+            return after_stop(pool, record, hash, ended, run).await;
+        }
         lease = pool.checkout() => lease,
     };
     let mut lease = match lease {
@@ -86,17 +90,8 @@ pub async fn execute(
         Err(Interrupt::Cancelled) => {
             pool.discard(lease, Discard::Killed);
             let ended = interrupted(stop_reason);
-            if matches!(ended, Ended::Stopped) && python_callback(&record.stopped_callback) {
-                if let Some(spec) = &record.stopped_callback {
-                    if let Err(e) =
-                        callback_after_kill(pool, record, hash, spec, CallbackKind::Stopped, "")
-                            .await
-                    {
-                        tracing::warn!(callback = %spec.path, error = %e.lines().last().unwrap_or_default(), "stopped callback failed");
-                    }
-                }
-            }
-            return ended;
+            let run = python_callback(&record.stopped_callback);
+            return after_stop(pool, record, hash, ended, run).await;
         }
         Err(Interrupt::TimedOut) => {
             pool.discard(lease, Discard::Timeout);
@@ -163,6 +158,25 @@ pub async fn execute(
             )
         }
     }
+}
+
+/// A stopped job's Python `on_stopped` callback (when `run_callback`), run in a horse after
+/// the job's own was killed (or before it had one); its failure is logged, as in RQ.
+async fn after_stop(
+    pool: &Arc<HorsePool>,
+    record: &JobRecord,
+    hash: &HashMap<String, Vec<u8>>,
+    ended: Ended,
+    run_callback: bool,
+) -> Ended {
+    if let (Ended::Stopped, true, Some(spec)) = (&ended, run_callback, &record.stopped_callback) {
+        if let Err(e) =
+            callback_after_kill(pool, record, hash, spec, CallbackKind::Stopped, "").await
+        {
+            tracing::warn!(callback = %spec.path, error = %e.lines().last().unwrap_or_default(), "stopped callback failed");
+        }
+    }
+    ended
 }
 
 /// Runs a callback of a job whose horse was killed in another horse, under the callback's
