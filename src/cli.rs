@@ -331,5 +331,46 @@ mod tests {
         assert_eq!(c.max_idle_time, Some(Duration::from_secs(2)));
         assert_eq!(c.worker_ttl, 420);
         assert_eq!(c.job_monitoring_interval, 30);
+        assert!(c.python.is_none());
+    }
+
+    #[test]
+    fn python_flags_map_to_the_horse_config() {
+        let c = parse(&[
+            "rqw",
+            "worker",
+            "-S",
+            "json",
+            "--python",
+            "/app/.venv/bin/python -X dev",
+            "--python-setup",
+            "app:setup",
+            "--python-processes",
+            "3",
+            "--python-max-jobs",
+            "100",
+            "--python-max-memory",
+            "512",
+        ])
+        .into_config(None)
+        .unwrap();
+        let p = c.python.unwrap();
+        assert_eq!(p.command, vec!["/app/.venv/bin/python", "-X", "dev"]);
+        assert_eq!(p.setup.as_deref(), Some("app:setup"));
+        assert_eq!(p.processes, 3);
+        assert_eq!(p.max_jobs, Some(100));
+        assert_eq!(p.max_memory_bytes, Some(512 * 1024 * 1024));
+        assert_eq!(p.serializer_name, "json");
+        let both = parse(&[
+            "rqw",
+            "worker",
+            "--python",
+            "python3",
+            "--forward-unknown",
+            "py",
+        ])
+        .into_config(None);
+        assert!(both.unwrap_err().to_string().contains("--python"));
+        assert!(Cli::try_parse_from(["rqw", "worker", "--python-processes", "2"]).is_err());
     }
 }
