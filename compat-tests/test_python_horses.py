@@ -428,3 +428,18 @@ def test_repeat_of_a_python_job(conn, queue, worker):
     assert job.repeats_left == 0
     assert len(job.results()) == 3
     assert job.return_value() == 4
+
+
+def test_a_horse_that_dies_while_idle_fails_no_job(queue, worker):
+    import os
+
+    first = queue.enqueue(horsejobs.pid)
+    handle = worker.start("default", *PY, "--python-processes", "1")
+    wait_for(lambda: first.get_status() == JobStatus.FINISHED, timeout=20, message="first job")
+    os.kill(first.return_value(), signal.SIGKILL)  # as the OOM killer would, between jobs
+    time.sleep(0.3)
+    job = queue.enqueue(horsejobs.pid)
+    wait_for(lambda: job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED), timeout=20, message="next job")
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() != first.return_value()
+    handle.stop()

@@ -191,6 +191,11 @@ impl Horse {
         Err(failure)
     }
 
+    /// False once the process has exited (reaped here), e.g. an idle horse the OOM killer took.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.pid

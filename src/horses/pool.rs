@@ -137,7 +137,7 @@ impl HorsePool {
             Ok(p) => p,
             Err(_) => return Err(StartError::Protocol("the pool is closed".into())),
         };
-        if let Some(horse) = lock(&self.idle).pop() {
+        if let Some(horse) = self.take_idle() {
             return Ok(Lease { horse, permit });
         }
         let deadline = Instant::now() + START_WAIT;
@@ -150,13 +150,32 @@ impl HorsePool {
                 tokio::time::sleep_until(at).await;
             }
             // A replacement may have become idle meanwhile.
-            if let Some(horse) = lock(&self.idle).pop() {
+            if let Some(horse) = self.take_idle() {
                 return Ok(Lease { horse, permit });
             }
             match self.start_one().await {
                 Ok(horse) => return Ok(Lease { horse, permit }),
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => {}
+            }
+        }
+    }
+
+    /// An idle horse that is still alive; one that died while idle is dropped (counted as
+    /// `died`), so no job is failed for a death it had no part in.
+    fn take_idle(&self) -> Option<Horse> {
+        loop {
+            let mut horse = lock(&self.idle).pop()?;
+            if horse.is_alive() {
+                return Some(horse);
+            }
+            tracing::warn!(
+                pid = horse.pid(),
+                "a Python horse died while idle; starting another"
+            );
+            if let Some(observer) = &self.observer {
+                observer(PoolEvent::Replaced(Discard::Died));
+                observer(PoolEvent::Gone { pid: horse.pid() });
             }
         }
     }
