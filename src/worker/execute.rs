@@ -207,13 +207,20 @@ async fn execute(
 ) -> (Ended, Runtime) {
     if record.problems.is_empty() {
         if let (Some(pool), Some(hash)) = (&ctx.horses, hash) {
-            let native = decode_job_data(
+            let call = decode_job_data(
                 record.data.as_deref().unwrap_or_default(),
                 ctx.config.serializer,
             )
-            .ok()
-            .filter(|call| ctx.handlers.get(&call.func_name).is_some());
-            if native.is_none() {
+            .ok();
+            let native = call
+                .as_ref()
+                .is_some_and(|call| ctx.handlers.get(&call.func_name).is_some());
+            if !native {
+                // Named now when rqw can read it; otherwise from the horse's reply.
+                if let Some(call) = &call {
+                    tracing::Span::current().record("function", call.func_name.as_str());
+                    probe.set_function(&call.func_name);
+                }
                 probe.set_runtime(Runtime::Python.label());
                 let ended =
                     python::execute(ctx, pool, record, hash, &cancel, stop_reason, probe).await;
