@@ -4,7 +4,8 @@ worker under test (`WORKER=rqw`, the default, or `WORKER=python` for RQ's own wo
 Markers (see pytest.ini):
 - `rqw_only(reason)`: skipped with WORKER=python (behaviour only rqw has or differs in on purpose);
 - `python_only(reason)`: skipped with WORKER=rqw;
-- `min_rq("2.12.0", reason=...)`: skipped on older rq versions (API the test needs is missing).
+- `min_rq("2.12.0", reason=...)`: skipped on older rq versions (API the test needs is missing);
+- `skip_rq("2.0.0", reason=...)`: skipped on exactly that rq version (one version's own defect).
 """
 
 import os
@@ -42,6 +43,9 @@ def pytest_collection_modifyitems(config, items):
         marker = item.get_closest_marker("min_rq")
         if marker and RQ_VERSION < version_tuple(marker.args[0]):
             item.add_marker(pytest.mark.skip(reason=f"needs rq >= {marker.args[0]}: {marker.kwargs.get('reason', '')}"))
+        marker = item.get_closest_marker("skip_rq")
+        if marker and RQ_VERSION == version_tuple(marker.args[0]):
+            item.add_marker(pytest.mark.skip(reason=f"not on rq {marker.args[0]}: {marker.kwargs.get('reason', '')}"))
 
 
 def pytest_sessionstart(session):

@@ -70,6 +70,8 @@ def main(rqw_bin):
         print(f"== enqueued with rq from Python: {len(recordings_q)} on 'recordings', {len(q)} on 'default'")
 
         print(f"== running: rqw worker --burst --python {sys.executable} recordings default")
+        print("   (the download takes about 2 s: the fake Twilio answers 404 for the .wav formats, a")
+        print("    recording not ready yet, and the handler waits 2 s after the first 404, as Python did)")
         pymod = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pymod")
         env = dict(os.environ, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN="demo-token-never-logged",
                    RECORDINGS_DIR=recordings, TWILIO_API_BASE=twilio.base, PYTHONPATH=pymod)
@@ -97,7 +99,8 @@ def main(rqw_bin):
                 print(f"      exc_info (last line) = {last}")
         path = os.path.join(recordings, f"{call_sid}.mp3")
         size = os.path.getsize(path) if os.path.exists(path) else 0
-        print(f"   the API would now stream {path} ({size} bytes)")
+        print(f"   the API would now stream <recordings>/{call_sid}.mp3 ({size} bytes;"
+              " the demo's temporary folder is removed when it exits)")
         print(f"   semaphore slots of business 42: {redis.scard('rec_slots:42')} (all released)")
         print(f"   finished registry (default): {FinishedJobRegistry(queue=q).get_job_ids()}")
         print(f"   failed registry (default):   {FailedJobRegistry(queue=q).get_job_ids()}")

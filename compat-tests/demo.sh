@@ -5,6 +5,9 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
+echo "== demo: preparing (first run: installs redis-server if missing and a Python venv with rq," \
+  "then builds rqw; a few minutes on a fresh machine, seconds afterwards)"
 RQ_VERSIONS="${DEMO_RQ_VERSION:-2.12.0}" compat-tests/setup.sh
+echo "== demo: building rqw (cargo build)"
 cargo build --locked --quiet
 exec "$repo/.venvs/rq-${DEMO_RQ_VERSION:-2.12.0}/bin/python" "$repo/compat-tests/demo.py" "$repo/target/debug/rqw"

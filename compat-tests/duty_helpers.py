@@ -11,7 +11,7 @@ import uuid
 import pytest
 from rq.utils import utcformat
 
-from compat import now_utc
+from compat import RQ_VERSION, now_utc
 from conftest import WorkerRunner
 
 
@@ -26,14 +26,15 @@ def python_worker(conn, url, tmp_path):
 
 def abandon(conn, queue, job, seconds_ago=10, worker_name="dead-worker"):
     """Makes `job` look started by a worker that died: off the queue, status started, and a
-    StartedJobRegistry member `<id>:<execution id>` whose score expired `seconds_ago`.
-    Returns the member. Uses raw commands: RQ's registry readers would clean it up."""
+    StartedJobRegistry member whose score expired `seconds_ago`: `<id>:<execution id>` as rq 2.x
+    and 3.0 write it, the plain job id as rq 1.x does. Returns the member. Uses raw commands:
+    RQ's registry readers would clean it up."""
     execution = uuid.uuid4().hex
     stamp = utcformat(now_utc())
     conn.lrem(queue.key, 1, job.id)
     conn.hset(job.key, mapping={"status": "started", "started_at": stamp, "last_heartbeat": stamp,
                                 "worker_name": worker_name})
-    member = f"{job.id}:{execution}"
+    member = f"{job.id}:{execution}" if RQ_VERSION >= (2, 0, 0) else job.id
     conn.zadd(f"rq:wip:{queue.name}", {member: int(time.time()) - seconds_ago})
     return member
 

@@ -139,3 +139,120 @@ def sigkill(handle):
     """kill -9 of the worker process only (not a graceful anything)."""
     os.kill(handle.pid, signal.SIGKILL)
     handle.proc.wait(10)
+
+
+# --------------------------------------------------------------------------- lost replies
+
+REPO_SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def script_sha(*paths):
+    """The SHA1 redis-rs sends in EVALSHA for a script made of these source files (in order)."""
+    import hashlib
+
+    body = "".join((REPO_SRC / p).read_text() for p in paths)
+    return body, hashlib.sha1(body.encode()).hexdigest()
+
+
+#: start.lua and finish.lua as rqw builds them (src/store/scripts.rs).
+START_SCRIPT = ("store/scripts/start.lua",)
+FINISH_SCRIPT = ("store/scripts/lib/enqueue.lua", "store/scripts/lib/dependents.lua",
+                 "store/scripts/lib/failure.lua", "store/scripts/finish.lua")
+
+
+class ReplyDropProxy:
+    """A loopback TCP proxy in front of a redis-server that loses one reply on demand: the
+    next request containing the armed bytes is forwarded, Redis runs it, and the connection
+    is cut before its reply (and anything after it) reaches the client, as a Redis restart
+    or a network cut right after the call would. Other connections are untouched."""
+
+    def __init__(self, upstream_port):
+        import socket
+        import threading
+
+        self.upstream = upstream_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.armed = None
+        self.forward = True
+        self.fired = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def arm(self, pattern: bytes, forward=True):
+        """The next request containing `pattern`: forwarded and its reply lost, or, with
+        `forward=False`, never sent to Redis (the connection is cut before it)."""
+        with self.lock:
+            self.armed = pattern
+            self.forward = forward
+
+    def _accept(self):
+        import socket
+        import threading
+
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                client.close()
+                continue
+            state = {"dropping": False}
+            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(client, server, state), daemon=True).start()
+
+    def _up(self, client, server, state):
+        import socket
+
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    hit = self.armed is not None and self.armed in data
+                    forward = self.forward
+                    if hit:
+                        self.armed = None
+                        self.fired += 1
+                        state["dropping"] = True
+                if hit and not forward:
+                    break
+                server.sendall(data)
+                if hit:
+                    time.sleep(0.2)  # Redis runs it; then the cut
+                    break
+        except OSError:
+            pass
+        for s in (client, server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _down(self, client, server, state):
+        try:
+            while True:
+                data = server.recv(65536)
+                if not data:
+                    break
+                if not state["dropping"]:
+                    client.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.closed = True
+        self.listener.close()

@@ -2,7 +2,7 @@
 # Runs the compat suite once per rq version, each in its own venv (<repo>/.venvs/rq-<version>).
 #
 #   WORKER=rqw|python   worker under test (default rqw: $RQW_BIN, default <repo>/target/debug/rqw)
-#   RQ_VERSIONS="..."   versions to run (default "2.0.0 2.12.0 3.0.0")
+#   RQ_VERSIONS="..."   versions to run (default "1.16.2 2.0.0 2.12.0 3.0.0")
 #   extra arguments go to pytest, e.g.  compat-tests/run.sh -x -k retry
 #
 # It neither builds rqw nor creates the venvs. Exits non-zero if any version fails.
@@ -10,7 +10,7 @@ set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 export WORKER="${WORKER:-rqw}"
-versions="${RQ_VERSIONS:-2.0.0 2.12.0 3.0.0}"
+versions="${RQ_VERSIONS:-1.16.2 2.0.0 2.12.0 3.0.0}"
 
 status=0
 summary=()

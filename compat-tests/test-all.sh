@@ -5,7 +5,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
-versions="${RQ_VERSIONS:-2.0.0 2.12.0 3.0.0}"
+versions="${RQ_VERSIONS:-1.16.2 2.0.0 2.12.0 3.0.0}"
 
 RQ_VERSIONS="$versions" compat-tests/setup.sh
 

@@ -14,8 +14,9 @@ from rq.job import Job, JobStatus
 from compat import ECHO, RQ_VERSION, WORKER_KIND, DEFAULT_FAILURE_TTL, wait_for
 from duty_helpers import abandon, latest_result_fields, worker_counts
 
-# rq 2.0.0 itself fails an abandoned job without a result entry (it writes the text into the
-# hash's legacy `exc_info`); rqw writes the result entry, as 2.12+ does, which 2.0.0 reads too.
+# rq 1.16.2 and 2.0.0 themselves fail an abandoned job without a result entry (they write the
+# text into the hash's legacy `exc_info`); rqw writes the result entry, as 2.12+ does, which
+# 1.16.2 and 2.0.0 read too.
 PYTHON_2_0 = WORKER_KIND == "python" and RQ_VERSION < (2, 12, 0)
 # rq 2.x fails the job of any expired entry, even a finished one; rq 3.0 (and rqw) only touch
 # jobs still `started`. rq 2.x has no ready registry.
@@ -47,6 +48,22 @@ def test_abandoned_job_without_retries_is_failed(queue, worker, conn):
         assert len(job.results()) == 1  # it did not run
     assert DEFAULT_FAILURE_TTL - 60 <= conn.ttl(job.key) <= DEFAULT_FAILURE_TTL
     assert worker_counts(conn, "w-clean") == (0, 0)  # nobody's failure: no worker counts it
+
+
+@pytest.mark.skipif(RQ_VERSION >= (2, 0, 0), reason="rq 2.0.0 cannot fetch a job whose id has a ':' (it cuts "
+                    "the id there), 2.12+ refuses such an id")
+def test_abandoned_job_with_a_colon_in_its_id_is_failed(queue, worker, conn):
+    # rq 1.x accepts any job id, and its registry member is that plain id.
+    job = queue.enqueue(ECHO, "colon", job_id="recording:CA1")
+    member = abandon(conn, queue, job)
+    assert member.startswith("recording:CA1")
+    worker.run_burst("default")
+
+    job = _fetch(job)
+    assert job.get_status() == JobStatus.FAILED
+    assert conn.zcard("rq:wip:default") == 0
+    assert [m.decode() for m in conn.zrange("rq:failed:default", 0, -1)] == [job.id]
+    assert "AbandonedJobError" in job.exc_info
 
 
 def test_abandoned_job_with_retries_is_requeued_and_runs(queue, worker, conn):

@@ -183,6 +183,27 @@ def test_info_never_prints_the_password():
     assert rqw("info", "--url", "redis://127.0.0.1:1/0", "--interval", "0").returncode != 0
 
 
+def test_connection_errors_say_each_cause_once():
+    for command in ("info", "inspect"):
+        result = rqw(command, "--url", "redis://127.0.0.1:1/0")
+        assert result.returncode == 1
+        line = result.stderr.strip()
+        assert line.startswith("rqw: cannot connect to Redis at redis://127.0.0.1:1/0: "), line
+        assert line.count("Connection refused") == 1, line
+
+
+def test_first_contact_errors_are_words_not_traces():
+    env = {k: v for k, v in os.environ.items() if k != "RQW_METRICS_ADDR"}
+    result = subprocess.run([str(RQW_BIN), "healthcheck"], capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 1
+    assert "pass --addr ADDR or set RQW_METRICS_ADDR" in result.stderr, result.stderr
+    # --concurrency and --threads are both checked by the command line, with the same message shape.
+    for flag in ("--concurrency", "--threads"):
+        result = rqw("worker", flag, "0", "--url", "redis://127.0.0.1:1/0")
+        assert result.returncode == 2
+        assert f"invalid value '0' for '{flag}" in result.stderr and "is not in 1..=" in result.stderr, result.stderr
+
+
 # --------------------------------------------------------------------------- metrics and health
 
 

@@ -443,3 +443,17 @@ def test_a_horse_that_dies_while_idle_fails_no_job(queue, worker):
     assert job.get_status() == JobStatus.FINISHED, job.exc_info
     assert job.return_value() != first.return_value()
     handle.stop()
+
+
+def test_a_payload_over_rqws_size_limit_runs_in_python(queue, worker):
+    """rqw leaves a `data` field over --max-payload-bytes in Redis; the horse reads the job itself."""
+    import secrets
+
+    text = secrets.token_hex(150_000)  # ~150 kB even zlib-compressed
+    refused = queue.enqueue(horsejobs.echo, text)
+    worker.run_burst("default", "--max-payload-bytes", "100000")  # without --python: over the limit
+    assert "--max-payload-bytes" in refused.latest_result().exc_string
+    job = queue.enqueue(horsejobs.echo, text)
+    worker.run_burst("default", *PY, "--max-payload-bytes", "100000")
+    assert job.get_status() == JobStatus.FINISHED, job.exc_info
+    assert job.return_value() == text

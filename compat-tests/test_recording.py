@@ -155,11 +155,11 @@ def test_download_end_to_end(conn, worker, env, twilio, recordings):
 
     logs = result.stdout + result.stderr
     in_order(logs, [
-        f"JOB PICKED queue='recordings' job_id={job.id} function=process_recording_download_job",
-        f"[RQ_RECORDING] Download job picked: call_sid={sid} business_id={BUSINESS}",
-        f"[RQ_RECORDING] Slot acquired: business_id={BUSINESS}",
-        f"[RQ_RECORDING] Downloaded: call_sid={sid} duration_ms=",
-        f"[RQ_RECORDING] Slot released: business_id={BUSINESS}",
+        f"🔨 JOB PICKED queue='recordings' job_id={job.id} function=process_recording_download_job",
+        f"🎯 [RQ_RECORDING] Download job picked: call_sid={sid} business_id={BUSINESS}",
+        f"✅ [RQ_RECORDING] Slot acquired: business_id={BUSINESS}",
+        f"✅ [RQ_RECORDING] Downloaded: call_sid={sid} duration_ms=",
+        f"🔓 [RQ_RECORDING] Slot released: business_id={BUSINESS}",
     ])
     assert TOKEN not in logs
 

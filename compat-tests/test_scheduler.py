@@ -5,11 +5,12 @@ against a real Python scheduler (`rq worker --with-scheduler`) in both direction
 import datetime as dt
 import time
 
+import pytest
 from rq import Retry
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
-from compat import ECHO, FAIL, SLEEP, WORKER_KIND, last_line, now_utc, utc, wait_for
+from compat import ECHO, FAIL, RQ_VERSION, SLEEP, WORKER_KIND, last_line, now_utc, utc, wait_for
 from duty_helpers import python_worker, worker_counts  # noqa: F401  (fixture)
 
 LOCK = "rq:scheduler-lock:default"
@@ -87,6 +88,20 @@ def test_burst_without_scheduler_leaves_scheduled_jobs(queue, worker, conn):
     worker.run_burst("default")
     assert _status(due) == JobStatus.SCHEDULED
     assert not conn.exists(LOCK)
+
+
+@pytest.mark.rqw_only("rqw's lock value is rq 2.12+'s token; rq's own scheduler of a version writes that version's")
+def test_queue_scheduler_pid_names_the_worker_from_rq_2_12(queue, worker, conn):
+    handle = worker.start("default", "--name", "w-pid", "--with-scheduler")
+    wait_for(lambda: conn.exists(LOCK), timeout=10, message="scheduler lock taken")
+    if RQ_VERSION >= (2, 12, 0):
+        assert queue.scheduler_pid == handle.pid
+    else:
+        # rq 1.x and 2.0.0 store the scheduler's pid as the lock value and int() it back: the
+        # caveat the README states. The lock itself is still refused by their schedulers.
+        with pytest.raises(ValueError):
+            queue.scheduler_pid
+    assert handle.stop().returncode == 0
 
 
 def _lock_value(conn):

@@ -18,7 +18,11 @@ What is proven for every job id:
 - it ran as often as RQ allows and no more: counting the "JOB PICKED" lines of every rqw and
   the pick lines of the rq worker, a job never touched by a kill ran exactly once per attempt
   (1, or 2 for a failing job with one retry); a job killed in flight ran at most once more
-  per kill it went through; and no worker ever had an outcome refused as already recorded.
+  per kill it went through; and no worker ever had an outcome refused as already recorded;
+- a frozen worker: once the kills are done, one rqw holding jobs in flight is stopped
+  (SIGSTOP) past its heartbeat TTL until the others have recovered its jobs (retried or failed
+  as abandoned), then woken (SIGCONT): its late outcomes are refused ("outcome not written
+  again", only for the jobs it held), each job still ends in one final state.
 """
 
 import os
@@ -46,6 +50,8 @@ QUEUES = ("soak-a", "soak-b")
 PICK = re.compile(r"JOB PICKED queue='[^']*' job_id=(soak-\d+) ")
 # rq's dequeue line: "<queue>: <description> (<id>)" (the description may be colorized).
 PY_PICK = re.compile(r"pick:(soak-\d+)\S* \(soak-\d+\)")
+# rqw's line for an outcome refused because the execution had left the StartedJobRegistry.
+REFUSED = re.compile(r"job\{job_id=(soak-\d+)[^\n]*outcome not written again")
 
 
 def kind_of(i):
@@ -81,6 +87,7 @@ class Fleet:
         self.rqw = {}          # name -> handle
         self.generation = 0
         self.killed = []       # (name, [execution members it held])
+        self.frozen = None     # (name, [execution members it held when frozen])
         self.handles = []
 
     def start_rqw(self, slot):
@@ -106,6 +113,44 @@ class Fleet:
         return name, held
 
 
+    def freeze_one(self, conn):
+        """SIGSTOPs an rqw holding jobs in flight until they are past their heartbeat TTL and
+        the other workers' maintenance has recovered them (retried or failed as abandoned),
+        then SIGCONT: its late outcomes must be refused. Returns the members it held."""
+        def in_wip(member):
+            return any(conn.zscore(f"rq:wip:{q}", member) is not None for q in QUEUES)
+
+        def registry_member(execution):
+            """The StartedJobRegistry member of `<id>:<execution id>`: itself, or the plain id
+            of a job enqueued by rq 1.x; None when it is in no registry."""
+            for member in (execution, execution.rsplit(":", 1)[0]):
+                if in_wip(member):
+                    return member
+            return None
+
+        for _ in range(50):
+            slot = self.rng.choice(sorted(self.rqw))
+            name, handle = self.rqw[slot]
+            os.kill(handle.pid, signal.SIGSTOP)
+            executions = [m.decode() for m in conn.smembers(f"rq:worker:{name}:executions")]
+            held = [m for m in map(registry_member, executions) if m is not None]
+            if held:
+                break
+            os.kill(handle.pid, signal.SIGCONT)
+            time.sleep(0.01)
+        else:
+            pytest.fail("no rqw had a job in flight to freeze")
+        if not LONG:
+            # Frozen past the heartbeat TTL: 61 s, made to have passed now.
+            for q in QUEUES:
+                expire_heartbeats(conn, q, [m for m in held if conn.zscore(f"rq:wip:{q}", m) is not None])
+        wait_for(lambda: not any(in_wip(m) for m in held), timeout=180 if LONG else 20,
+                 message="the frozen worker's jobs recovered by the others")
+        os.kill(handle.pid, signal.SIGCONT)
+        self.frozen = (name, held)
+        return held
+
+
 def count_terminal(conn):
     pipe = conn.pipeline()
     for q in QUEUES:
@@ -121,6 +166,40 @@ def busy(conn):
         pipe.zcard(f"rq:wip:{q}")
         pipe.llen(f"rq:queue:{q}:intermediate")
     return sum(pipe.execute())
+
+
+def not_terminal(conn, limit=5):
+    """Up to `limit` jobs neither finished nor failed, with where they are (for a stuck run)."""
+    out = []
+    for i in range(JOBS):
+        job_id = f"soak-{i}"
+        status, origin, worker_name = conn.hmget(f"rq:job:{job_id}", "status", "origin", "worker_name")
+        if status in (b"finished", b"failed"):
+            continue
+        q = (origin or b"").decode()
+        wip = [m.decode() for m in conn.zrange(f"rq:wip:{q}", 0, -1) if m.decode().split(":")[0] == job_id]
+        out.append(f"{job_id} status={status} worker={worker_name} wip={wip} "
+                   f"queued={conn.lpos(f'rq:queue:{q}', job_id)}")
+        if len(out) >= limit:
+            break
+    return out
+
+
+def dead_members(conn, q, killed):
+    """The StartedJobRegistry members of `q` still held by killed workers: `<id>:<execution>`
+    as recorded at the kill, or (a job enqueued by rq 1.x) its plain id while the job hash
+    still names the dead worker (a later run by a live worker enters the same plain id)."""
+    key = f"rq:wip:{q}"
+    members = []
+    for name, held in killed:
+        for m in held:
+            job_id = m.rsplit(":", 1)[0]
+            if conn.zscore(key, m) is not None:
+                members.append(m)
+            elif (conn.zscore(key, job_id) is not None
+                  and conn.hget(f"rq:job:{job_id}", "worker_name") == name.encode()):
+                members.append(job_id)
+    return members
 
 
 def test_soak_with_random_kills(conn, url, tmp_path):
@@ -164,14 +243,17 @@ def test_soak_with_random_kills(conn, url, tmp_path):
             if due:
                 fleet.kill_one(conn)
                 next_kill = now + rng.uniform(0.5, 1.5) * kill_every
+            elif fleet.frozen is None and enqueued >= JOBS and done >= JOBS * 0.6 and (
+                    LONG or len(fleet.killed) >= kills_planned):
+                fleet.freeze_one(conn)
             if enqueued >= JOBS and done >= JOBS:
                 break
             if enqueued >= JOBS and not LONG and busy(conn) and fleet.killed:
                 # CI: make the dead workers' heartbeats expire now instead of in 61 s.
                 for q in QUEUES:
-                    expire_heartbeats(conn, q, [m for _, held in fleet.killed for m in held
-                                                if conn.zscore(f"rq:wip:{q}", m) is not None])
-            assert time.monotonic() < deadline, f"soak stuck: {done}/{JOBS} terminal, busy={busy(conn)}"
+                    expire_heartbeats(conn, q, dead_members(conn, q, fleet.killed))
+            assert time.monotonic() < deadline, (f"soak stuck: {done}/{JOBS} terminal, busy={busy(conn)}; "
+                                                 f"not terminal, e.g.: {not_terminal(conn)}")
             assert py.alive(), py.describe()
             time.sleep(0.02 if enqueued < JOBS else 0.5)
         duration = time.monotonic() - started
@@ -200,17 +282,23 @@ def test_soak_with_random_kills(conn, url, tmp_path):
 
     picks = Counter()
     refused_twice = []
+    refused_late = []
+    frozen_name, frozen_held = fleet.frozen
     for handle in runner.handles:
         out, err = handle.output()
         picks.update(PICK.findall(err))
-        if "outcome not written again" in err:
+        refused = REFUSED.findall(err)
+        if handle.argv[-1] == frozen_name:
+            refused_late += refused
+        elif refused:
             refused_twice.append(handle.argv[-1])
         assert "panicked" not in out + err, handle.describe()[-3000:]
     py_out, py_err = py.output()
     py_picks = Counter(PY_PICK.findall(py_out + py_err))
     picks.update(py_picks)
 
-    crashes = Counter(m.split(":")[0] for _, held in fleet.killed for m in held)
+    # A frozen worker's jobs were recovered like a dead worker's: one more run allowed.
+    crashes = Counter(m.split(":")[0] for _, held in [*fleet.killed, fleet.frozen] for m in held)
     problems = []
     outcomes = Counter()
     for i, (job_id, (status, _, retries_left), (fin, fail)) in enumerate(
@@ -242,12 +330,18 @@ def test_soak_with_random_kills(conn, url, tmp_path):
     for i in rng.sample(echo_ids, min(200, len(echo_ids))):
         assert Job.fetch(f"soak-{i}", connection=conn).return_value() == {"args": [i], "kwargs": {}}
     summary = (f"{JOBS} jobs in {duration:.1f} s ({JOBS / duration:.0f} jobs/s); kills: {len(fleet.killed)}, "
-               f"jobs in flight at a kill: {sum(crashes.values())}; runs by the rq worker: "
+               f"jobs in flight at a kill or the freeze: {sum(crashes.values())}; frozen worker: "
+               f"{len(frozen_held)} in flight, {len(refused_late)} late outcomes refused; runs by the rq worker: "
                f"{sum(py_picks.values())}; outcomes: {dict(sorted(outcomes.items(), key=str))}")
     print(summary)
     if os.environ.get("RQW_SOAK_REPORT"):
         Path(os.environ["RQW_SOAK_REPORT"]).write_text(summary + "\n" + "\n".join(problems[:50]) + "\n")
     assert busy(conn) == 0
     assert not refused_twice, f"outcomes refused as already recorded in {refused_twice}"
+    # The woken worker's outcomes for jobs the others had recovered were refused (written by
+    # nobody twice), and it was refused nothing else.
+    frozen_ids = {m.split(":")[0] for m in frozen_held}
+    assert set(refused_late) <= frozen_ids, (refused_late, frozen_ids)
+    assert refused_late, f"the woken worker wrote no late outcome to refuse; held {frozen_held}"
     assert not problems, f"{len(problems)} jobs not accounted for, e.g.:\n" + "\n".join(problems[:20])
     assert len(fleet.killed) >= (2 if not LONG else 1)

@@ -7,7 +7,7 @@ import pytest
 from rq import Worker
 from rq.job import Job, JobStatus
 
-from compat import FAIL, SLEEP, rq_cli, started_ids, wait_for
+from compat import FAIL, NOOP, SLEEP, rq_cli, started_ids, wait_for
 
 PREFIX = Worker.redis_worker_namespace_prefix
 
@@ -117,10 +117,20 @@ def test_running_job_heartbeats(queue, worker, conn):
     assert job.get_status() == JobStatus.FINISHED
 
 
-def test_worker_ttl_option(queue, worker, conn):
-    handle = worker.start("default", "--name", "w-ttl", "--worker-ttl", "30")
+@pytest.mark.parametrize("ttl", [30, 5, 0])
+def test_worker_ttl_option(queue, worker, conn, ttl):
+    # rq worker takes any whole number (under 16 its blocking pop waits 1 s; 0 means the
+    # default, 420, in rq 2.x and 3.0); so does rqw.
+    key_ttl = (ttl or 420) + 60
+    handle = worker.start("default", "--name", "w-ttl", "--worker-ttl", str(ttl),
+                          "--job-monitoring-interval", "1")
     wait_for(lambda: (find(conn, "w-ttl") or None) and find(conn, "w-ttl").get_state() == "idle",
              message="worker idle")
     # RQ keeps an idle worker's key for worker_ttl + 60 seconds.
-    assert 0 < conn.ttl(PREFIX + "w-ttl") <= 90
+    assert key_ttl - 5 < conn.ttl(PREFIX + "w-ttl") <= key_ttl
+    job = queue.enqueue(NOOP)
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=10, message="job finished")
+    # While a job runs the key lives as long as the job's heartbeat (61 s here); the next idle
+    # heartbeat (every second at most) gives it worker_ttl + 60 again.
+    wait_for(lambda: key_ttl - 5 < conn.ttl(PREFIX + "w-ttl") <= key_ttl, timeout=5, message="idle key TTL again")
     assert handle.stop().returncode == 0

@@ -8,9 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{
     ConfigError, DequeueStrategy, WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL,
     DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
+    MAX_CONCURRENCY,
 };
 use crate::horses::HorseConfig;
-use crate::protocol::payload::Serializer;
+use crate::protocol::payload::{
+    DecodeLimits, Serializer, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FIELD_BYTES,
+    DEFAULT_MAX_INFLATED_BYTES,
+};
 
 /// rqw: a native worker for RQ (python-rq) queues.
 #[derive(Debug, Parser)]
@@ -144,9 +148,9 @@ pub struct WorkerArgs {
     /// Serializer the producers use (RQ does not record it in Redis).
     #[arg(short = 'S', long, value_enum, default_value = "pickle")]
     pub serializer: SerializerArg,
-    /// Jobs run at once in this process.
-    #[arg(short = 'c', long, default_value_t = 1)]
-    pub concurrency: usize,
+    /// Jobs run at once in this process (1 to 10000).
+    #[arg(short = 'c', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_CONCURRENCY)))]
+    pub concurrency: u16,
     /// Threads of the async runtime (default: one per core). 1 runs everything on one
     /// thread, for a container given one core.
     #[arg(long, env = "RQW_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -203,6 +207,16 @@ pub struct WorkerArgs {
     /// Replace a horse whose resident memory, checked between jobs, is over this many MB.
     #[arg(long, value_name = "MB", requires = "python")]
     pub python_max_memory: Option<u64>,
+    /// Longest raw `data` or `meta` field of a job, in bytes; a longer one is left in Redis
+    /// and the job fails (or is forwarded with --forward-unknown).
+    #[arg(long, value_name = "BYTES", env = "RQW_MAX_PAYLOAD_BYTES", default_value_t = DEFAULT_MAX_FIELD_BYTES)]
+    pub max_payload_bytes: u64,
+    /// Largest `data` after zlib inflation, in bytes (the inflater stops there).
+    #[arg(long, value_name = "BYTES", env = "RQW_MAX_INFLATED_BYTES", default_value_t = DEFAULT_MAX_INFLATED_BYTES)]
+    pub max_inflated_bytes: u64,
+    /// Memory budget of one decoded payload (its value as built), in bytes.
+    #[arg(long, value_name = "BYTES", env = "RQW_MAX_DECODED_BYTES", default_value_t = DEFAULT_MAX_DECODED_BYTES)]
+    pub max_decoded_bytes: u64,
 }
 
 impl WorkerArgs {
@@ -255,7 +269,7 @@ impl WorkerArgs {
             job_monitoring_interval: self.job_monitoring_interval,
             results_ttl: self.results_ttl,
             serializer,
-            concurrency: self.concurrency,
+            concurrency: usize::from(self.concurrency),
             with_scheduler: self.with_scheduler,
             maintenance_interval: self.maintenance_interval,
             dequeue_strategy: match self.dequeue_strategy {
@@ -270,6 +284,11 @@ impl WorkerArgs {
                 .then(|| Duration::from_secs(self.startup_timeout)),
             tls_ca_cert: self.tls_ca_cert,
             python,
+            decode_limits: DecodeLimits {
+                max_field_bytes: self.max_payload_bytes,
+                max_inflated_bytes: self.max_inflated_bytes,
+                max_decoded_bytes: self.max_decoded_bytes,
+            },
         }
         .validate()
     }

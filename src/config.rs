@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::payload::Serializer;
+use crate::protocol::payload::{DecodeLimits, Serializer};
 
 /// Redis URL used when neither `--url` nor `REDIS_URL` is given.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
@@ -23,6 +23,8 @@ pub const DEFAULT_FAILURE_TTL: i64 = 31_536_000;
 pub const DEFAULT_MAINTENANCE_INTERVAL: u64 = 600;
 /// Seconds a forced stop (timeout, second signal) waits for a cancelled handler to return.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// The largest `--concurrency` (checked by the command line and again by [`WorkerConfig`]).
+pub const MAX_CONCURRENCY: u16 = 10_000;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,9 @@ pub struct WorkerConfig {
     pub tls_ca_cert: Option<std::path::PathBuf>,
     /// Run functions without a native handler in Python horses (`--python`).
     pub python: Option<crate::horses::HorseConfig>,
+    /// The memory budget of decoding one payload (`--max-payload-bytes`,
+    /// `--max-inflated-bytes`, `--max-decoded-bytes`).
+    pub decode_limits: DecodeLimits,
 }
 
 /// `--dequeue-strategy`, as `rq worker` has it (`BaseWorker.reorder_queues`).
@@ -119,17 +124,15 @@ impl WorkerConfig {
         if self.name.is_empty() || self.name.chars().any(char::is_whitespace) {
             return Err(ConfigError::InvalidName(self.name.clone()));
         }
-        if self.concurrency == 0 || self.concurrency > 10_000 {
+        if self.concurrency == 0 || self.concurrency > usize::from(MAX_CONCURRENCY) {
             return Err(ConfigError::OutOfRange {
                 option: "--concurrency",
-                reason: "must be 1..=10000".into(),
+                reason: format!("must be 1..={MAX_CONCURRENCY}"),
             });
         }
-        if self.worker_ttl < 16 {
-            return Err(ConfigError::OutOfRange {
-                option: "--worker-ttl",
-                reason: "must be at least 16".into(),
-            });
+        if self.worker_ttl == 0 {
+            // rq 2.x/3.0's Worker takes a falsy worker_ttl as "not given": the default.
+            self.worker_ttl = DEFAULT_WORKER_TTL;
         }
         if self.job_monitoring_interval == 0 {
             return Err(ConfigError::OutOfRange {
@@ -186,6 +189,21 @@ impl WorkerConfig {
                 return Err(ConfigError::OutOfRange {
                     option: "--forward-unknown",
                     reason: "cannot be combined with --python (every function without a native handler runs in Python)".into(),
+                });
+            }
+        }
+        for (option, value) in [
+            ("--max-payload-bytes", self.decode_limits.max_field_bytes),
+            (
+                "--max-inflated-bytes",
+                self.decode_limits.max_inflated_bytes,
+            ),
+            ("--max-decoded-bytes", self.decode_limits.max_decoded_bytes),
+        ] {
+            if value < 1024 {
+                return Err(ConfigError::OutOfRange {
+                    option,
+                    reason: "must be at least 1024".into(),
                 });
             }
         }
@@ -262,6 +280,7 @@ mod tests {
             startup_timeout: None,
             tls_ca_cert: None,
             python: None,
+            decode_limits: DecodeLimits::default(),
         }
     }
 

@@ -60,5 +60,52 @@ pub enum WorkerError {
     Suspended,
     /// `--metrics-addr` cannot be listened on.
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::server::BindError),
+    Metrics(#[from] BindError),
+}
+
+/// The metrics address (`--metrics-addr`) could not be listened on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {addr}: {source}")]
+pub struct BindError {
+    /// The address asked for.
+    pub addr: std::net::SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// An error and its causes on one line, `outer: cause: root`, each said once: a cause whose
+/// text the line already holds is left out (`redis::RedisError` repeats its I/O source in its
+/// own text, and so does every error that wraps it with `{0}`).
+pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect: {0}")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("while starting")]
+    struct Outer(#[source] Wrapper);
+
+    #[test]
+    fn a_cause_already_in_the_text_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Outer(Wrapper(io));
+        assert_eq!(chain_text(&e), "while starting: cannot connect: refused");
+    }
 }

@@ -61,6 +61,11 @@ impl Keys {
         format!("{}worker:{name}:executions", self.prefix)
     }
 
+    /// `rq:pubsub:<name>`: the channel `rq.command.send_*` publishes a worker's commands on.
+    pub fn pubsub(&self, name: &str) -> String {
+        format!("{}pubsub:{name}", self.prefix)
+    }
+
     /// `rq:workers`: SET of all worker keys.
     pub fn workers(&self) -> String {
         format!("{}workers", self.prefix)
@@ -135,6 +140,7 @@ mod tests {
         assert_eq!(k.results("a"), "rq:results:a");
         assert_eq!(k.worker("w"), "rq:worker:w");
         assert_eq!(k.worker_executions("w"), "rq:worker:w:executions");
+        assert_eq!(k.pubsub("w"), "rq:pubsub:w");
         assert_eq!(k.queue_workers("q"), "rq:workers:q");
         assert_eq!(k.started("q"), "rq:wip:q");
         assert_eq!(k.finished("q"), "rq:finished:q");

@@ -50,7 +50,7 @@ fn run_ops(command: impl std::future::Future<Output = anyhow::Result<()>>) -> Ex
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rqw: {e:#}");
+            eprintln!("rqw: {}", rqw::error::chain_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -7,8 +7,8 @@ use recording_support::RedisServer;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rqw::duties::scripts::{
-    acquire_or_refresh, clean_workers, move_scheduled, recover, release_locks, LockOutcome, Moved,
-    QueueCall, RecoverRequest, Recovery,
+    acquire_or_refresh, clean_workers, lease_acquire, lease_refresh, lease_release, move_scheduled,
+    recover, release_locks, LockOutcome, Moved, QueueCall, RecoverRequest, Recovery,
 };
 use rqw::protocol::timestamp::Instant;
 
@@ -321,4 +321,164 @@ async fn dead_worker_keys_leave_both_sets() {
     let by_queue: Vec<String> = conn.smembers("rq:workers:q").await.unwrap();
     assert_eq!(all, ["rq:worker:live"]);
     assert_eq!(by_queue, ["rq:worker:live"]);
+}
+
+#[tokio::test]
+async fn maintenance_leases_are_refreshed_and_released_only_by_their_owner() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let key = "rq:clean_registries:q";
+    assert!(lease_acquire(&mut conn, key, "me", 5).await.unwrap());
+    assert!(!lease_acquire(&mut conn, key, "other", 5).await.unwrap());
+    let ttl: i64 = conn.ttl(key).await.unwrap();
+    assert!((1..=5).contains(&ttl));
+    let _: () = conn.expire(key, 2).await.unwrap();
+    assert!(lease_refresh(&mut conn, key, "me", 5).await.unwrap());
+    assert!(conn.ttl::<_, i64>(key).await.unwrap() > 2);
+    assert!(!lease_refresh(&mut conn, key, "other", 60).await.unwrap());
+    assert!(!lease_release(&mut conn, key, "other").await.unwrap());
+    assert!(conn.exists::<_, bool>(key).await.unwrap());
+    assert!(lease_release(&mut conn, key, "me").await.unwrap());
+    assert!(
+        !lease_release(&mut conn, key, "me").await.unwrap(),
+        "repeat is a no-op"
+    );
+    // A Python worker's lock (`SET 1 NX EX 899`) is neither refreshed nor released by rqw.
+    let _: () = conn.set_ex(key, 1, 899).await.unwrap();
+    assert!(!lease_acquire(&mut conn, key, "me", 5).await.unwrap());
+    assert!(!lease_refresh(&mut conn, key, "me", 5).await.unwrap());
+    assert!(!lease_release(&mut conn, key, "me").await.unwrap());
+    assert!(conn.ttl::<_, i64>(key).await.unwrap() > 800);
+}
+
+/// Keys of the wrong type (issue 13): the scheduler script never stops halfway. An id whose
+/// job key is not a hash is no job: it leaves the registry (dropped); the other due jobs move;
+/// a due job whose queue key is not a list stays scheduled, untouched.
+#[tokio::test]
+async fn the_scheduler_moves_around_keys_of_the_wrong_type() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let now = Instant::now();
+    let t = now.unix_seconds();
+    let _: () = conn.set(LOCK, "me").await.unwrap();
+    let _: () = conn.set("rq:job:not-a-hash", "x").await.unwrap();
+    job(&mut conn, "before", &[("status", "scheduled")]).await;
+    job(&mut conn, "after", &[("status", "scheduled")]).await;
+    for (id, at) in [("before", t - 3), ("not-a-hash", t - 2), ("after", t - 1)] {
+        let _: () = conn.zadd("rq:scheduled:q", id, at).await.unwrap();
+    }
+    let moved = move_scheduled(&mut conn, &call(now), LOCK, "me")
+        .await
+        .unwrap();
+    assert_eq!(
+        moved,
+        Some(Moved {
+            enqueued: 2,
+            dropped: 1
+        })
+    );
+    let queue: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
+    assert_eq!(queue, ["before", "after"]);
+    assert_eq!(conn.zcard::<_, u64>("rq:scheduled:q").await.unwrap(), 0);
+
+    // The queue key itself is not a list: nothing moves, nothing is half-written.
+    let lock = "rq:scheduler-lock:q2";
+    let _: () = conn.set(lock, "me").await.unwrap();
+    let _: () = conn.set("rq:queue:q2", "x").await.unwrap();
+    job(&mut conn, "stuck", &[("status", "scheduled")]).await;
+    let _: () = conn.zadd("rq:scheduled:q2", "stuck", t - 1).await.unwrap();
+    let q2 = QueueCall {
+        queue: "q2",
+        ..call(now)
+    };
+    let moved = move_scheduled(&mut conn, &q2, lock, "me").await.unwrap();
+    assert_eq!(
+        moved,
+        Some(Moved {
+            enqueued: 0,
+            dropped: 0
+        })
+    );
+    assert_eq!(
+        conn.zscore::<_, _, Option<i64>>("rq:scheduled:q2", "stuck")
+            .await
+            .unwrap(),
+        Some(t - 1)
+    );
+    assert_eq!(
+        field(&mut conn, "stuck", "status").await.as_deref(),
+        Some("scheduled")
+    );
+}
+
+/// Abandoned-job recovery around keys of the wrong type (issue 13): a member whose job key is
+/// not a hash only leaves the registry; an abandoned job whose results stream is not a stream
+/// is still failed into its registry; one that cannot be requeued (its queue key is not a
+/// list) is failed instead of lost; the call never stops halfway.
+#[tokio::test]
+async fn recovery_works_around_keys_of_the_wrong_type() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let now = Instant::now();
+    let t = now.unix_seconds();
+    let _: () = conn.set("rq:job:not-a-hash", "x").await.unwrap();
+    job(&mut conn, "plain", &[("status", "started")]).await;
+    let _: () = conn.set("rq:results:plain", "x").await.unwrap();
+    job(
+        &mut conn,
+        "retry",
+        &[
+            ("status", "started"),
+            ("retries_left", "1"),
+            ("origin", "q3"),
+        ],
+    )
+    .await;
+    for (member, score) in [("not-a-hash:x1", t - 5), ("plain:x2", t - 5)] {
+        let _: () = conn.zadd("rq:wip:q", member, score).await.unwrap();
+    }
+    let members = ["not-a-hash:x1".to_string(), "plain:x2".to_string()];
+    let req = RecoverRequest {
+        call: call(now),
+        recovery: Recovery::Abandoned { members: &members },
+        result_worker: "",
+        count_worker: "",
+        exc_string: "Moved to FailedJobRegistry, due to AbandonedJobError, at x",
+    };
+    let done = recover(&mut conn, &req).await.unwrap();
+    assert_eq!((done.failed, done.retried, done.removed), (1, 0, 2));
+    assert_eq!(
+        field(&mut conn, "plain", "status").await.as_deref(),
+        Some("failed")
+    );
+    assert!(conn
+        .zscore::<_, _, Option<f64>>("rq:failed:q", "plain")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(conn.zcard::<_, u64>("rq:wip:q").await.unwrap(), 0);
+
+    // Retries left, but its queue key is a string: failed, not lost.
+    let _: () = conn.set("rq:queue:q3", "x").await.unwrap();
+    let _: () = conn.zadd("rq:wip:q3", "retry:x3", t - 5).await.unwrap();
+    let members = ["retry:x3".to_string()];
+    let req = RecoverRequest {
+        call: QueueCall {
+            queue: "q3",
+            ..call(now)
+        },
+        recovery: Recovery::Abandoned { members: &members },
+        ..req
+    };
+    let done = recover(&mut conn, &req).await.unwrap();
+    assert_eq!((done.failed, done.retried, done.removed), (1, 0, 1));
+    assert_eq!(
+        field(&mut conn, "retry", "status").await.as_deref(),
+        Some("failed")
+    );
+    assert!(conn
+        .zscore::<_, _, Option<f64>>("rq:failed:q3", "retry")
+        .await
+        .unwrap()
+        .is_some());
 }

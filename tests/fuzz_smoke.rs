@@ -207,3 +207,8 @@ fn decode_job_data_json() {
 fn job_record() {
     smoke("job_record", targets::job_record, false);
 }
+
+#[test]
+fn echo_text() {
+    smoke("echo_text", targets::echo_text, false);
+}

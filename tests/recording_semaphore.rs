@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use recording_support::reply_dropper::{Drop as Cut, ReplyDropper};
 use recording_support::{call_sid, RedisServer};
 use redis::AsyncCommands;
 use rqw::handlers::recording::params::{BusinessId, RecordingParams, Sid};
@@ -123,6 +124,14 @@ async fn python_keys_and_ttls() {
         .exists::<_, bool>(format!("rec_handover:42:{}", call_sid(6)))
         .await
         .unwrap());
+    // The claimant's token stays until its release (a repeat after a lost reply claims
+    // again); the release takes it away with the slot.
+    let holder: String = conn
+        .get(format!("rec_waiter:42:{}", call_sid(6)))
+        .await
+        .unwrap();
+    assert_eq!(holder, "t6");
+    sem.release(&b, &sid(6)).await.unwrap();
     assert!(!conn
         .exists::<_, bool>(format!("rec_waiter:42:{}", call_sid(6)))
         .await
@@ -460,4 +469,194 @@ async fn many_businesses_and_calls_never_exceed_five_slots() {
     }
     let leftovers: Vec<String> = conn.keys("rec_*").await.unwrap();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A semaphore whose connection goes through a proxy that can lose a reply, with every script
+/// loaded (so the armed call is the one that runs).
+async fn lossy(redis: &RedisServer, b: &BusinessId) -> (ReplyDropper, Semaphore) {
+    let proxy = ReplyDropper::start(redis.port()).await;
+    let conn = redis::Client::open(proxy.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
+    let sem = Semaphore::new(conn);
+    let warm = sid(99);
+    sem.acquire(b, &warm, "w").await.unwrap();
+    sem.poll(b, &warm, "w").await.unwrap();
+    sem.release(b, &warm).await.unwrap();
+    sem.leave(b, &warm, "w").await.unwrap();
+    (proxy, sem)
+}
+
+#[tokio::test]
+async fn an_acquire_whose_reply_is_lost_gets_its_own_slot() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let b = business(7);
+    let (proxy, sem) = lossy(&redis, &b).await;
+    let dir = tempfile::tempdir().unwrap();
+    proxy.arm(call_sid(1).as_bytes(), Cut::Reply);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(5),
+        acquire_slot(
+            &sem,
+            &b,
+            &sid(1),
+            dir.path(),
+            POLL,
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("not waiting for itself")
+    .unwrap();
+    assert_eq!(proxy.fired(), 1);
+    let SlotOutcome::Acquired(guard) = outcome else {
+        panic!("expected its slot, got {outcome:?}")
+    };
+    let slots: Vec<String> = conn.smembers("rec_slots:7").await.unwrap();
+    assert_eq!(slots, vec![call_sid(1)], "one slot, taken once");
+    guard.release().await;
+    assert_eq!(conn.scard::<_, i64>("rec_slots:7").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_release_whose_reply_is_lost_hands_over_once() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let b = business(8);
+    let (proxy, sem) = lossy(&redis, &b).await;
+    for n in 1..=5 {
+        assert_eq!(
+            sem.acquire(&b, &sid(n), "t").await.unwrap(),
+            Acquire::Acquired
+        );
+    }
+    for n in 6..=7 {
+        assert!(matches!(
+            sem.acquire(&b, &sid(n), &format!("t{n}")).await.unwrap(),
+            Acquire::Queued { .. }
+        ));
+    }
+    proxy.arm(call_sid(1).as_bytes(), Cut::Reply);
+    assert!(
+        sem.release(&b, &sid(1)).await.is_err(),
+        "the reply was lost"
+    );
+    // It ran: the slot went to the first waiter. The repeat hands nothing over again.
+    assert_eq!(sem.release(&b, &sid(1)).await.unwrap(), None);
+    let mut slots: Vec<String> = conn.smembers("rec_slots:8").await.unwrap();
+    slots.sort();
+    let mut want: Vec<String> = (2..=6).map(call_sid).collect();
+    want.sort();
+    assert_eq!(
+        slots, want,
+        "five slots, the sixth call holds the freed one"
+    );
+    let queue: Vec<String> = conn.lrange("rec_queue:8", 0, -1).await.unwrap();
+    assert_eq!(queue, vec![call_sid(7)], "the seventh still waits");
+    assert_eq!(sem.poll(&b, &sid(6), "t6").await.unwrap(), Poll::Claimed);
+}
+
+#[tokio::test]
+async fn a_claim_whose_reply_is_lost_is_claimed_again() {
+    let redis = RedisServer::start();
+    let b = business(9);
+    let (proxy, sem) = lossy(&redis, &b).await;
+    for n in 1..=5 {
+        sem.acquire(&b, &sid(n), "t").await.unwrap();
+    }
+    assert!(matches!(
+        sem.acquire(&b, &sid(6), "mine").await.unwrap(),
+        Acquire::Queued { .. }
+    ));
+    assert_eq!(sem.release(&b, &sid(1)).await.unwrap(), Some(call_sid(6)));
+    proxy.arm(call_sid(6).as_bytes(), Cut::Reply);
+    assert!(sem.poll(&b, &sid(6), "mine").await.is_err());
+    assert_eq!(sem.poll(&b, &sid(6), "mine").await.unwrap(), Poll::Claimed);
+    assert_eq!(
+        sem.poll(&b, &sid(6), "someone else").await.unwrap(),
+        Poll::Other,
+        "and nobody else's"
+    );
+}
+
+#[tokio::test]
+async fn a_leave_whose_reply_is_lost_still_hands_the_slot_on() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let b = business(10);
+    let (proxy, sem) = lossy(&redis, &b).await;
+    for n in 1..=5 {
+        sem.acquire(&b, &sid(n), "t").await.unwrap();
+    }
+    sem.acquire(&b, &sid(6), "t6").await.unwrap();
+    sem.acquire(&b, &sid(7), "t7").await.unwrap();
+    assert_eq!(sem.release(&b, &sid(1)).await.unwrap(), Some(call_sid(6)));
+    // The cancelled waiter's leave runs (the slot was handed to it), its reply is lost.
+    proxy.arm(call_sid(6).as_bytes(), Cut::Reply);
+    assert!(sem.leave(&b, &sid(6), "t6").await.is_err());
+    assert_eq!(sem.leave(&b, &sid(6), "t6").await.unwrap(), Leave::Handed);
+    assert_eq!(sem.release(&b, &sid(6)).await.unwrap(), Some(call_sid(7)));
+    assert_eq!(sem.poll(&b, &sid(7), "t7").await.unwrap(), Poll::Claimed);
+    assert_eq!(conn.scard::<_, i64>("rec_slots:10").await.unwrap(), 5);
+    // A lost 'left' answers 'not waiting' when repeated; the call is out of the list.
+    sem.acquire(&b, &sid(8), "t8").await.unwrap();
+    proxy.arm(call_sid(8).as_bytes(), Cut::Reply);
+    assert!(sem.leave(&b, &sid(8), "t8").await.is_err());
+    assert_eq!(
+        sem.leave(&b, &sid(8), "t8").await.unwrap(),
+        Leave::NotWaiting
+    );
+    assert_eq!(conn.llen::<_, i64>("rec_queue:10").await.unwrap(), 0);
+}
+
+/// Semaphore keys of the wrong type (issue 13): the job fails at once with a reason naming
+/// the business, instead of retrying until its timeout; no script stops halfway.
+#[tokio::test]
+async fn unusable_semaphore_keys_fail_at_once_and_never_half_write() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let sem = Semaphore::new(conn.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+
+    // rec_slots of the wrong type: refused on the first call.
+    let b = business(7);
+    let _: () = conn.set("rec_slots:7", "not a set").await.unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(2),
+        acquire_slot(&sem, &b, &sid(1), dir.path(), POLL, &cancel),
+    )
+    .await
+    .expect("fails at once, does not spin");
+    let error = outcome.unwrap_err();
+    assert!(error.is_permanent(), "{error}");
+    assert!(
+        error.to_string().contains("business 7 cannot be used")
+            && error.to_string().contains("WRONGTYPE"),
+        "{error}"
+    );
+
+    // A full business whose wait list is of the wrong type: acquire refuses before any
+    // write (rec_queued is not touched), and the job fails at once.
+    let b = business(8);
+    for n in 1..=5 {
+        sem.acquire(&b, &sid(n), "t").await.unwrap();
+    }
+    let _: () = conn.set("rec_queue:8", "not a list").await.unwrap();
+    let error = acquire_slot(&sem, &b, &sid(6), dir.path(), POLL, &cancel)
+        .await
+        .unwrap_err();
+    assert!(error.is_permanent(), "{error}");
+    assert!(!conn.exists::<_, bool>("rec_queued:8").await.unwrap());
+    // A release still frees the slot whatever the wait list holds.
+    assert_eq!(sem.release(&b, &sid(1)).await.unwrap(), None);
+    let slots: Vec<String> = conn.smembers("rec_slots:8").await.unwrap();
+    assert_eq!(slots.len(), 4);
+    assert!(!conn
+        .exists::<_, bool>(format!("rec_inflight:8:{}", call_sid(1)))
+        .await
+        .unwrap());
 }

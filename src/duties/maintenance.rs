@@ -1,7 +1,11 @@
 //! RQ's maintenance (`BaseWorker.run_maintenance_tasks` -> `clean_registries`): a first pass
 //! at start, then one every `--maintenance-interval` seconds (600). Per queue, under RQ's lock
-//! `rq:clean_registries:<q>` (`SET NX EX 899`, `DEL` after; a queue whose lock another worker
-//! holds is skipped, so Python workers and rqw never clean the same queue at once):
+//! `rq:clean_registries:<q>` (a queue whose lock another worker holds is skipped, so Python
+//! workers and rqw never clean the same queue at once). RQ takes it with `SET NX EX 899` and
+//! never refreshes it, so a worker killed inside a pass blocks that queue's recovery for 15
+//! minutes; rqw takes it as a lease instead: `SET <token> NX EX <ttl>` with a short TTL
+//! ([`lease_ttl`]: the interval, within 5..=60 s), refreshed while the pass runs, and released
+//! with a compare-and-delete at its end. Python workers, which only `SET NX`, honour it:
 //!
 //! 1. expired FinishedJobRegistry entries pruned;
 //! 2. abandoned jobs (StartedJobRegistry members whose score expired: their worker died)
@@ -23,15 +27,18 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::scripts::{
-    clean_workers, enqueue_ready, recover, QueueCall, RecoverRequest, Recovered, Recovery,
+    clean_workers, enqueue_ready, lease_acquire, lease_refresh, lease_release, recover, QueueCall,
+    RecoverRequest, Recovered, Recovery,
 };
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::Instant;
 use crate::worker::context::WorkerContext;
 
-/// TTL of the per-queue maintenance lock (`Queue.acquire_maintenance_lock`).
-pub const MAINTENANCE_LOCK_TTL: u64 = 899;
+/// Shortest maintenance lease (seconds).
+pub const MIN_LEASE_TTL: u64 = 5;
+/// Longest maintenance lease (seconds).
+pub const MAX_LEASE_TTL: u64 = 60;
 /// Seconds an id may sit in an intermediate list before it counts as stuck
 /// (`IntermediateQueue.should_be_cleaned_up`).
 pub const STUCK_AFTER_SECS: u64 = 60;
@@ -91,27 +98,35 @@ pub async fn run_maintenance(ctx: Arc<WorkerContext>, stop: CancellationToken) {
     }
 }
 
+/// TTL of this worker's maintenance lease for a `--maintenance-interval` of `interval` s:
+/// the interval, within 5..=60 s. Refreshed every third of it while the pass runs, released
+/// when it ends; a worker killed inside a pass leaves the queue to the others at most this
+/// long (RQ's own lock, `SET NX EX 899` and never refreshed, would hold it 15 minutes).
+pub fn lease_ttl(interval: u64) -> u64 {
+    interval.clamp(MIN_LEASE_TTL, MAX_LEASE_TTL)
+}
+
 /// One maintenance pass over the worker's queues.
 pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
     let mut report = PassReport::default();
+    let ttl = lease_ttl(ctx.config.maintenance_interval);
     for queue in &ctx.config.queues {
         let lock = ctx.keys.clean_registries(queue);
         let mut conn = ctx.conn.clone();
-        let acquired: Result<Option<String>, _> = redis::cmd("SET")
-            .arg(&lock)
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(MAINTENANCE_LOCK_TTL)
-            .query_async(&mut conn)
-            .await;
-        match acquired {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+        // A fresh token per pass: only this pass refreshes or releases its lease.
+        let owner = format!(
+            "rqw:{}:{}",
+            ctx.identity.name,
+            uuid::Uuid::new_v4().simple()
+        );
+        match lease_acquire(&mut conn, &lock, &owner, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
                 tracing::debug!(queue = %queue, "another worker is cleaning {queue}; skipped");
                 continue;
             }
             Err(e) => {
+                // Had the SET run and its reply been lost, the lease expires within `ttl`.
                 tracing::warn!(queue = %queue, error = %e, "could not take the maintenance lock");
                 continue;
             }
@@ -120,19 +135,57 @@ pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
             "Worker {}: cleaning registries for queue: {queue}",
             ctx.identity.name
         );
-        if let Err(e) = clean_queue(ctx, queue, &mut report).await {
-            tracing::warn!(queue = %queue, error = %e, "maintenance of {queue} stopped early");
+        match hold_lease(
+            ctx,
+            &lock,
+            &owner,
+            ttl,
+            clean_queue(ctx, queue, &mut report),
+        )
+        .await
+        {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(queue = %queue, error = %e, "maintenance of {queue} stopped early")
+            }
+            None => {
+                tracing::warn!(queue = %queue, "maintenance lock of {queue} lost (expired); pass stopped")
+            }
         }
         report.queues_cleaned += 1;
-        if let Err(e) = redis::cmd("DEL")
-            .arg(&lock)
-            .query_async::<()>(&mut conn)
-            .await
-        {
-            tracing::warn!(queue = %queue, error = %e, "could not release the maintenance lock; it expires in {MAINTENANCE_LOCK_TTL} s");
+        if let Err(e) = lease_release(&mut conn, &lock, &owner).await {
+            tracing::warn!(queue = %queue, error = %e, "could not release the maintenance lock; it expires in {ttl} s");
         }
     }
     report
+}
+
+/// Runs `work` while refreshing the lease every third of its TTL. `None` when the lease was
+/// found not ours any more (the work is then dropped between two of its steps).
+async fn hold_lease<T>(
+    ctx: &WorkerContext,
+    lock: &str,
+    owner: &str,
+    ttl: u64,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval(Duration::from_secs(ttl) / 3);
+    ticker.tick().await; // the first tick is immediate: the lease was just taken
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            _ = ticker.tick() => {
+                let mut conn = ctx.conn.clone();
+                match lease_refresh(&mut conn, lock, owner, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    // A lost reply or an outage: the next tick tries again.
+                    Err(e) => tracing::debug!(error = %e, "could not refresh the maintenance lock"),
+                }
+            }
+        }
+    }
 }
 
 /// `clean_registries` + `clean_worker_registry` + `IntermediateQueue.cleanup` for one queue.
@@ -200,7 +253,8 @@ async fn clean_queue(
 }
 
 /// `StartedJobRegistry.cleanup`, in batches, leaving this worker's own executions alone (a
-/// lapsed heartbeat of a job still running here does not make it abandoned).
+/// lapsed heartbeat of a job still running here does not make it abandoned), under either
+/// member form start.lua writes: `<id>:<execution id>`, or the plain id of an rq 1.x job.
 async fn recover_abandoned(
     ctx: &WorkerContext,
     call: &QueueCall<'_>,
@@ -211,7 +265,7 @@ async fn recover_abandoned(
         .heartbeat_rows(ctx.config.job_monitoring_interval)
         .0
         .into_iter()
-        .map(|r| format!("{}:{}", r.job_id, r.execution_id))
+        .flat_map(|r| [format!("{}:{}", r.job_id, r.execution_id), r.job_id])
         .collect();
     let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
         .arg(ctx.keys.started(call.queue))
@@ -258,5 +312,12 @@ mod tests {
             abandoned_text(at),
             "Moved to FailedJobRegistry, due to AbandonedJobError, at 2026-11-28 13:37:07.254718+00:00"
         );
+    }
+
+    #[test]
+    fn the_lease_follows_the_interval_within_bounds() {
+        assert_eq!(lease_ttl(1), MIN_LEASE_TTL);
+        assert_eq!(lease_ttl(30), 30);
+        assert_eq!(lease_ttl(600), MAX_LEASE_TTL);
     }
 }

@@ -22,8 +22,10 @@
 //!
 //! In addition, rqw moves a queue's jobs only in the same script call that finds the lock
 //! still holding its name, so a lock lost between heartbeats never leads to a double move.
-//! rqw tries for locks it does not hold every 120 s (RQ's scheduler process does the same;
-//! RQ's worker starts that process only from maintenance when no lock was free at start).
+//! rqw tries for locks it does not hold every `--maintenance-interval`, at most every 120 s:
+//! RQ's worker tries from its maintenance (every `--maintenance-interval`) while its
+//! scheduler process holds no lock, and that process, once running, every 120 s; so a dead
+//! scheduler's lock is retaken within one interval of its expiry, never later than RQ would.
 //!
 //! ## Jobs of dead workers, across RQ versions
 //! Abandoned jobs are handled as rq 3.0 does, which all three versions read back: only jobs

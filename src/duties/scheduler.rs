@@ -5,8 +5,9 @@
 //! Cadence, as `RQScheduler.work` with `interval=1`: every second one script call acquires
 //! or refreshes the held locks (TTL 61 = interval + 60) and the `rq:scheduler:<name>` hash
 //! (the heartbeat), then one call per held queue moves up to 1000 due jobs. Locks not held are
-//! tried again every 120 s (`DEFAULT_SCHEDULER_FALLBACK_PERIOD`, `should_reacquire_locks`);
-//! a lock found in another scheduler's hands is dropped. On shutdown the locks still ours are
+//! tried again every `--maintenance-interval`, at most every 120 s ([`lock_retry_period`]:
+//! RQ's worker retries from its maintenance, its scheduler process every 120 s,
+//! `DEFAULT_SCHEDULER_FALLBACK_PERIOD`); a lock found in another scheduler's hands is dropped. On shutdown the locks still ours are
 //! released and the hash deleted. See [`crate::duties`] for how this interoperates with rq
 //! 2.0.0's and 2.12+'s Python schedulers.
 
@@ -27,9 +28,18 @@ use crate::worker::context::WorkerContext;
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);
 /// TTL of the locks and of the scheduler hash (`interval + 60`).
 pub const SCHEDULER_LOCK_TTL: u64 = 61;
-/// How long to wait before trying again for locks held by others
-/// (`DEFAULT_SCHEDULER_FALLBACK_PERIOD`).
+/// Longest wait before trying again for locks held by others
+/// (`DEFAULT_SCHEDULER_FALLBACK_PERIOD`, how often RQ's scheduler process retries).
 pub const LOCK_RETRY_PERIOD: Duration = Duration::from_secs(120);
+
+/// How long to wait before trying again for locks held by others: `--maintenance-interval`
+/// (RQ's worker retries from its maintenance, when its scheduler holds no lock), but never
+/// longer than [`LOCK_RETRY_PERIOD`] (RQ's scheduler process, when it holds some). So a dead
+/// scheduler's lock is retaken within one of these after it expires, and never later than
+/// RQ would with its defaults.
+pub fn lock_retry_period(maintenance_interval: u64) -> Duration {
+    Duration::from_secs(maintenance_interval).min(LOCK_RETRY_PERIOD)
+}
 /// Most due jobs moved per queue and pass (`get_jobs_to_schedule(chunk_size=1000)`).
 pub const MOVE_BATCH: u64 = 1000;
 
@@ -72,7 +82,7 @@ impl Scheduler {
         self.held.len() < ctx.config.queues.len()
             && self
                 .last_attempt
-                .is_none_or(|at| at.elapsed() > LOCK_RETRY_PERIOD)
+                .is_none_or(|at| at.elapsed() >= lock_retry_period(ctx.config.maintenance_interval))
     }
 
     /// Acquires free locks (every queue) or refreshes held ones (the heartbeat), and keeps
@@ -226,4 +236,17 @@ pub async fn scheduler_pass(ctx: &WorkerContext) -> Result<u64, StoreError> {
     let moved = scheduler.move_due(ctx).await;
     scheduler.release(ctx).await?;
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_are_retried_every_maintenance_interval_at_most_every_120_s() {
+        assert_eq!(lock_retry_period(1), Duration::from_secs(1));
+        assert_eq!(lock_retry_period(60), Duration::from_secs(60));
+        // The default interval (600 s): RQ's scheduler fallback period.
+        assert_eq!(lock_retry_period(600), LOCK_RETRY_PERIOD);
+    }
 }

@@ -108,6 +108,66 @@ pub async fn release_locks<C: ConnectionLike>(
     Ok(inv.invoke_async(conn).await?)
 }
 
+static LEASE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+           return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0",
+    )
+});
+static LEASE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+           return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
+
+/// Takes a lease on `key` for `owner` (`SET NX EX ttl`): a lock that RQ's workers, which take
+/// it with `SET NX` too, honour while it lives. `false` when someone holds it.
+pub async fn lease_acquire<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+    ttl: u64,
+) -> Result<bool, StoreError> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(owner)
+        .arg("NX")
+        .arg("EX")
+        .arg(ttl)
+        .query_async(conn)
+        .await?;
+    Ok(set.is_some())
+}
+
+/// Renews a lease still held by `owner`; `false` when it is not ours any more (it expired,
+/// and maybe another worker took it).
+pub async fn lease_refresh<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+    ttl: u64,
+) -> Result<bool, StoreError> {
+    let renewed: i64 = LEASE_REFRESH
+        .key(key)
+        .arg(owner)
+        .arg(ttl)
+        .invoke_async(conn)
+        .await?;
+    Ok(renewed == 1)
+}
+
+/// Releases a lease still held by `owner` (another holder's is left alone); `false` when it
+/// was not ours any more. Safe to repeat after a lost reply.
+pub async fn lease_release<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+) -> Result<bool, StoreError> {
+    let deleted: i64 = LEASE_RELEASE.key(key).arg(owner).invoke_async(conn).await?;
+    Ok(deleted == 1)
+}
+
 /// Where and when a batch of queue work happens.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueCall<'a> {
@@ -236,13 +296,27 @@ pub async fn recover<C: ConnectionLike>(
     for m in members {
         inv.arg(m);
     }
-    let counts: Vec<u64> = inv.invoke_async(conn).await?;
-    match counts.as_slice() {
-        [failed, retried, removed] => Ok(Recovered {
-            failed: *failed,
-            retried: *retried,
-            removed: *removed,
-        }),
+    let reply: Value = inv.invoke_async(conn).await?;
+    let items = match reply {
+        Value::Array(items) => items,
+        other => {
+            return Err(StoreError::UnexpectedReply {
+                what: "recover.lua",
+                detail: format!("{other:?}"),
+            })
+        }
+    };
+    let counts = with_notes("recover.lua", &items);
+    match counts {
+        [Value::Int(failed), Value::Int(retried), Value::Int(removed)]
+            if *failed >= 0 && *retried >= 0 && *removed >= 0 =>
+        {
+            Ok(Recovered {
+                failed: *failed as u64,
+                retried: *retried as u64,
+                removed: *removed as u64,
+            })
+        }
         other => Err(StoreError::UnexpectedReply {
             what: "recover.lua",
             detail: format!("{other:?}"),
@@ -264,9 +338,25 @@ pub async fn clean_workers<C: ConnectionLike>(
         .await?)
 }
 
+/// The counts of a duties script's reply, logging its trailing notes (issue 13: what it did
+/// around keys of the wrong type), if any.
+fn with_notes<'v>(what: &'static str, items: &'v [Value]) -> &'v [Value] {
+    match items.split_last() {
+        Some((Value::BulkString(notes), counts)) => {
+            tracing::error!(
+                script = what,
+                notes = %crate::protocol::text::escaped(notes, crate::protocol::text::MAX_MESSAGE_CHARS),
+                "duties worked around unusable keys"
+            );
+            counts
+        }
+        _ => items,
+    }
+}
+
 fn pair(what: &'static str, reply: Value) -> Result<(u64, u64), StoreError> {
     match reply {
-        Value::Array(items) => match items.as_slice() {
+        Value::Array(items) => match with_notes(what, &items) {
             [Value::Int(a), Value::Int(b)] if *a >= 0 && *b >= 0 => Ok((*a as u64, *b as u64)),
             _ => Err(StoreError::UnexpectedReply {
                 what,

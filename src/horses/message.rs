@@ -81,11 +81,13 @@ fn encode_hash(hash: &HashMap<String, Vec<u8>>) -> serde_json::Map<String, serde
         .collect()
 }
 
-/// The request to run a job from its hash (as read when it started).
+/// The request to run a job from its hash (as read when it started); `refetch`: the hash
+/// lacks a field rqw left in Redis for its size, so the horse fetches the job itself.
 pub fn job_request(
     id: &str,
     hash: &HashMap<String, Vec<u8>>,
     callbacks: HorseCallbacks,
+    refetch: bool,
 ) -> Vec<u8> {
     serde_json::json!({
         "type": "job",
@@ -93,6 +95,7 @@ pub fn job_request(
         "hash": encode_hash(hash),
         "success_callback": callbacks.success,
         "failure_callback": callbacks.failure,
+        "refetch": refetch,
     })
     .to_string()
     .into_bytes()
@@ -172,10 +175,12 @@ mod tests {
                 success: true,
                 failure: false,
             },
+            false,
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["type"], "job");
         assert_eq!(v["hash"]["data"], "AP8=");
         assert_eq!(v["success_callback"], true);
+        assert_eq!(v["refetch"], false);
     }
 }

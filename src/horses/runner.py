@@ -11,7 +11,7 @@ Messages (protocol 1):
   horse -> rqw  {"type": "hello", "protocol": 1, "rq_version": ..., "python": ..., "pid": ...}
                 {"type": "fatal", "error": <traceback text>}          (cannot start; then exit)
   rqw -> horse  {"type": "job", "id": ..., "hash": {field: base64}, "success_callback": bool,
-                 "failure_callback": bool}
+                 "failure_callback": bool, "refetch": bool}
                 {"type": "callback", "kind": "stopped" | "timeout", "id": ..., "hash": ...,
                  "exc_message": ...}   (after rqw killed the job's horse)
   horse -> rqw  {"type": "result", "ok": true, "return_value": base64 | null, "func_name": ...}
@@ -124,6 +124,9 @@ class Horse:
         return result if callable(result) else None
 
     def _job(self, message):
+        if message.get("refetch") or "data" not in message["hash"]:
+            # rqw left a field in Redis for its size: read the job as RQ's worker would.
+            return self.Job.fetch(message["id"], connection=self.connection, serializer=self.serializer)
         raw = {k.encode(): base64.b64decode(v) for k, v in message["hash"].items()}
         job = self.Job(message["id"], connection=self.connection, serializer=self.serializer)
         job.restore(raw)

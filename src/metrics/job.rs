@@ -3,10 +3,48 @@
 //! The runtime creates a probe when a job starts (it counts as in flight until the probe is
 //! dropped), names its function once the payload is decoded (the start is counted then), and
 //! reports the outcome once `finish.lua` has written it.
+//!
+//! The queue (a job's `origin`) and the function path come from producers: as label values
+//! they are escaped and bounded ([`MAX_LABEL_CHARS`]), and at most [`MAX_LABEL_VALUES`]
+//! distinct values of each are kept, later ones count under [`OTHER_LABEL`], so hostile jobs
+//! cannot grow the registry (one series per value) without bound.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use crate::protocol::text::escaped;
 
 use super::registry::{JobLabels, Metrics, OutcomeKind, UNDECODED_FUNCTION};
+
+/// Most distinct values of the queue label, and of the function label, the probes create.
+pub const MAX_LABEL_VALUES: usize = 256;
+/// Longest label value, in characters of its escaped form.
+pub const MAX_LABEL_CHARS: usize = 120;
+/// The label value of queues or functions past [`MAX_LABEL_VALUES`].
+pub const OTHER_LABEL: &str = "(other)";
+
+/// The label values a registry's probes have used, per label.
+#[derive(Debug, Default)]
+pub struct LabelValues {
+    queues: Mutex<HashSet<String>>,
+    functions: Mutex<HashSet<String>>,
+}
+
+/// `value` as a label value: escaped and bounded, or [`OTHER_LABEL`] once `seen` is full.
+fn bounded(seen: &Mutex<HashSet<String>>, value: &str) -> String {
+    let value = escaped(value.as_bytes(), MAX_LABEL_CHARS);
+    let Ok(mut seen) = seen.lock() else {
+        return OTHER_LABEL.to_string();
+    };
+    if seen.contains(&value) {
+        return value;
+    }
+    if seen.len() >= MAX_LABEL_VALUES {
+        return OTHER_LABEL.to_string();
+    }
+    seen.insert(value.clone());
+    value
+}
 
 /// One job's metrics; in flight while alive.
 #[derive(Debug)]
@@ -19,17 +57,25 @@ pub struct JobProbe {
 impl JobProbe {
     /// A job from `queue` starts running (in flight until dropped).
     pub fn start(metrics: &'static Metrics, queue: &str) -> Self {
-        metrics.in_flight_add(queue, 1);
+        let queue = bounded(&metrics.label_values.queues, queue);
+        metrics.in_flight_add(&queue, 1);
         Self {
             metrics,
-            queue: queue.to_string(),
+            queue,
             function: OnceLock::new(),
         }
     }
 
     /// Names the job's function and counts the start (once; later calls are ignored).
     pub fn set_function(&self, function: &str) {
-        if self.function.set(function.to_string()).is_ok() {
+        if self.function.get().is_some() {
+            return;
+        }
+        if self
+            .function
+            .set(bounded(&self.metrics.label_values.functions, function))
+            .is_ok()
+        {
             self.metrics.job_started(&self.labels());
         }
     }
@@ -98,5 +144,29 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("rqw_jobs_started_total{queue=\"q\",function=\"(undecoded)\"} 1"));
         assert!(text.contains("rqw_jobs_failed_total{queue=\"q\",function=\"(undecoded)\"} 1"));
+    }
+
+    #[test]
+    fn hostile_labels_are_escaped_and_their_number_bounded() {
+        let metrics = leaked();
+        let probe = JobProbe::start(metrics, "q\nforged");
+        probe.set_function(&"f".repeat(1000));
+        probe.recorded("finished", 0.1);
+        drop(probe);
+        let text = metrics.encode();
+        // One line per series: the newline is escaped (as `\n`, which a scraper reads back).
+        assert!(text.contains("queue=\"q\\nforged\""), "{text}");
+        assert!(!text.contains("\nforged"));
+        assert!(!text.contains(&"f".repeat(121)));
+        for i in 0..(MAX_LABEL_VALUES + 10) {
+            let probe = JobProbe::start(metrics, "q");
+            probe.set_function(&format!("hostile.f{i}"));
+        }
+        let text = metrics.encode();
+        assert!(
+            text.contains(&format!("function=\"{OTHER_LABEL}\"")),
+            "{text}"
+        );
+        assert!(!text.contains(&format!("hostile.f{}", MAX_LABEL_VALUES + 5)));
     }
 }

@@ -129,6 +129,8 @@ pub struct Metrics {
     by_runtime: Family<RuntimeLabels, Counter>,
     horse_restarts: Family<CauseLabels, Counter>,
     horse_rss: Family<PidLabels, Gauge>,
+    /// The queue and function label values the job probes have used (bounded there).
+    pub(crate) label_values: super::job::LabelValues,
 }
 
 impl Default for Metrics {
@@ -158,6 +160,7 @@ impl Metrics {
             by_runtime: Family::default(),
             horse_restarts: Family::default(),
             horse_rss: Family::default(),
+            label_values: Default::default(),
         };
         let r = &mut registry;
         r.register(

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::probe::WorkerProbe;
 use super::registry::Metrics;
+use crate::error::BindError;
 
 /// Connections served at once; more are closed on accept.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -31,16 +32,6 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 /// `Content-Type` of `/metrics`.
 pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The metrics address could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot serve metrics on {addr}: {source}")]
-pub struct BindError {
-    /// The address asked for.
-    pub addr: SocketAddr,
-    /// Why.
-    pub source: std::io::Error,
-}
 
 /// Binds the listener (before the worker registers, so a taken port stops the start).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {

@@ -16,9 +16,10 @@ pub const MAX_RESPONSE: u64 = 64 * 1024;
 /// Flags of `rqw healthcheck`.
 #[derive(Debug, Args)]
 pub struct HealthcheckArgs {
-    /// The worker's --metrics-addr; an unspecified address (0.0.0.0, [::]) means this host.
+    /// The worker's --metrics-addr (default: `$RQW_METRICS_ADDR`, as the worker reads it); an
+    /// unspecified address (0.0.0.0, [::]) means this host.
     #[arg(long, env = "RQW_METRICS_ADDR", value_name = "ADDR")]
-    pub addr: SocketAddr,
+    pub addr: Option<SocketAddr>,
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 5, value_name = "S")]
     pub timeout: u64,
@@ -26,7 +27,13 @@ pub struct HealthcheckArgs {
 
 /// Runs `rqw healthcheck`: prints the worker's JSON verdict, fails unless it is HTTP 200.
 pub async fn run(args: HealthcheckArgs) -> anyhow::Result<()> {
-    let target = reachable(args.addr);
+    let Some(addr) = args.addr else {
+        bail!(
+            "no address to ask: pass --addr ADDR or set RQW_METRICS_ADDR to the worker's \
+             --metrics-addr (the image sets RQW_METRICS_ADDR=0.0.0.0:9108)"
+        );
+    };
+    let target = reachable(addr);
     let (status, body) = fetch_healthz(target, Duration::from_secs(args.timeout.max(1)))
         .await
         .with_context(|| format!("no answer from http://{target}/healthz"))?;

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use anyhow::Context;
 use redis::aio::ConnectionLike;
 
 use crate::cli::{RedisArgs, SerializerArg};
@@ -17,6 +18,7 @@ use crate::config::mask_url;
 use crate::handlers::native_paths;
 use crate::keys::Keys;
 use crate::protocol::payload::{decode_job_data, Serializer};
+use crate::protocol::text::shown;
 use crate::store::connection::{client_with_ca, command_connection};
 
 /// Most jobs read per registry.
@@ -63,9 +65,15 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
         SerializerArg::Pickle => Serializer::Pickle,
         SerializerArg::Json => Serializer::Json,
     };
-    let mut conn =
-        command_connection(&client_with_ca(&args.url, args.tls_ca_cert.as_deref())?).await?;
-    let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP).await?;
+    let masked = mask_url(&args.url);
+    let redis = client_with_ca(&args.url, args.tls_ca_cert.as_deref())
+        .with_context(|| format!("invalid Redis URL {masked}"))?;
+    let mut conn = command_connection(&redis)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {masked}"))?;
+    let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP)
+        .await
+        .with_context(|| format!("cannot read from Redis at {masked}"))?;
     let native = native_paths(args.enable_testing_handlers);
     let header = format!(
         "rqw inspect {} (serializer: {}; read-only; at most {SCAN_CAP} jobs read per registry)",
@@ -226,7 +234,7 @@ pub fn render(header: &str, queues: &[QueueReport], native: &[&str], python: boo
                 let (label, verdict) = match what {
                     Waiting::Function(path) if native.contains(&path.as_str()) => {
                         runnable += count;
-                        (path.clone(), "native".to_string())
+                        (shown(path.as_bytes()), "native".to_string())
                     }
                     Waiting::Function(path) if python => {
                         foreign += count;
@@ -234,7 +242,8 @@ pub fn render(header: &str, queues: &[QueueReport], native: &[&str], python: boo
                     }
                     Waiting::Function(path) => {
                         foreign += count;
-                        (path.clone(), "no native handler".to_string())
+                        // A producer's text: escaped and bounded, it cannot forge a line.
+                        (shown(path.as_bytes()), "no native handler".to_string())
                     }
                     Waiting::Undecodable(reason) if python => {
                         foreign += count;

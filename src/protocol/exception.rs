@@ -5,6 +5,8 @@
 //! `latest_result().exc_string`); rq-dashboard shows the whole text. rqw writes a short
 //! traceback naming the native handler, ending with the same kind of last line.
 
+use super::text;
+
 /// The exception type RQ reports when a job's payload cannot be deserialized.
 pub const DESERIALIZATION_ERROR: &str = "rq.exceptions.DeserializationError";
 /// The exception type RQ reports when a job exceeds its timeout.
@@ -23,10 +25,19 @@ pub const HORSE_PROTOCOL_ERROR: &str = "rqw.errors.HorseProtocolError";
 /// The exception type rqw reports when a forced shutdown interrupts a job.
 pub const SHUTDOWN_ERROR: &str = "rqw.errors.WorkerShutdown";
 
+/// Longest function path quoted in a traceback's `in <location>` line (escaped characters).
+pub const MAX_LOCATION_CHARS: usize = 200;
+
 /// Builds the traceback text stored for a failed job.
 ///
-/// `location` names where it happened (a function path, or `rqw` for the runtime itself).
+/// `location` names where it happened (a function path, or `rqw` for the runtime itself). It
+/// and `message` may come from a hostile job hash: both are escaped onto one line and bounded
+/// (`location` to [`MAX_LOCATION_CHARS`], `message` to [`text::MAX_MESSAGE_CHARS`], with a
+/// `…[+N bytes]` marker), so the last line is always one `<Type>: <message>` line.
 pub fn format_exception(location: &str, exc_type: &str, message: &str) -> String {
+    let location = text::one_line(location, MAX_LOCATION_CHARS);
+    let exc_type = text::one_line(exc_type, MAX_LOCATION_CHARS);
+    let message = text::one_line(message, text::MAX_MESSAGE_CHARS);
     format!(
         "Traceback (most recent call last):\n  File \"<rqw native>\", line 1, in {location}\n{exc_type}: {message}\n"
     )
@@ -47,6 +58,27 @@ mod tests {
         assert!(text.starts_with("Traceback (most recent call last):\n"));
         assert!(text.ends_with("\nValueError: bad\n"));
         assert!(text.contains("in jobs.add"));
+    }
+
+    #[test]
+    fn hostile_names_and_messages_keep_the_last_line_valid() {
+        let text = format_exception("jobs.evil\n", "ValueError", "line one\r\nline two");
+        assert_eq!(text.lines().count(), 3, "{text:?}");
+        assert!(text.contains("in jobs.evil\\n\n"), "{text:?}");
+        assert_eq!(
+            text.lines().last(),
+            Some("ValueError: line one\\r\\nline two")
+        );
+        let huge = "f".repeat(1 << 20);
+        let text = format_exception(&huge, "rqw.errors.UnknownFunctionError", &huge);
+        assert!(text.len() < 1000, "{}", text.len());
+        assert!(text.contains(&format!("…[+{} bytes]", (1 << 20) - 200)));
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.starts_with("rqw.errors.UnknownFunctionError: fff"),
+            "{last}"
+        );
+        assert!(last.ends_with(&format!("…[+{} bytes]", (1 << 20) - 500)));
     }
 
     #[test]

@@ -80,13 +80,41 @@ pub struct JobRecord {
     /// writes them for every job it registers dependencies of, so only such a job can have a
     /// `rq:job::<id>:dependencies` set.
     pub has_dependencies: bool,
+    /// `data`/`meta` values the start script left in Redis for their length (see
+    /// [`OVERSIZE_FIELD_PREFIX`]): the field name and its length in bytes. (Other fields it
+    /// left there are reported in `problems` when the worker reads them, else ignored.)
+    pub oversize: Vec<(&'static str, u64)>,
     /// Fields that could not be parsed, as human-readable descriptions.
     pub problems: Vec<String>,
 }
 
+/// Longest value of a field [`JobRecord::parse`] reads (besides `data` and `meta`) that the
+/// start script returns (`MAX_READ_FIELD` in `start.lua`).
+pub const MAX_READ_FIELD_BYTES: u64 = 65536;
+
+/// The fields [`JobRecord::parse`] reads besides `data`, `meta` and the callbacks.
+const READ_FIELDS: &[&str] = &[
+    "origin",
+    "status",
+    "timeout",
+    "result_ttl",
+    "failure_ttl",
+    "retries_left",
+    "retry_intervals",
+    "enqueue_at_front_on_retry",
+    "repeats_left",
+    "repeat_intervals",
+    "rate_limit_key",
+];
+
+/// Prefix of the pseudo field by which `start.lua` reports a `data` or `meta` value it did
+/// not return for its length (`\0rqw.oversize.data` = the length). A NUL-led name, which no
+/// RQ version writes.
+pub const OVERSIZE_FIELD_PREFIX: &str = "\0rqw.oversize.";
+
 impl JobRecord {
     /// Parses the `HGETALL` reply of a job hash. `queue` is the queue the id was popped from.
-    pub fn parse(id: &str, queue: &str, fields: HashMap<String, Vec<u8>>) -> Self {
+    pub fn parse(id: &str, queue: &str, mut fields: HashMap<String, Vec<u8>>) -> Self {
         let mut problems = Vec::new();
         let text = |name: &str, problems: &mut Vec<String>| -> Option<String> {
             let raw = fields.get(name)?;
@@ -166,15 +194,46 @@ impl JobRecord {
         let rate_limit_key = non_empty("rate_limit_key").cloned();
         let has_dependencies =
             non_empty("dependency_ids").is_some() || non_empty("dependency_id").is_some();
-        let data = fields.get("data").cloned();
+        let oversize: Vec<(&'static str, u64)> = ["data", "meta"]
+            .into_iter()
+            .filter_map(|name| {
+                let raw = fields.get(&format!("{OVERSIZE_FIELD_PREFIX}{name}"))?;
+                let len = std::str::from_utf8(raw).ok()?.parse().ok()?;
+                Some((name, len))
+            })
+            .collect();
+        // Other fields left in Redis for their length: a problem when the worker reads them
+        // (their value came back empty), else nothing (the hash in Redis is untouched).
+        let mut has_dependencies = has_dependencies;
+        for (name, raw) in &fields {
+            let Some(field) = name.strip_prefix(OVERSIZE_FIELD_PREFIX) else {
+                continue;
+            };
+            let len = String::from_utf8_lossy(raw);
+            match field {
+                "data" | "meta" => {}
+                "dependency_ids" | "dependency_id" => has_dependencies = true,
+                f if READ_FIELDS.contains(&f) || f.contains("_callback_") => {
+                    problems.push(format!(
+                        "field '{}' is {len} bytes, over the {MAX_READ_FIELD_BYTES}-byte limit of the fields rqw reads",
+                        crate::protocol::text::shown(f.as_bytes())
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // Moved, not copied: a payload is held once.
+        let data = fields.remove("data");
         if data.is_none() {
             problems.push("the job hash has no 'data' field".to_string());
         }
+        let meta = fields.remove("meta");
         Self {
             id: id.to_string(),
             origin,
             data,
-            meta: fields.get("meta").cloned(),
+            meta,
+            oversize,
             status,
             timeout,
             result_ttl,
@@ -253,6 +312,28 @@ mod tests {
             .collect();
         fields.entry("data".into()).or_insert_with(|| b"x".to_vec());
         JobRecord::parse("j1", "default", fields)
+    }
+
+    #[test]
+    fn fields_the_start_script_left_in_redis() {
+        let r = record(&[
+            ("data", ""),
+            ("\0rqw.oversize.data", "73400320"),
+            ("\0rqw.oversize.description", "5242880"),
+        ]);
+        assert_eq!(r.oversize, vec![("data", 73_400_320)]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let r = record(&[
+            ("origin", ""),
+            ("\0rqw.oversize.origin", "5242880"),
+            ("\0rqw.oversize.dependency_ids", "9000000"),
+        ]);
+        assert_eq!(
+            r.problems,
+            ["field 'origin' is 5242880 bytes, over the 65536-byte limit of the fields rqw reads"]
+        );
+        assert!(r.has_dependencies);
+        assert_eq!(r.origin, "default");
     }
 
     #[test]

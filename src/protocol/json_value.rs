@@ -21,6 +21,10 @@
 //!   keys are an error.
 //!
 //! Nesting is capped at [`MAX_DEPTH`] in every direction, so recursion stays shallow.
+//! [`loads_within`] charges every value to a memory budget as it is built (the value, its
+//! share of its container, its string content; [`loads`] uses
+//! [`super::pickle_scan::DEFAULT_BUDGET`]), so a document of tiny values cannot expand
+//! into much more memory than the budget.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,6 +57,14 @@ pub enum JsonError {
     /// A value that JSON (as Python's `json.dumps` writes it) cannot represent.
     #[error("{0} is not JSON serializable")]
     Unserializable(&'static str),
+    /// The decoded value would take more memory than the budget.
+    #[error("JSON decodes to more than the {limit}-byte memory budget (at byte {offset})")]
+    TooLarge {
+        /// The budget, in bytes.
+        limit: u64,
+        /// Where it ran out.
+        offset: usize,
+    },
 }
 
 impl JsonError {
@@ -62,12 +74,20 @@ impl JsonError {
     }
 }
 
-/// Parses a JSON document the way Python's `json.loads(raw.decode('utf-8'))` does.
+/// Parses a JSON document the way Python's `json.loads(raw.decode('utf-8'))` does, within
+/// the default memory budget.
 pub fn loads(raw: &[u8]) -> Result<PyValue, JsonError> {
+    loads_within(raw, super::pickle_scan::DEFAULT_BUDGET)
+}
+
+/// [`loads`] with a memory budget of `budget` bytes for the decoded value.
+pub fn loads_within(raw: &[u8], budget: u64) -> Result<PyValue, JsonError> {
     let text = std::str::from_utf8(raw).map_err(|e| syntax("invalid UTF-8", e.valid_up_to()))?;
     let mut parser = Parser {
         text: text.as_bytes(),
         pos: 0,
+        spent: 0,
+        budget,
     };
     parser.skip_ws();
     let value = parser.value(0)?;
@@ -186,9 +206,28 @@ pub(crate) fn big_int(digits: &str) -> Option<PyValue> {
 struct Parser<'a> {
     text: &'a [u8],
     pos: usize,
+    /// Bytes charged so far, and the most allowed.
+    spent: u64,
+    budget: u64,
 }
 
+/// What one decoded value costs: itself plus its share of its container's storage (a dict
+/// entry, with its key, costs about twice a list item in a B-tree).
+const VALUE_COST: u64 = 2 * std::mem::size_of::<PyValue>() as u64;
+
 impl Parser<'_> {
+    /// Charges `bytes` to the budget, failing once it is spent.
+    fn charge(&mut self, bytes: u64) -> Result<(), JsonError> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > self.budget {
+            return Err(JsonError::TooLarge {
+                limit: self.budget,
+                offset: self.pos,
+            });
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<u8> {
         self.text.get(self.pos).copied()
     }
@@ -211,6 +250,7 @@ impl Parser<'_> {
 
     fn value(&mut self, depth: usize) -> Result<PyValue, JsonError> {
         let start = self.pos;
+        self.charge(VALUE_COST)?;
         match self.peek() {
             Some(b'{') => self.object(deeper(depth)?),
             Some(b'[') => self.array(deeper(depth)?),
@@ -258,6 +298,7 @@ impl Parser<'_> {
             if self.peek() != Some(b'"') {
                 return Err(syntax("expecting property name in double quotes", self.pos));
             }
+            self.charge(VALUE_COST)?;
             let key = self.string()?;
             self.skip_ws();
             if !self.eat(":") {
@@ -349,6 +390,7 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
+                    self.charge(out.len() as u64)?;
                     return Ok(out);
                 }
                 Some(b'\\') => {

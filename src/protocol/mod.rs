@@ -9,6 +9,7 @@
 //! - [`job_record`]: the fields of a job hash that the worker reads.
 //! - [`exception`]: Python-style exception texts for failed jobs.
 //! - [`result`]: the `rq:results:<id>` stream entry fields.
+//! - [`text`]: hostile text escaped and bounded before it is echoed (logs, failure texts).
 
 pub mod exception;
 pub mod job_record;
@@ -16,4 +17,5 @@ pub mod json_value;
 pub mod payload;
 pub mod pickle_scan;
 pub mod result;
+pub mod text;
 pub mod timestamp;

@@ -26,9 +26,46 @@ use super::json_value::{self, JsonError};
 use super::pickle_scan::{self, ScanError};
 use crate::handlers::PyValue;
 
-/// Largest `data` accepted after zlib inflation (and largest raw `data`/`meta`), so that a
-/// zlib bomb cannot exhaust memory.
-pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 20;
+/// Default largest raw `data`/`meta` field (`--max-payload-bytes`).
+pub const DEFAULT_MAX_FIELD_BYTES: u64 = 4 << 20;
+/// Default largest `data` after zlib inflation (`--max-inflated-bytes`).
+pub const DEFAULT_MAX_INFLATED_BYTES: u64 = 16 << 20;
+/// Default memory budget of one decoded value (`--max-decoded-bytes`).
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = super::pickle_scan::DEFAULT_BUDGET;
+
+/// The memory budget of decoding one payload: each cap is checked while the bytes or values
+/// are produced, never after (see docs/SECURITY.md for what a job costs at most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest raw `data` or `meta` field, in bytes (`start.lua` drops a longer one before it
+    /// leaves Redis).
+    pub max_field_bytes: u64,
+    /// Largest `data` after zlib inflation, in bytes (the inflater stops there).
+    pub max_inflated_bytes: u64,
+    /// Memory budget of the decoded value, in bytes, charged as it is built.
+    pub max_decoded_bytes: u64,
+}
+
+impl DecodeLimits {
+    /// The limits `meta` is decoded within while the call's value is held: a quarter of the
+    /// decoded budget (RQ's `meta` is a small dict; a larger one is not given to the handler).
+    pub fn for_meta(&self) -> Self {
+        Self {
+            max_decoded_bytes: self.max_decoded_bytes / 4,
+            ..*self
+        }
+    }
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
+            max_inflated_bytes: DEFAULT_MAX_INFLATED_BYTES,
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+        }
+    }
+}
 
 /// Longest error detail quoted from serde-pickle (whose stack errors can dump whole values).
 const MAX_DETAIL_CHARS: usize = 160;
@@ -63,9 +100,27 @@ pub enum PayloadError {
     /// Anything else.
     #[error("{0}")]
     Invalid(String),
-    /// The payload inflates (or is) larger than [`MAX_DECOMPRESSED_BYTES`].
-    #[error("payload larger than {MAX_DECOMPRESSED_BYTES} bytes")]
-    TooLarge,
+    /// The raw field is longer than [`DecodeLimits::max_field_bytes`].
+    #[error(
+        "the {field} field is {size} bytes, over the {limit}-byte limit (--max-payload-bytes)"
+    )]
+    FieldTooLarge {
+        /// `data` or `meta`.
+        field: &'static str,
+        /// Its length.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// `data` inflates past [`DecodeLimits::max_inflated_bytes`].
+    #[error("data inflates past the {limit}-byte limit (--max-inflated-bytes)")]
+    InflatedTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The decoded value would take more than [`DecodeLimits::max_decoded_bytes`].
+    #[error("{0} (--max-decoded-bytes)")]
+    DecodedTooLarge(String),
     /// The pickle holds an object other than plain data (datetime, Decimal, a class
     /// instance...). `location` says which part of the job tuple, when known.
     #[error(
@@ -106,25 +161,79 @@ impl PayloadError {
     }
 }
 
-/// Decodes a job's `data` field into the call it describes.
+impl PayloadError {
+    /// Whether the payload was refused for its size (a [`DecodeLimits`] cap), not its content.
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            PayloadError::FieldTooLarge { .. }
+                | PayloadError::InflatedTooLarge { .. }
+                | PayloadError::DecodedTooLarge(_)
+        )
+    }
+}
+
+/// Decodes a job's `data` field into the call it describes, within the default
+/// [`DecodeLimits`].
 pub fn decode_job_data(raw: &[u8], serializer: Serializer) -> Result<JobCall, PayloadError> {
-    let inflated = inflate_or_raw(raw)?;
-    let value = match serializer {
-        Serializer::Pickle => decode_pickle(&inflated, true)?,
-        Serializer::Json => json_value::loads(&inflated).map_err(PayloadError::Json)?,
-    };
+    decode_job_data_within(raw, serializer, &DecodeLimits::default())
+}
+
+/// [`decode_job_data`] within `limits`.
+pub fn decode_job_data_within(
+    raw: &[u8],
+    serializer: Serializer,
+    limits: &DecodeLimits,
+) -> Result<JobCall, PayloadError> {
+    check_field("data", raw, limits)?;
+    let inflated = inflate_or_raw(raw, limits)?;
+    let value = decode_value(&inflated, serializer, true, limits)?;
+    drop(inflated);
     job_call(value)
 }
 
-/// Decodes a job's `meta` field (not compressed). RQ always writes a dict, but any plain value
-/// is returned as found.
+/// Decodes a job's `meta` field (not compressed), within the default [`DecodeLimits`]. RQ
+/// always writes a dict, but any plain value is returned as found.
 pub fn decode_meta(raw: &[u8], serializer: Serializer) -> Result<PyValue, PayloadError> {
-    if raw.len() as u64 > MAX_DECOMPRESSED_BYTES {
-        return Err(PayloadError::TooLarge);
+    decode_meta_within(raw, serializer, &DecodeLimits::default())
+}
+
+/// [`decode_meta`] within `limits`.
+pub fn decode_meta_within(
+    raw: &[u8],
+    serializer: Serializer,
+    limits: &DecodeLimits,
+) -> Result<PyValue, PayloadError> {
+    check_field("meta", raw, limits)?;
+    decode_value(raw, serializer, false, limits)
+}
+
+fn check_field(field: &'static str, raw: &[u8], limits: &DecodeLimits) -> Result<(), PayloadError> {
+    if raw.len() as u64 > limits.max_field_bytes {
+        return Err(PayloadError::FieldTooLarge {
+            field,
+            size: raw.len() as u64,
+            limit: limits.max_field_bytes,
+        });
     }
+    Ok(())
+}
+
+fn decode_value(
+    bytes: &[u8],
+    serializer: Serializer,
+    job_tuple: bool,
+    limits: &DecodeLimits,
+) -> Result<PyValue, PayloadError> {
     match serializer {
-        Serializer::Pickle => decode_pickle(raw, false),
-        Serializer::Json => json_value::loads(raw).map_err(PayloadError::Json),
+        Serializer::Pickle => decode_pickle(bytes, job_tuple, limits.max_decoded_bytes),
+        Serializer::Json => match json_value::loads_within(bytes, limits.max_decoded_bytes) {
+            Ok(value) => Ok(value),
+            Err(e @ JsonError::TooLarge { .. }) => {
+                Err(PayloadError::DecodedTooLarge(e.to_string()))
+            }
+            Err(e) => Err(PayloadError::Json(e)),
+        },
     }
 }
 
@@ -153,23 +262,29 @@ pub fn encode_return_value(
     }
 }
 
-/// `zlib.decompress(raw)`, or `raw` itself when it is not a zlib stream (as `Job.data` does),
-/// capped at [`MAX_DECOMPRESSED_BYTES`].
-fn inflate_or_raw(raw: &[u8]) -> Result<Vec<u8>, PayloadError> {
+/// `zlib.decompress(raw)`, or `raw` itself when it is not a zlib stream (as `Job.data` does).
+/// The inflater streams and stops one byte past [`DecodeLimits::max_inflated_bytes`], so a
+/// zlib bomb costs at most that (and its buffer's growth).
+fn inflate_or_raw(raw: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>, PayloadError> {
+    let limit = limits.max_inflated_bytes;
+    let too_large = || PayloadError::InflatedTooLarge { limit };
     let mut inflated = Vec::new();
-    let mut decoder = flate2::read::ZlibDecoder::new(raw).take(MAX_DECOMPRESSED_BYTES + 1);
+    let mut decoder = flate2::read::ZlibDecoder::new(raw).take(limit.saturating_add(1));
     match decoder.read_to_end(&mut inflated) {
-        Ok(_) if inflated.len() as u64 > MAX_DECOMPRESSED_BYTES => Err(PayloadError::TooLarge),
+        Ok(_) if inflated.len() as u64 > limit => Err(too_large()),
         Ok(_) => Ok(inflated),
-        Err(_) if raw.len() as u64 > MAX_DECOMPRESSED_BYTES => Err(PayloadError::TooLarge),
+        Err(_) if raw.len() as u64 > limit => Err(too_large()),
         Err(_) => Ok(raw.to_vec()),
     }
 }
 
-/// Decodes a plain-data pickle. `job_tuple` lets a refusal name the element of RQ's job tuple
-/// that holds the offending object.
-fn decode_pickle(bytes: &[u8], job_tuple: bool) -> Result<PyValue, PayloadError> {
-    pickle_scan::decode(bytes).map_err(|e| {
+/// Decodes a plain-data pickle within `budget` bytes. `job_tuple` lets a refusal name the
+/// element of RQ's job tuple that holds the offending object.
+fn decode_pickle(bytes: &[u8], job_tuple: bool, budget: u64) -> Result<PyValue, PayloadError> {
+    pickle_scan::decode_within(bytes, budget).map_err(|e| {
+        if let ScanError::TooLarge { .. } = e {
+            return PayloadError::DecodedTooLarge(e.to_string());
+        }
         let outer_item = match &e {
             ScanError::Forbidden { outer_item, .. } if job_tuple => *outer_item,
             _ => None,
@@ -374,14 +489,77 @@ mod tests {
     fn refuses_zlib_bombs() {
         let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         let chunk = vec![0u8; 1 << 20];
-        for _ in 0..=(MAX_DECOMPRESSED_BYTES >> 20) {
+        for _ in 0..=(DEFAULT_MAX_INFLATED_BYTES >> 20) {
             encoder.write_all(&chunk).unwrap();
         }
         let bomb = encoder.finish().unwrap();
         assert!(bomb.len() < 1 << 20);
+        let error = decode_job_data(&bomb, Serializer::Pickle).unwrap_err();
+        assert!(
+            matches!(error, PayloadError::InflatedTooLarge { limit } if limit == DEFAULT_MAX_INFLATED_BYTES),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "data inflates past the 16777216-byte limit (--max-inflated-bytes)"
+        );
+    }
+
+    /// `('f', None, ([None] * n,), {})`, protocol 5 without frames: n bytes of `N` opcodes.
+    fn nones(n: usize) -> Vec<u8> {
+        let mut pickle = b"\x80\x05(\x8c\x01fN](".to_vec();
+        pickle.extend(std::iter::repeat_n(b'N', n));
+        pickle.extend(b"e\x85}t.");
+        pickle
+    }
+
+    #[test]
+    fn memory_budget_is_counted_as_the_value_is_built() {
+        let limits = DecodeLimits {
+            max_field_bytes: 1 << 20,
+            max_inflated_bytes: 4 << 20,
+            max_decoded_bytes: 1 << 20,
+        };
+        // 1000 Nones fit; 1 MiB of Nones (each costs far more than its byte) does not.
+        let call =
+            decode_job_data_within(&zlib(&nones(1000)), Serializer::Pickle, &limits).unwrap();
+        assert_eq!(call.args, vec![PyValue::List(vec![PyValue::None; 1000])]);
+        let bomb = zlib(&nones(1 << 20));
+        assert!(bomb.len() < 4096);
+        let error = decode_job_data_within(&bomb, Serializer::Pickle, &limits).unwrap_err();
+        assert!(error.is_too_large(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "pickle decodes to more than the 1048576-byte memory budget (while reading) \
+             (--max-decoded-bytes)"
+        );
+        // The same in JSON: `[null, null, ...]`.
+        let mut json = b"[\"f\", null, [[".to_vec();
+        json.extend(b"null,".repeat(200_000));
+        json.extend(b"null]], {}]");
+        let error = decode_job_data_within(&zlib(&json), Serializer::Json, &limits).unwrap_err();
+        assert!(error.is_too_large(), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("JSON decodes to more than the 1048576-byte memory budget"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().ends_with("(--max-decoded-bytes)"),
+            "{error}"
+        );
+        // Raw fields are refused by their length before anything is read.
+        let big = vec![b'N'; (1 << 20) + 1];
+        let error = decode_meta_within(&big, Serializer::Pickle, &limits).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the meta field is 1048577 bytes, over the 1048576-byte limit (--max-payload-bytes)"
+        );
+        let error = decode_job_data_within(&big, Serializer::Pickle, &limits).unwrap_err();
         assert!(matches!(
-            decode_job_data(&bomb, Serializer::Pickle),
-            Err(PayloadError::TooLarge)
+            error,
+            PayloadError::FieldTooLarge { field: "data", .. }
         ));
     }
 

@@ -19,9 +19,14 @@
 //!   memory stays proportional to the verified input;
 //! - nesting deeper than [`MAX_DEPTH`] containers (or [`MAX_DEPTH`] open `MARK`s) is refused,
 //!   so building, comparing and dropping the value cannot overflow the stack;
-//! - more than [`MAX_VALUES`] values or [`MAX_EXPANDED_BYTES`] of str/bytes once shared
-//!   references are expanded is refused (a list holding a list twice, holding a list twice...
-//!   would otherwise expand exponentially);
+//! - memory is budgeted, not values counted: every value, container, stack slot and memo
+//!   entry the walk allocates is charged to the budget as it is made ([`decode_within`];
+//!   [`DEFAULT_BUDGET`] by default), and so is the built value, computed once shared
+//!   references are expanded into copies, before it is built (a list holding a list twice,
+//!   holding a list twice... would otherwise expand exponentially): the walk and the value
+//!   together never hold more than the budget (see [`cost`] for what is charged);
+//! - a `FRAME` whose length runs past the end of the input is refused, as Python's
+//!   unpickler refuses it (`pickle data was truncated`);
 //! - self-referencing structures are refused.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -37,13 +42,29 @@ use crate::handlers::PyValue;
 /// (serde_json's own default limit is 128).
 pub const MAX_DEPTH: usize = 200;
 
-/// Most values (scalars and containers) a decoded pickle may hold once shared references are
-/// expanded into copies.
-pub const MAX_VALUES: u64 = 10_000_000;
+/// The memory budget of [`decode`] and [`scan`] (bytes): the walk's own allocations plus the
+/// built value. The worker passes its `--max-decoded-bytes` to [`decode_within`] instead.
+pub const DEFAULT_BUDGET: u64 = 32 << 20;
 
-/// Most str/bytes content, in bytes, a decoded pickle may hold once shared references are
-/// expanded into copies.
-pub const MAX_EXPANDED_BYTES: u64 = 256 << 20;
+/// What the decoder charges to its budget, in bytes. The figures are the sizes of the Rust
+/// types involved (so they follow the build), doubled where they sit in a growing vector (a
+/// `Vec` holds up to twice its length while it grows), plus the str/bytes content: every
+/// allocation of the walk is covered by one of these, and so is every node of the built
+/// value.
+pub mod cost {
+    use super::{Item, Node};
+    use crate::handlers::PyValue;
+
+    /// A scalar in the walk's arena (plus its str/bytes content).
+    pub const LEAF: u64 = 2 * (std::mem::size_of::<PyValue>() + std::mem::size_of::<Item>()) as u64;
+    /// A container in the walk's arena.
+    pub const NODE: u64 = 2 * (std::mem::size_of::<Node>() + std::mem::size_of::<Item>()) as u64;
+    /// A reference to a value: a stack slot, a container item, a memo entry.
+    pub const SLOT: u64 = 2 * std::mem::size_of::<Item>() as u64;
+    /// One value of the built result: the value itself plus its share of its container's
+    /// storage (a dict or set entry costs about twice a list item in a B-tree).
+    pub const VALUE: u64 = 2 * std::mem::size_of::<PyValue>() as u64;
+}
 
 /// The highest pickle protocol understood (Python 3.8+ writes 5).
 pub const MAX_PROTOCOL: u8 = 5;
@@ -97,12 +118,13 @@ pub enum ScanError {
     /// Nesting beyond [`MAX_DEPTH`].
     #[error("pickle nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
-    /// The expanded value exceeds [`MAX_VALUES`] or [`MAX_EXPANDED_BYTES`].
-    #[error("pickle expands to more than {limit} {what}")]
+    /// Decoding would take more memory than the budget (see [`cost`]).
+    #[error("pickle decodes to more than the {limit}-byte memory budget ({stage})")]
     TooLarge {
-        /// What was counted: `values` or `bytes of str/bytes`.
-        what: &'static str,
-        /// The limit passed.
+        /// Where the budget ran out: `while reading` (the walk) or `once expanded` (the value
+        /// to build, shared references copied).
+        stage: &'static str,
+        /// The budget, in bytes.
         limit: u64,
     },
     /// A container that contains itself.
@@ -131,14 +153,20 @@ fn label(opcode: &str, global: Option<&str>) -> String {
     }
 }
 
-/// Checks that `pickle` holds only plain data within the limits (see the module docs).
+/// Checks that `pickle` holds only plain data within the limits (see the module docs), with
+/// the [`DEFAULT_BUDGET`].
 pub fn scan(pickle: &[u8]) -> Result<(), ScanError> {
-    Machine::run(pickle).map(|_| ())
+    Machine::run(pickle, DEFAULT_BUDGET).map(|_| ())
 }
 
-/// Checks `pickle` like [`scan`] and returns the value it holds.
+/// Checks `pickle` like [`scan`] and returns the value it holds, with the [`DEFAULT_BUDGET`].
 pub fn decode(pickle: &[u8]) -> Result<PyValue, ScanError> {
-    let (machine, root) = Machine::run(pickle)?;
+    decode_within(pickle, DEFAULT_BUDGET)
+}
+
+/// [`decode`] with a memory budget of `budget` bytes for the walk and the value together.
+pub fn decode_within(pickle: &[u8], budget: u64) -> Result<PyValue, ScanError> {
+    let (machine, root) = Machine::run(pickle, budget)?;
     machine.build(root)
 }
 
@@ -205,11 +233,14 @@ struct Machine<'a> {
     leaves: Vec<PyValue>,
     nodes: Vec<Node>,
     forbidden: Option<Forbidden>,
+    /// Bytes charged so far (see [`cost`]), and the most allowed.
+    spent: u64,
+    budget: u64,
 }
 
 impl<'a> Machine<'a> {
     /// Walks to `STOP` and checks the limits; returns the machine and the root item.
-    fn run(input: &'a [u8]) -> Result<(Self, Item), ScanError> {
+    fn run(input: &'a [u8], budget: u64) -> Result<(Self, Item), ScanError> {
         let mut machine = Machine {
             input,
             pos: 0,
@@ -219,6 +250,8 @@ impl<'a> Machine<'a> {
             leaves: Vec::new(),
             nodes: Vec::new(),
             forbidden: None,
+            spent: 0,
+            budget,
         };
         let walked = machine.walk();
         // Past a forbidden opcode the walk only locates it; later errors are moot.
@@ -237,16 +270,12 @@ impl<'a> Machine<'a> {
             Item::Leaf(l) => (1, machine.leaves.get(l).map_or(0, leaf_bytes)),
             Item::Object => (1, 0),
         };
-        if values > MAX_VALUES {
+        // The arena stays alive while the value is built: both count.
+        let built = values.saturating_mul(cost::VALUE).saturating_add(bytes);
+        if machine.spent.saturating_add(built) > machine.budget {
             return Err(ScanError::TooLarge {
-                what: "values",
-                limit: MAX_VALUES,
-            });
-        }
-        if bytes > MAX_EXPANDED_BYTES {
-            return Err(ScanError::TooLarge {
-                what: "bytes of str/bytes",
-                limit: MAX_EXPANDED_BYTES,
+                stage: "once expanded",
+                limit: machine.budget,
             });
         }
         Ok((machine, root))
@@ -272,6 +301,14 @@ impl<'a> Machine<'a> {
                         arg.first().copied().unwrap_or(0),
                     ))
                 }
+                // A FRAME announces the bytes that follow; Python's unpickler reads them ahead
+                // and refuses a length the input does not have (2**63 included).
+                b'\x95' if le(arg) > (self.input.len() - self.pos) as u64 => {
+                    return Err(ScanError::Truncated {
+                        opcode: name,
+                        offset,
+                    })
+                }
                 b'\x80' | b'\x95' => {} // PROTO, FRAME
                 b'.' => return self.pop(ctx),
                 b'(' if self.marks.len() >= MAX_DEPTH => return Err(ScanError::TooDeep),
@@ -281,7 +318,10 @@ impl<'a> Machine<'a> {
                     self.pop(ctx)?;
                 }
                 b'1' => drop(self.pop_mark(ctx)?),
-                b'2' => self.stack.push(self.top(ctx)?),
+                b'2' => {
+                    self.charge(cost::SLOT)?;
+                    self.stack.push(self.top(ctx)?);
+                }
                 // Memo.
                 b'p' | b'g' => {
                     let id = std::str::from_utf8(arg)
@@ -294,13 +334,13 @@ impl<'a> Machine<'a> {
                 b'h' | b'j' => self.memo_op(false, le(arg), ctx)?,
                 b'\x94' => self.memo_op(true, self.memo.len() as u64, ctx)?,
                 // Scalars.
-                b'N' => self.push_leaf(PyValue::None),
-                b'\x88' | b'\x89' => self.push_leaf(PyValue::Bool(op == b'\x88')),
-                b'K' | b'M' => self.push_leaf(PyValue::I64(le(arg) as i64)),
-                b'J' => self.push_leaf(PyValue::I64((le(arg) as u32 as i32).into())),
+                b'N' => self.push_leaf(PyValue::None)?,
+                b'\x88' | b'\x89' => self.push_leaf(PyValue::Bool(op == b'\x88'))?,
+                b'K' | b'M' => self.push_leaf(PyValue::I64(le(arg) as i64))?,
+                b'J' => self.push_leaf(PyValue::I64((le(arg) as u32 as i32).into()))?,
                 b'G' => {
                     let bits = arg.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
-                    self.push_leaf(PyValue::F64(f64::from_bits(bits)));
+                    self.push_leaf(PyValue::F64(f64::from_bits(bits)))?;
                 }
                 b'\x8a' | b'\x8b' if arg.len() <= 8 => {
                     // Little-endian two's complement, sign-extended.
@@ -310,13 +350,13 @@ impl<'a> Machine<'a> {
                         0
                     };
                     let value = fill.checked_shl(8 * arg.len() as u32).unwrap_or(0) | le(arg);
-                    self.push_leaf(PyValue::I64(value as i64));
+                    self.push_leaf(PyValue::I64(value as i64))?;
                 }
-                b'C' | b'B' | b'\x8e' | b'\x96' => self.push_leaf(PyValue::Bytes(arg.to_vec())),
+                b'C' | b'B' | b'\x8e' | b'\x96' => self.push_leaf(PyValue::Bytes(arg.to_vec()))?,
                 b'\x8c' | b'X' | b'\x8d' => {
                     let text =
                         std::str::from_utf8(arg).map_err(|_| malformed("str is not UTF-8", ctx))?;
-                    self.push_leaf(PyValue::String(text.to_string()));
+                    self.push_leaf(PyValue::String(text.to_string()))?;
                 }
                 // Long ints and protocol 0-1 text forms: decoded by serde-pickle.
                 b'\x8a' | b'\x8b' | b'I' | b'L' | b'F' | b'S' | b'V' | b'U' | b'T' => {
@@ -329,20 +369,20 @@ impl<'a> Machine<'a> {
                     let options = serde_pickle::DeOptions::new().decode_strings();
                     let value = serde_pickle::value_from_slice(&one, options)
                         .map_err(|_| malformed("invalid literal", ctx))?;
-                    self.push_leaf(value);
+                    self.push_leaf(value)?;
                 }
                 // Containers.
-                b')' => self.push_node(Kind::Tuple, Vec::new()),
-                b']' => self.push_node(Kind::List, Vec::new()),
-                b'}' => self.push_node(Kind::Dict, Vec::new()),
-                b'\x8f' => self.push_node(Kind::Set, Vec::new()),
+                b')' => self.push_node(Kind::Tuple, Vec::new())?,
+                b']' => self.push_node(Kind::List, Vec::new())?,
+                b'}' => self.push_node(Kind::Dict, Vec::new())?,
+                b'\x8f' => self.push_node(Kind::Set, Vec::new())?,
                 b'\x85' | b'\x86' | b'\x87' => {
                     let n = usize::from(op - 0x84);
                     if self.frame_len() < n {
                         return Err(malformed("stack underflow", ctx));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.push_node(Kind::Tuple, items);
+                    self.push_node(Kind::Tuple, items)?;
                 }
                 b't' | b'l' | b'\x91' | b'd' => {
                     let items = self.pop_mark(ctx)?;
@@ -355,7 +395,7 @@ impl<'a> Machine<'a> {
                     if kind == Kind::Dict && items.len() % 2 != 0 {
                         return Err(malformed("odd number of dict items", ctx));
                     }
-                    self.push_node(kind, items);
+                    self.push_node(kind, items)?;
                 }
                 b'a' => {
                     let item = self.pop(ctx)?;
@@ -498,6 +538,7 @@ impl<'a> Machine<'a> {
 
     /// `PUT`s the stack top under `id`, or `GET`s the item stored there.
     fn memo_op(&mut self, put: bool, id: u64, ctx: Ctx) -> Result<(), ScanError> {
+        self.charge(cost::SLOT)?;
         if put {
             let top = self.top(ctx)?;
             self.memo.insert(id, top);
@@ -511,12 +552,27 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn push_leaf(&mut self, value: PyValue) {
-        self.stack.push(Item::Leaf(self.leaves.len()));
-        self.leaves.push(value);
+    /// Charges `bytes` to the budget, failing once it is spent.
+    fn charge(&mut self, bytes: u64) -> Result<(), ScanError> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > self.budget {
+            return Err(ScanError::TooLarge {
+                stage: "while reading",
+                limit: self.budget,
+            });
+        }
+        Ok(())
     }
 
-    fn push_node(&mut self, kind: Kind, items: Vec<Item>) {
+    fn push_leaf(&mut self, value: PyValue) -> Result<(), ScanError> {
+        self.charge(cost::LEAF + leaf_bytes(&value))?;
+        self.stack.push(Item::Leaf(self.leaves.len()));
+        self.leaves.push(value);
+        Ok(())
+    }
+
+    fn push_node(&mut self, kind: Kind, items: Vec<Item>) -> Result<(), ScanError> {
+        self.charge(cost::NODE + cost::SLOT * items.len() as u64)?;
         let tainted = items.iter().any(|&item| self.tainted(item));
         self.stack.push(Item::Container(self.nodes.len()));
         self.nodes.push(Node {
@@ -524,10 +580,12 @@ impl<'a> Machine<'a> {
             items,
             tainted,
         });
+        Ok(())
     }
 
     /// `APPEND(S)`, `SETITEM(S)`, `ADDITEMS` on the container at the top of the stack.
     fn fill_top(&mut self, kind: Kind, items: Vec<Item>, ctx: Ctx) -> Result<(), ScanError> {
+        self.charge(cost::SLOT * items.len() as u64)?;
         let tainted = items.iter().any(|&item| self.tainted(item));
         let top = self.top(ctx)?;
         let node = match top {
@@ -1143,6 +1201,63 @@ mod tests {
             PyValue::List(vec![one.clone(), one])
         );
         assert!(matches!(scan(b"h\x05."), Err(ScanError::Malformed { .. })));
+    }
+
+    #[test]
+    fn refuses_a_lying_frame_length() {
+        // FRAME 2**63, and FRAME one byte longer than what follows; Python's unpickler
+        // refuses both ("pickle data was truncated" / frame size).
+        let mut huge = b"\x80\x05\x95".to_vec();
+        huge.extend((1u64 << 63).to_le_bytes());
+        huge.extend(b"N.");
+        assert!(
+            scan(&huge)
+                == Err(ScanError::Truncated {
+                    opcode: "FRAME",
+                    offset: 2
+                }),
+            "{:?}",
+            scan(&huge)
+        );
+        let mut past = b"\x80\x05\x95".to_vec();
+        past.extend(3u64.to_le_bytes());
+        past.extend(b"N.");
+        assert!(matches!(
+            scan(&past),
+            Err(ScanError::Truncated {
+                opcode: "FRAME",
+                ..
+            })
+        ));
+        // An honest frame (the whole rest of the pickle) decodes.
+        past[3] = 2;
+        assert_eq!(decode(&past), Ok(PyValue::None));
+        assert!(decode(JOB5).is_ok());
+    }
+
+    #[test]
+    fn budget_covers_the_walk_and_the_value() {
+        // 100k Nones in a list: about LEAF + SLOT each while walking, VALUE each once built.
+        let mut pickle = b"](".to_vec();
+        pickle.extend(std::iter::repeat_n(b'N', 100_000));
+        pickle.extend(b"e.");
+        let walk = 100_000 * (cost::LEAF + cost::SLOT);
+        let built = 100_000 * cost::VALUE;
+        assert!(decode_within(&pickle, walk + built + 4096).is_ok());
+        assert!(matches!(
+            decode_within(&pickle, walk / 2),
+            Err(ScanError::TooLarge {
+                stage: "while reading",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_within(&pickle, walk + built / 2),
+            Err(ScanError::TooLarge {
+                stage: "once expanded",
+                ..
+            })
+        ));
     }
 
     #[test]

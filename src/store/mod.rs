@@ -6,9 +6,11 @@
 //! - [`worker_record`]: the worker hash: registration, state, death.
 //! - [`queue_wait`]: the blocking wait for a job on one queue.
 //! - [`queue_watch`]: being woken when a job lands on one of several queues.
+//! - [`reconcile`]: finding out what a call whose reply was lost did (start, finish).
 
 pub mod connection;
 pub mod queue_wait;
 pub mod queue_watch;
+pub mod reconcile;
 pub mod scripts;
 pub mod worker_record;

@@ -10,6 +10,7 @@ use redis::{Script, Value};
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::result::ResultFields;
+use crate::protocol::text::shown;
 use crate::protocol::timestamp::Instant;
 
 static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/start.lua")));
@@ -46,6 +47,10 @@ pub struct StartRequest<'a> {
     pub claimed: Option<(&'a str, &'a str)>,
     /// Queues in priority order.
     pub queues: &'a [String],
+    /// Longest `data`/`meta` value the script returns (`--max-payload-bytes`); a longer one
+    /// stays in Redis and comes back empty, its length in the pseudo field
+    /// [`crate::protocol::job_record::OVERSIZE_FIELD_PREFIX`]`<name>`.
+    pub max_field_bytes: u64,
 }
 
 /// Most jobs one [`start_jobs`] call starts.
@@ -75,15 +80,24 @@ pub async fn start_jobs<C: ConnectionLike>(
     req: &StartRequest<'_>,
     max: usize,
 ) -> Result<Vec<StartedJob>, StoreError> {
+    start_batch(conn, req, &execution_ids(req.execution_id, max)).await
+}
+
+/// The execution ids of one start call of up to `max` jobs (at most [`MAX_START_BATCH`]):
+/// `first`, then fresh ones. A caller that keeps them can look the call up after a lost reply
+/// ([`crate::store::reconcile::adopt_started`]).
+pub fn execution_ids(first: &str, max: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(max.clamp(1, MAX_START_BATCH));
-    ids.push(req.execution_id.to_string());
+    ids.push(first.to_string());
     while ids.len() < max.min(MAX_START_BATCH) {
         ids.push(uuid::Uuid::new_v4().simple().to_string());
     }
-    start_with(conn, req, &ids).await
+    ids
 }
 
-async fn start_with<C: ConnectionLike>(
+/// [`start_jobs`] with the execution ids given (one per job that may start; the claimed job,
+/// if any, uses the first). `req.execution_id` is not used.
+pub async fn start_batch<C: ConnectionLike>(
     conn: &mut C,
     req: &StartRequest<'_>,
     execution_ids: &[String],
@@ -101,7 +115,7 @@ async fn start_with<C: ConnectionLike>(
         Some((queue, id)) => inv.arg(queue).arg(id),
         None => inv.arg("").arg(""),
     };
-    inv.arg(req.queues.len());
+    inv.arg(req.queues.len()).arg(req.max_field_bytes);
     for q in req.queues {
         inv.arg(q);
     }
@@ -109,20 +123,22 @@ async fn start_with<C: ConnectionLike>(
         inv.arg(x);
     }
     let reply: Value = inv.invoke_async(conn).await?;
-    parse_started(reply)
+    parse_started("start.lua", reply)
 }
 
-fn parse_started(reply: Value) -> Result<Vec<StartedJob>, StoreError> {
-    let bad = |detail: String| StoreError::UnexpectedReply {
-        what: "start.lua",
-        detail,
-    };
+/// Reads start.lua's reply (also the reply of `adopt.lua`, which has the same shape).
+pub(crate) fn parse_started(
+    what: &'static str,
+    reply: Value,
+) -> Result<Vec<StartedJob>, StoreError> {
+    let bad = |detail: String| StoreError::UnexpectedReply { what, detail };
     let items = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(items) if !items.is_empty() && items.len() % 5 == 0 => items,
         other => return Err(bad(format!("{other:?}"))),
     };
     let text = |v: Option<Value>| -> Result<String, StoreError> {
+        // Queues are the worker's own (UTF-8); ids of started jobs were checked by the script.
         match v {
             Some(Value::BulkString(b)) => {
                 String::from_utf8(b).map_err(|_| bad("non-UTF-8 queue, job or execution id".into()))
@@ -135,6 +151,11 @@ fn parse_started(reply: Value) -> Result<Vec<StartedJob>, StoreError> {
     while let Some(queue) = it.next() {
         let (id, ttl, fields, execution_id) = (it.next(), it.next(), it.next(), it.next());
         let queue = text(Some(queue))?;
+        if let Some(Value::Int(0)) = ttl {
+            log_refused(&queue, id, fields);
+            let _ = execution_id;
+            continue;
+        }
         let id = text(id)?;
         let heartbeat_ttl = match ttl {
             Some(Value::Int(n)) if n > 0 => n as u64,
@@ -162,6 +183,47 @@ fn parse_started(reply: Value) -> Result<Vec<StartedJob>, StoreError> {
         });
     }
     Ok(jobs)
+}
+
+/// Logs a job (or queue) `start.lua` refused: its id escaped and bounded, whatever its bytes.
+fn log_refused(queue: &str, id: Option<Value>, reason: Option<Value>) {
+    let bytes = |v: Option<Value>| match v {
+        Some(Value::BulkString(b)) => b,
+        Some(Value::SimpleString(s)) => s.into_bytes(),
+        _ => Vec::new(),
+    };
+    let id = bytes(id);
+    let reason = String::from_utf8_lossy(&bytes(reason)).into_owned();
+    if id.is_empty() {
+        // Polled again and again while the key stays broken: once a minute per queue.
+        static LAST: std::sync::Mutex<Option<HashMap<String, std::time::Instant>>> =
+            std::sync::Mutex::new(None);
+        let due = match LAST.lock() {
+            Ok(mut last) => {
+                let last = last.get_or_insert_with(HashMap::new);
+                let due = last
+                    .get(queue)
+                    .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60));
+                if due {
+                    last.insert(queue.to_string(), std::time::Instant::now());
+                }
+                due
+            }
+            Err(_) => true,
+        };
+        if due {
+            tracing::error!(queue = %shown(queue.as_bytes()), reason = %shown(reason.as_bytes()), "queue refused: its jobs cannot be taken (logged once a minute)");
+        }
+    } else {
+        let utf8 = std::str::from_utf8(&id).is_ok();
+        tracing::error!(
+            job_id = %shown(&id),
+            job_id_utf8 = utf8,
+            queue = %shown(queue.as_bytes()),
+            reason = %shown(reason.as_bytes()),
+            "job refused at start"
+        );
+    }
 }
 
 /// One running execution, as the heartbeat script refreshes it.
@@ -393,7 +455,30 @@ pub async fn finish_job<C: ConnectionLike>(
     for (k, v) in result.into_iter().flatten() {
         inv.arg(*k).arg(v);
     }
-    let status: i64 = inv.invoke_async(conn).await?;
+    let reply: Value = inv.invoke_async(conn).await?;
+    let status = match reply {
+        Value::Int(n) => n,
+        // Written, but a key a producer controls had the wrong type (issue 13): the notes
+        // say what the script did instead.
+        Value::Array(items) => {
+            let notes = match items.get(1) {
+                Some(Value::BulkString(b)) => b.as_slice(),
+                _ => b"",
+            };
+            tracing::error!(
+                job_id = %shown(req.job_id.as_bytes()),
+                notes = %crate::protocol::text::escaped(notes, crate::protocol::text::MAX_MESSAGE_CHARS),
+                "outcome recorded around unusable keys"
+            );
+            1
+        }
+        other => {
+            return Err(StoreError::UnexpectedReply {
+                what: "finish.lua",
+                detail: format!("{other:?}"),
+            })
+        }
+    };
     Ok(match status {
         1 => FinishStatus::Written,
         0 => FinishStatus::JobMissing,

@@ -15,6 +15,7 @@ use crate::protocol::exception::{
 };
 use crate::protocol::job_record::{CallbackSpec, JobRecord};
 use crate::protocol::payload::decode_meta;
+use crate::protocol::text::shown;
 
 /// Runs the callbacks `record` names for `ended` and returns the final outcome:
 /// - success: `on_success`; if it fails, the job fails with its error and `on_failure` runs;
@@ -88,7 +89,7 @@ pub async fn apply(
         }
         (Ended::Stopped, _, Some(spec)) => {
             if let Err(e) = run(ctx, record, spec, CallbackEvent::Stopped).await {
-                tracing::warn!(callback = %spec.path, error = %e.lines().last().unwrap_or_default(), "stopped callback failed");
+                tracing::warn!(callback = %shown(spec.path.as_bytes()), error = %shown(e.lines().last().unwrap_or_default().as_bytes()), "stopped callback failed");
             }
             Ended::Stopped
         }
@@ -107,7 +108,7 @@ async fn run(
         let known: Vec<&str> = ctx.handlers.callbacks.paths().collect();
         let message = format!(
             "no native callback for '{}'; this rqw has callbacks for: {}",
-            spec.path,
+            shown(spec.path.as_bytes()),
             if known.is_empty() {
                 "(none)".to_string()
             } else {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
 use super::running::StopReason;
+use crate::protocol::text::shown;
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub fn handle(ctx: &WorkerContext, command: Command) {
             let n = ctx
                 .running
                 .stop_matching(|id, _| id == job_id, StopReason::StoppedByUser);
-            tracing::info!(job_id = %job_id, stopped = n, "stop-job command received");
+            tracing::info!(job_id = %shown(job_id.as_bytes()), stopped = n, "stop-job command received");
         }
         Command::StopExecution {
             job_id,
@@ -83,14 +84,14 @@ pub fn handle(ctx: &WorkerContext, command: Command) {
                 |id, x| id == job_id && x == execution_id,
                 StopReason::StoppedByUser,
             );
-            tracing::info!(job_id = %job_id, execution_id = %execution_id, stopped = n, "stop-execution command received");
+            tracing::info!(job_id = %shown(job_id.as_bytes()), execution_id = %shown(execution_id.as_bytes()), stopped = n, "stop-execution command received");
         }
     }
 }
 
 /// Listens on `rq:pubsub:<name>` until `stop`, reconnecting with backoff.
 pub async fn listen(ctx: Arc<WorkerContext>, client: Client, stop: CancellationToken) {
-    let channel = format!("{}pubsub:{}", ctx.keys.prefix(), ctx.identity.name);
+    let channel = ctx.keys.pubsub(&ctx.identity.name);
     let mut backoff = Duration::from_millis(200);
     loop {
         let connected = tokio::select! {
@@ -111,7 +112,7 @@ pub async fn listen(ctx: Arc<WorkerContext>, client: Client, stop: CancellationT
                         match parse(message.get_payload_bytes()) {
                             Some(command) => handle(&ctx, command),
                             None => tracing::warn!(
-                                payload = %String::from_utf8_lossy(message.get_payload_bytes()).chars().take(200).collect::<String>(),
+                                payload = %shown(message.get_payload_bytes()),
                                 "ignoring an unknown command"
                             ),
                         }

@@ -23,11 +23,13 @@ use super::context::WorkerContext;
 use crate::config::DequeueStrategy;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
+use crate::protocol::timestamp::parse_rq_timestamp;
 use crate::protocol::timestamp::Instant;
 use crate::store::connection::{blocking_connection, BlockingConnection};
 use crate::store::queue_wait::wait_for_job;
 use crate::store::queue_watch::QueueWatch;
-use crate::store::scripts::{start_jobs, StartRequest, StartedJob};
+use crate::store::reconcile::{adopt_started, claimed_id_still_parked, reply_may_be_lost};
+use crate::store::scripts::{execution_ids, start_batch, StartRequest, StartedJob};
 
 /// Longest pause between polls of several idle queues.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -58,6 +60,17 @@ pub struct Dequeuer {
     watch: Option<QueueWatch>,
     /// When opening a watch last failed.
     watch_failed_at: Option<tokio::time::Instant>,
+    /// A start call whose reply was lost, to look up before anything else.
+    pending: Option<PendingStart>,
+}
+
+/// A start call whose reply was lost: what it asked for.
+#[derive(Debug, Clone)]
+struct PendingStart {
+    /// The execution ids it carried.
+    execution_ids: Vec<String>,
+    /// The job a blocking pop had moved into the intermediate list, if any.
+    claimed: Option<(String, String)>,
 }
 
 impl Dequeuer {
@@ -72,7 +85,92 @@ impl Dequeuer {
             strategy,
             watch: None,
             watch_failed_at: None,
+            pending: None,
         }
+    }
+
+    /// Whether a start call's reply was lost and is not looked up yet.
+    pub fn has_pending_start(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Looks up the start call whose reply was lost, if any: the jobs it started are returned
+    /// (to be run; the worker owns them), and a claimed job it did not start is started now.
+    /// `Err` while Redis still cannot answer (the call stays pending).
+    pub async fn reconcile(&mut self, ctx: &WorkerContext) -> Result<Vec<Dequeued>, StoreError> {
+        let Some(pending) = self.pending.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut conn = ctx.conn.clone();
+        let adopted = adopt_started(
+            &mut conn,
+            ctx.keys.prefix(),
+            &ctx.identity.name,
+            ctx.config.job_monitoring_interval,
+            &ctx.config.queues,
+            &pending.execution_ids,
+        )
+        .await?;
+        self.pending = None;
+        let ids: Vec<&str> = adopted.iter().map(|j| j.id.as_str()).collect();
+        if adopted.is_empty() {
+            tracing::warn!(execution_ids = %pending.execution_ids.join(","), "start reply lost: looked up, nothing had started (the jobs are still queued)");
+        } else {
+            tracing::warn!(job_ids = %ids.join(","), "start reply lost: looked up, these jobs had started; running them");
+        }
+        let claimed_started = pending
+            .claimed
+            .as_ref()
+            .is_none_or(|(_, id)| ids.contains(&id.as_str()));
+        let mut found: Vec<Dequeued> = adopted
+            .into_iter()
+            .map(|job| {
+                let started_at = job
+                    .fields
+                    .get("started_at")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(parse_rq_timestamp)
+                    .map(Instant::at)
+                    .unwrap_or_else(Instant::now);
+                Dequeued { job, started_at }
+            })
+            .collect();
+        if !claimed_started {
+            if let Some((queue, id)) = &pending.claimed {
+                // The lost call did not run: the id should still be in the intermediate list,
+                // unless maintenance recovered it meanwhile (stuck for over a minute).
+                let parked = match claimed_id_still_parked(&mut conn, &ctx.keys, queue, id).await {
+                    Ok(parked) => parked,
+                    Err(e) if !found.is_empty() => {
+                        // Run what was adopted; look at the claimed job again next time.
+                        tracing::warn!(job_id = %id, error = %e, "could not look at the claimed job yet");
+                        self.pending = Some(PendingStart {
+                            execution_ids: Vec::new(),
+                            claimed: pending.claimed.clone(),
+                        });
+                        return Ok(found);
+                    }
+                    Err(e) => {
+                        self.pending = Some(pending.clone());
+                        return Err(e);
+                    }
+                };
+                if !parked {
+                    tracing::warn!(job_id = %id, "start reply lost: the claimed job had not started and has left the intermediate list (recovered meanwhile); not started here");
+                    return Ok(found);
+                }
+                tracing::warn!(job_id = %id, "start reply lost: the claimed job had not started; starting it again");
+                match self.start(ctx, Some((queue, id)), 1).await {
+                    Ok(more) => found.extend(more),
+                    // The adopted jobs run anyway; a lost reply of this start is pending now.
+                    Err(e) if !found.is_empty() => {
+                        tracing::warn!(job_id = %id, error = %e, "could not start the claimed job yet")
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The order the next pop tries the queues in.
@@ -110,6 +208,12 @@ impl Dequeuer {
             DequeueStrategy::Default => max.max(1),
             DequeueStrategy::RoundRobin | DequeueStrategy::Random => 1,
         };
+        if self.pending.is_some() {
+            let adopted = self.reconcile(ctx).await?;
+            if !adopted.is_empty() {
+                return Ok(adopted);
+            }
+        }
         if !wait.is_zero() {
             self.ensure_watch(ctx).await;
         }
@@ -204,26 +308,42 @@ impl Dequeuer {
     }
 
     async fn start(
-        &self,
+        &mut self,
         ctx: &WorkerContext,
         claimed: Option<(&str, &str)>,
         max: usize,
     ) -> Result<Vec<Dequeued>, StoreError> {
-        let execution_id = uuid::Uuid::new_v4().simple().to_string();
-        let started_at = Instant::now();
+        let execution_ids = execution_ids(&uuid::Uuid::new_v4().simple().to_string(), max);
         let request = StartRequest {
             prefix: ctx.keys.prefix(),
             worker_name: &ctx.identity.name,
-            execution_id: &execution_id,
-            now: started_at,
+            execution_id: &execution_ids[0],
+            // start.lua takes the time itself, where the pop happens; this is its fallback.
+            now: Instant::now(),
             monitoring_interval: ctx.config.job_monitoring_interval,
             default_timeout: DEFAULT_JOB_TIMEOUT_SECS,
             worker_key_ttl: ctx.worker_key_ttl(),
             claimed,
             queues: &self.order,
+            max_field_bytes: ctx.config.decode_limits.max_field_bytes,
         };
         let mut conn = ctx.conn.clone();
-        let jobs = start_jobs(&mut conn, &request, max).await?;
+        let jobs = match start_batch(&mut conn, &request, &execution_ids).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                if reply_may_be_lost(&e) {
+                    // The script may have run: look the ids up before anything else.
+                    self.pending = Some(PendingStart {
+                        execution_ids,
+                        claimed: claimed.map(|(q, id)| (q.to_string(), id.to_string())),
+                    });
+                }
+                return Err(e);
+            }
+        };
+        // After the pop, on the worker's clock: the execution's span (result entry,
+        // working time) starts no earlier than the job did.
+        let started_at = Instant::now();
         Ok(jobs
             .into_iter()
             .map(|job| Dequeued { job, started_at })

@@ -26,14 +26,12 @@ use crate::protocol::exception::{
     JOB_TIMEOUT_EXCEPTION, SHUTDOWN_ERROR, UNKNOWN_FUNCTION_ERROR,
 };
 use crate::protocol::job_record::{JobRecord, JobTimeout};
-use crate::protocol::payload::{decode_job_data, decode_meta};
+use crate::protocol::payload::{decode_job_data_within, decode_meta_within, PayloadError};
 use crate::protocol::result::ExecutionSpan;
+use crate::protocol::text::shown;
 use crate::protocol::timestamp::Instant;
-use crate::store::scripts::{finish_job, FinishRequest, FinishStatus};
-
-/// How long the worker keeps trying to record an outcome while Redis is unreachable. After
-/// that the job stays in the StartedJobRegistry and RQ's abandoned-job handling takes it.
-pub const RECORD_RETRY_WINDOW: Duration = Duration::from_secs(120);
+use crate::store::reconcile::{finish_until_known, FinishKnown, FinishReport};
+use crate::store::scripts::FinishRequest;
 
 /// RQ's `exc_string` for a work-horse killed by `kill-horse` (`Worker.monitor_work_horse`).
 pub const KILLED_HORSE_TEXT: &str =
@@ -65,7 +63,8 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
         execution_id: execution_id.clone(),
     };
     let probe = crate::metrics::job_started(&record.origin);
-    let span = tracing::info_span!("job", job_id = %record.id, queue = %record.origin, function = tracing::field::Empty);
+    // Ids and origins come from producers: escaped and bounded, they cannot forge log lines.
+    let span = tracing::info_span!("job", job_id = %shown(record.id.as_bytes()), queue = %shown(record.origin.as_bytes()), function = tracing::field::Empty);
     async {
         // A panic outside the handler (decoding, callbacks) fails the job like a handler's.
         let ended = AssertUnwindSafe(async {
@@ -78,7 +77,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
         .unwrap_or_else(|panic| failed("rqw", HANDLER_PANIC, &panic_text(&*panic), true));
         if let Ended::Failed { exc_string, .. } = &ended {
             let last = exc_string.lines().last().unwrap_or_default();
-            tracing::warn!(error = %last, "job failed");
+            tracing::warn!(error = %shown(last.as_bytes()), "job failed");
         }
         let ended_at = Instant::now();
         let span = ExecutionSpan {
@@ -131,35 +130,39 @@ impl Drop for RunningGuard {
 }
 
 async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>, probe: &JobProbe) {
-    let deadline = tokio::time::Instant::now() + RECORD_RETRY_WINDOW;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let mut conn = ctx.conn.clone();
-        match finish_job(&mut conn, request).await {
-            Ok(FinishStatus::Written) => {
+    // Repeated until its outcome is known (a lost reply is looked up, never guessed); a
+    // forced shutdown stops the repeats.
+    match finish_until_known(&ctx.conn, request, ctx.shutdown.force()).await {
+        Ok(FinishReport {
+            known,
+            lost_replies,
+        }) => match known {
+            FinishKnown::Written => {
                 probe.recorded(outcome_name(request), request.working_time);
+                if lost_replies > 0 {
+                    tracing::warn!(execution_id = %request.execution_id, lost_replies, "outcome reply lost; the repeated call wrote it");
+                }
                 tracing::info!(outcome = ?outcome_name(request), "job recorded");
-                return;
             }
-            Ok(FinishStatus::JobMissing) => {
+            FinishKnown::WrittenEarlier => {
+                probe.recorded(outcome_name(request), request.working_time);
+                tracing::warn!(execution_id = %request.execution_id, lost_replies, outcome = ?outcome_name(request), "outcome reply lost; the lost call had written it (its result entry is there); not written again");
+            }
+            FinishKnown::GoneAfterLostReply => {
+                probe.recorded(outcome_name(request), request.working_time);
+                tracing::warn!(execution_id = %request.execution_id, lost_replies, outcome = ?outcome_name(request), "outcome reply lost; the execution had left the started registry (the lost call wrote it, or RQ's abandoned-job cleanup took the job over); not written again");
+            }
+            FinishKnown::JobMissing => {
                 tracing::warn!("the job hash was deleted while the job ran; no result recorded");
-                return;
             }
-            Ok(FinishStatus::AlreadyRecorded) => {
+            FinishKnown::AlreadyRecorded => {
                 tracing::warn!(
                     "the execution had left the started registry; outcome not written again"
                 );
-                return;
             }
-            Err(e) if tokio::time::Instant::now() + backoff < deadline => {
-                tracing::warn!(error = %e, "could not record the job outcome; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "giving up recording the job outcome; RQ's abandoned-job handling will recover it");
-                return;
-            }
+        },
+        Err(e) => {
+            tracing::error!(execution_id = %request.execution_id, error = %e, "giving up recording the job outcome; RQ's abandoned-job handling will recover it");
         }
     }
 }
@@ -207,11 +210,17 @@ async fn execute(
 ) -> (Ended, Runtime) {
     if record.problems.is_empty() {
         if let (Some(pool), Some(hash)) = (&ctx.horses, hash) {
-            let call = decode_job_data(
-                record.data.as_deref().unwrap_or_default(),
-                ctx.config.serializer,
-            )
-            .ok();
+            // A field start.lua left in Redis for its size: the horse reads the job itself.
+            let call = if record.oversize.is_empty() {
+                decode_job_data_within(
+                    record.data.as_deref().unwrap_or_default(),
+                    ctx.config.serializer,
+                    &ctx.config.decode_limits,
+                )
+                .ok()
+            } else {
+                None
+            };
             let native = call
                 .as_ref()
                 .is_some_and(|call| ctx.handlers.get(&call.func_name).is_some());
@@ -247,16 +256,34 @@ async fn execute_native(
         let message = format!("unusable job hash: {}", record.problems.join("; "));
         return failed("rqw", INVALID_JOB_ERROR, &message, false);
     }
+    let limits = &ctx.config.decode_limits;
     let data = record.data.as_deref().unwrap_or_default();
-    let call = match decode_job_data(data, ctx.config.serializer) {
+    let decoded = match record.oversize.iter().find(|(field, _)| *field == "data") {
+        // start.lua left it in Redis: refused for its length without reading it.
+        Some(&(field, size)) => Err(PayloadError::FieldTooLarge {
+            field,
+            size,
+            limit: limits.max_field_bytes,
+        }),
+        None => decode_job_data_within(data, ctx.config.serializer, limits),
+    };
+    let call = match decoded {
         Ok(call) => call,
         Err(e) => {
+            // A size refusal names the job: its text says which limit, and for which job.
+            let text = if e.is_too_large() {
+                format!("job {}: {e}", shown(record.id.as_bytes()))
+            } else {
+                e.to_string()
+            };
             if let Some(queue) = &ctx.config.forward_unknown {
-                tracing::info!(forward_to = %queue, error = %e, "payload not decodable here: forwarding the job");
+                // The hash is untouched in Redis: forwarded intact, never both lost and kept.
+                tracing::info!(forward_to = %queue, error = %text, "payload not decodable here: forwarding the job");
                 return Ended::Forwarded(queue.clone());
             }
+            tracing::warn!(error = %text, "payload refused");
             // The same bytes will never decode on a retry: fail for good (re-queueable).
-            return failed("rqw", DESERIALIZATION_ERROR, &e.to_string(), false);
+            return failed("rqw", DESERIALIZATION_ERROR, &text, false);
         }
     };
     let function = call
@@ -265,17 +292,18 @@ async fn execute_native(
         .next()
         .unwrap_or(&call.func_name)
         .to_string();
-    tracing::Span::current().record("function", call.func_name.as_str());
+    let function_shown = shown(call.func_name.as_bytes());
+    tracing::Span::current().record("function", function_shown.as_str());
     probe.set_function(&call.func_name);
     let Some(handler) = ctx.handlers.get(&call.func_name) else {
         if let Some(queue) = &ctx.config.forward_unknown {
-            tracing::info!(forward_to = %queue, "no native handler for {}: forwarding the job", call.func_name);
+            tracing::info!(forward_to = %queue, "no native handler for {function_shown}: forwarding the job");
             return Ended::Forwarded(queue.clone());
         }
         let known: Vec<&str> = ctx.handlers.paths().collect();
         let message = format!(
             "no native handler for '{}'; this rqw has handlers for: {}",
-            call.func_name,
+            function_shown,
             if known.is_empty() {
                 "(none)".to_string()
             } else {
@@ -285,18 +313,25 @@ async fn execute_native(
         return failed(&call.func_name, UNKNOWN_FUNCTION_ERROR, &message, true);
     };
     tracing::info!(
-        "JOB PICKED queue='{}' job_id={} function={}",
-        record.origin,
-        record.id,
-        function
+        "🔨 JOB PICKED queue='{}' job_id={} function={}",
+        shown(record.origin.as_bytes()),
+        shown(record.id.as_bytes()),
+        shown(function.as_bytes())
     );
+    if let Some((_, size)) = record.oversize.iter().find(|(field, _)| *field == "meta") {
+        tracing::warn!(
+            size,
+            limit = limits.max_field_bytes,
+            "meta field over --max-payload-bytes: left in Redis, not given to the handler"
+        );
+    }
     let job_ctx = JobContext {
         job_id: record.id.clone(),
         queue: record.origin.clone(),
         meta: record
             .meta
             .as_deref()
-            .and_then(|m| decode_meta(m, ctx.config.serializer).ok()),
+            .and_then(|m| decode_meta_within(m, ctx.config.serializer, &limits.for_meta()).ok()),
         retries_left: record.retries_left.unwrap_or(0),
         cancel: cancel.clone(),
     };

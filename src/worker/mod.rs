@@ -47,6 +47,10 @@ use dequeue::Dequeuer;
 use running::RunningJobs;
 pub use shutdown::Shutdown;
 
+/// How often a worker that is stopping tries to look up a start call whose reply was lost
+/// (one second apart).
+const SHUTDOWN_RECONCILE_ATTEMPTS: u32 = 10;
+
 /// What a worker run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunSummary {
@@ -163,9 +167,10 @@ pub async fn run(
         tracing::warn!(error = %e, "could not deregister the worker; its key expires by itself");
     }
     tracing::info!(
-        jobs = summary.jobs_started,
-        "Worker {}: done, quitting",
-        ctx.identity.name
+        executions = summary.jobs_started,
+        "Worker {}: done, quitting ({} executions started: a retried job counts once per attempt)",
+        ctx.identity.name,
+        summary.jobs_started
     );
     Ok(summary)
 }
@@ -261,6 +266,26 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
                     _ = ctx.shutdown.warm().cancelled() => {}
                 }
                 error_backoff = (error_backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    // A start whose reply was lost just before the loop ended: run what it started.
+    for attempt in 1..=SHUTDOWN_RECONCILE_ATTEMPTS {
+        if !dequeuer.has_pending_start() {
+            break;
+        }
+        match dequeuer.reconcile(ctx).await {
+            Ok(adopted) => {
+                for dequeued in adopted {
+                    jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+                }
+            }
+            Err(e) if attempt < SHUTDOWN_RECONCILE_ATTEMPTS => {
+                tracing::warn!(error = %e, "cannot look up a start whose reply was lost yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not look up a start whose reply was lost; its jobs, if it started any, are recovered by RQ's abandoned-job handling");
             }
         }
     }

@@ -72,7 +72,7 @@ pub async fn execute(
         record.origin,
         record.id
     );
-    let request = job_request(&record.id, hash, callbacks);
+    let request = job_request(&record.id, hash, callbacks, !record.oversize.is_empty());
     let timeout = async {
         match record.timeout {
             JobTimeout::Seconds(s) => tokio::time::sleep(Duration::from_secs(s)).await,

@@ -101,6 +101,15 @@ def hostile_pickles():
     for _ in range(30):
         bomb += b"]\x94(" + b"h\x01" * 4 + b"e"
     yield bomb + b"."  # shared references that expand exponentially
+    # Issue 13: lying FRAME lengths (Python refuses both), and values that cost far more
+    # memory than their bytes (a budget, not a value count, refuses them).
+    body = pickle.dumps(("rqw.testing.echo", None, (1,), {}), protocol=5)[11:]
+    yield b"\x80\x05\x95" + struct.pack("<Q", 2**63) + body  # FRAME 2**63
+    yield b"\x80\x05\x95" + struct.pack("<Q", len(body) + 1) + body  # FRAME one past the end
+    yield b"\x80\x05\x95" + struct.pack("<Q", len(body)) + body  # an honest FRAME
+    yield b"\x80\x05(\x8c\x10rqw.testing.echoN](" + b"N" * 5000 + b"e\x85}t."  # many Nones
+    yield b"\x80\x05](" + b"]" * 3000 + b"e."  # many empty lists
+    yield b"\x80\x05]\x94(" + b"h\x00" * 2000 + b"e."  # one list referenced 2000 times
 
 
 def write(target, name, data):
@@ -165,6 +174,26 @@ def main():
         write("decode_job_data_json", f"text{i}", text)
         write("decode_job_data_json", f"text{i}_z", zlib.compress(text))
     write("decode_job_data_pickle", "zlib_bomb", zlib.compress(b"\x00" * (65 << 20), 9))
+    # Issue 13: 11 million Nones in about 11 KB; 3 million JSON nulls in about 15 KB.
+    write("decode_job_data_pickle", "none_bomb",
+          zlib.compress(b"\x80\x05(\x8c\x10rqw.testing.echoN](" + b"N" * 11_000_000 + b"e\x85}t.", 9))
+    write("decode_job_data_json", "null_bomb",
+          zlib.compress(b'["rqw.testing.echo", null, [[' + b"null," * 3_000_000 + b'null]], {}]', 9))
+    # Issue 13: hostile text as a job hash and a handler could make it (path NUL type NUL message).
+    for i, text in enumerate([
+        b"jobs.f\n\x00ValueError\x00bad",
+        b"f\r\nINFO forged: job recorded\x00RuntimeError\x00line one\r\nline two\n",
+        b"x" * 5000 + b"\x00rqw.errors.UnknownFunctionError\x00" + b"m" * 5000,
+        b"\xff\xfe\x1b[2J\x00T\x00\xe2\x80\xa8\xc2\x85\x7f",
+        b"\x00\x00",
+        b"odd-\xff\x00InvalidJobError\x00the job id is not valid UTF-8",
+    ]):
+        write("echo_text", f"text{i}", text)
+    paths = [b"rqw.testing.echo", b"os.system\n", b"a\rb", "☎.f\u2028".encode(), b"\t" * 50, b"p" * 300]
+    messages = [b"", b"one\ntwo", b"\x00\x01\x02", b"x" * 600, "é\u2029".encode()]
+    for i, path in enumerate(paths):
+        for j, message in enumerate(messages[: 3 if i % 2 else 5]):
+            write("echo_text", f"pair{i}_{j}", path + b"\x00ValueError\x00" + message)
     for name, serializer, fields in golden_hashes():
         target = "decode_job_data_json" if serializer == "json" else "decode_job_data_pickle"
         if "data" in fields:

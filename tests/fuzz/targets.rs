@@ -5,14 +5,23 @@
 //! - nothing panics, whatever the bytes (a panic is what a fuzzer reports);
 //! - an error's text is one short line: it becomes the tail of the job's `exc_string`;
 //! - what decodes is plain data that re-encodes (RQ's result path) and decodes back equal;
-//! - a parsed job hash never yields an unusable record without saying why.
+//! - a parsed job hash never yields an unusable record without saying why;
+//! - a decode within a small memory budget builds no value larger than that budget, and
+//!   accepts only what the default budget accepts (issue 13);
+//! - hostile text echoed in a log field or a failure text holds no control character, stays
+//!   bounded, and a failure text's last line is one `Type: message` line (issue 13).
 
 use std::collections::HashMap;
 
 use rqw::handlers::PyValue;
+use rqw::protocol::exception::{format_exception, MAX_LOCATION_CHARS};
 use rqw::protocol::job_record::{JobRecord, JobTimeout};
 use rqw::protocol::payload::{decode_job_data, encode_return_value, Serializer};
 use rqw::protocol::pickle_scan;
+use rqw::protocol::text::{shown, MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS};
+
+/// The memory budget of the second, small-budget decode in [`pickle_decode`].
+const SMALL_BUDGET: u64 = 64 << 10;
 
 /// Longest error text accepted (it ends up in `exc_string`).
 const MAX_ERROR_CHARS: usize = 600;
@@ -128,10 +137,57 @@ pub fn decode_job_data_json(data: &[u8]) {
     }
 }
 
-/// `pickle_scan::decode` on raw pickle bytes; `scan` must agree with it.
+/// What the decoder charges for a built value (`pickle_scan::cost::VALUE` per value plus the
+/// str/bytes content).
+fn built_cost(value: &PyValue) -> u64 {
+    let bytes = |v: &PyValue| match v {
+        PyValue::String(s) => s.len() as u64,
+        PyValue::Bytes(b) => b.len() as u64,
+        _ => 0,
+    };
+    let mut total = 0u64;
+    let mut pending = vec![value.clone()];
+    while let Some(v) = pending.pop() {
+        total += pickle_scan::cost::VALUE + bytes(&v);
+        match v {
+            PyValue::List(items) | PyValue::Tuple(items) => pending.extend(items),
+            PyValue::Set(items) | PyValue::FrozenSet(items) => {
+                pending.extend(items.into_iter().map(|i| i.into_value()))
+            }
+            PyValue::Dict(map) => {
+                for (k, v) in map {
+                    pending.push(k.into_value());
+                    pending.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+/// `pickle_scan::decode` on raw pickle bytes; `scan` must agree with it, and a decode within
+/// [`SMALL_BUDGET`] builds nothing larger and nothing the default budget refuses.
 pub fn pickle_decode(data: &[u8]) {
     let decoded = pickle_scan::decode(data);
     let scanned = pickle_scan::scan(data);
+    if let Ok(small) = pickle_scan::decode_within(data, SMALL_BUDGET) {
+        // Dicts and sets merge equal keys, so the value can only be smaller than charged.
+        assert!(
+            built_cost(&small) <= SMALL_BUDGET,
+            "a value of {} bytes built within a {SMALL_BUDGET}-byte budget",
+            built_cost(&small)
+        );
+        match &decoded {
+            // Debug text: NaN inside a set compares unequal to itself.
+            Ok(value) => assert_eq!(
+                format!("{value:?}"),
+                format!("{small:?}"),
+                "the budget changed the value"
+            ),
+            Err(e) => panic!("the small budget accepted what the default refused: {e}"),
+        }
+    }
     match decoded {
         Ok(value) => {
             assert!(
@@ -197,4 +253,54 @@ pub fn job_record(data: &[u8]) {
     }
     let _ = record.next_retry_interval();
     let _ = record.next_repeat_interval();
+}
+
+/// Splits fuzz bytes at the first two NUL bytes into a function path, an exception type and a
+/// message (lossy UTF-8), as a hostile job hash and handler could make them.
+fn three_texts(data: &[u8]) -> [String; 3] {
+    let mut parts = data.splitn(3, |&b| b == 0);
+    [(); 3].map(|_| String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned())
+}
+
+/// Hostile text as it is echoed: `text::shown` (log fields) and `format_exception` (the
+/// failure text written to Redis).
+pub fn echo_text(data: &[u8]) {
+    let escaped = shown(data);
+    assert!(
+        !escaped
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'),
+        "control character in {escaped:?}"
+    );
+    // The bound plus the `…[+N bytes]` marker.
+    assert!(
+        escaped.chars().count() <= MAX_SHOWN_CHARS + 32,
+        "{} chars",
+        escaped.chars().count()
+    );
+    let [location, exc_type, message] = three_texts(data);
+    let exc_type = if exc_type.trim().is_empty() {
+        "ValueError".to_string()
+    } else {
+        exc_type
+    };
+    let text = format_exception(&location, &exc_type, &message);
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "a traceback of three lines and a final newline: {text:?}"
+    );
+    assert_eq!(lines[3], "");
+    assert!(!text.contains('\r'), "{text:?}");
+    let last = lines[2];
+    assert!(
+        last.contains(": "),
+        "last line is not `Type: message`: {last:?}"
+    );
+    assert!(
+        last.chars().count() <= MAX_LOCATION_CHARS + MAX_MESSAGE_CHARS + 64,
+        "last line of {} chars",
+        last.chars().count()
+    );
 }

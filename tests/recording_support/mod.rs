@@ -275,3 +275,12 @@ pub fn files(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+pub mod reply_dropper;
+
+impl RedisServer {
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}

@@ -20,7 +20,8 @@
 --       7 worker_name of the failure result, 8 worker whose failed_job_count counts each
 --       failure or retry ('' = none), 9 exc_string (base64 of zlib, as stored),
 --       10 default timeout, 11 STUCK_AFTER (seconds), 12.. (abandoned) registry members.
--- Returns {failed, retried, removed}: removed counts registry members / list entries dropped.
+-- Returns {failed, retried, removed}: removed counts registry members / list entries dropped;
+-- a fourth item, notes, when a key had the wrong type (logged by the caller).
 local P, Q, TS = ARGV[1], ARGV[2], ARGV[3]
 local NOW, NOWF = tonumber(ARGV[4]), tonumber(ARGV[5])
 local MODE, RESULT_WORKER, COUNT_WORKER, EXC = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -28,7 +29,10 @@ local DEFAULT_TIMEOUT, STUCK_AFTER = ARGV[10], tonumber(ARGV[11])
 local DEFAULT_FAILURE_TTL = 31536000
 local failed, retried, removed = 0, 0, 0
 
+-- The job id of a StartedJobRegistry member: `<id>:<execution id>` (rq 2.x, 3.0), or the plain
+-- id (rq 1.x), which may itself contain ':' (rq 1.x and 2.0.0 accept any job id).
 local function job_id_of(member)
+  if redis.call('EXISTS', P .. 'job:' .. member) == 1 then return member end
   return string.match(member, '^(.*):[^:]*$') or member
 end
 
@@ -41,6 +45,7 @@ end
 
 local function fail_or_retry(id)
   local jk = P .. 'job:' .. id
+  -- The callers read the hash's status first (pcall): jk is a hash here.
   local f = redis.call('HMGET', jk, 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry',
     'failure_ttl', 'ttl', 'dependency_ids', 'dependency_id')
   local has_dependencies = rq_has_dependencies(f[6], f[7])
@@ -66,16 +71,20 @@ local function fail_or_retry(id)
       end
       redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
       redis.call('ZADD', P .. 'scheduled:' .. Q, NOW + interval, id)
-    else
-      rq_enqueue_job(P, id, Q, f[3] == '1', TS, NOW, DEFAULT_TIMEOUT)
+      retried = retried + 1
+      return
+    elseif rq_enqueue_job(P, id, Q, f[3] == '1', TS, NOW, DEFAULT_TIMEOUT) ~= 'unusable' then
+      retried = retried + 1
+      return
     end
-    retried = retried + 1
-    return
+    -- Its queue key is not a list (issue 13): failed below instead of lost.
   end
   local results_key = P .. 'results:' .. id
   redis.call('HSET', jk, 'status', 'failed')
-  redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', RESULT_WORKER,
-    'exc_string', EXC)
+  if rqw_failed(redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name',
+      RESULT_WORKER, 'exc_string', EXC)) then
+    rqw_notes[#rqw_notes + 1] = results_key .. ' is not a stream: no result entry written'
+  end
   local failure_ttl = nil
   if f[4] and f[4] ~= '' then failure_ttl = tonumber(f[4]) or DEFAULT_FAILURE_TTL end
   rq_register_failure(P, id, Q, failure_ttl, 'failed', TS, NOW, DEFAULT_TIMEOUT, has_dependencies)
@@ -91,7 +100,11 @@ if MODE == 'abandoned' then
       redis.call('ZREM', wip, member)
       removed = removed + 1
       local id = job_id_of(member)
-      if redis.call('HGET', P .. 'job:' .. id, 'status') == 'started' then
+      -- A job key of the wrong type (issue 13) is not a job: it only leaves the registry.
+      local status = redis.pcall('HGET', P .. 'job:' .. id, 'status')
+      if rqw_failed(status) then
+        rqw_notes[#rqw_notes + 1] = 'job ' .. id .. ' left ' .. wip .. ': its key is not a hash'
+      elseif status == 'started' then
         fail_or_retry(id)
       end
     end
@@ -107,7 +120,8 @@ elseif MODE == 'stuck' then
   for _, id in ipairs(ids) do
     if not skip[id] then
       skip[id] = true
-      if redis.call('EXISTS', P .. 'job:' .. id) == 0 then
+      if redis.call('EXISTS', P .. 'job:' .. id) == 0
+          or rqw_failed(redis.pcall('HEXISTS', P .. 'job:' .. id, 'data')) then
         redis.call('LREM', inter, 1, id)
         removed = removed + 1
       else
@@ -126,4 +140,5 @@ elseif MODE == 'stuck' then
 else
   return redis.error_reply('recover.lua: unknown mode ' .. tostring(MODE))
 end
+if #rqw_notes > 0 then return {failed, retried, removed, table.concat(rqw_notes, '; ')} end
 return {failed, retried, removed}

@@ -1,11 +1,12 @@
 //! One run of `process_recording_download_job`: arguments, cache check, slot, download,
 //! release, result; and the failure marker the API reads when the job will not be retried.
 //!
-//! Log lines (the operators grep them, in this order):
-//! `[RQ_RECORDING] Download job picked: call_sid=CA... business_id=42`,
-//! `[RQ_RECORDING] Slot acquired: business_id=42`,
-//! `[RQ_RECORDING] Downloaded: call_sid=CA... duration_ms=3245`,
-//! `[RQ_RECORDING] Slot released: business_id=42`.
+//! Log lines (the operators grep them, in this order), written exactly as the Python worker
+//! writes them, leading marks included, so a log search or alert matches both workers:
+//! `🎯 [RQ_RECORDING] Download job picked: call_sid=CA... business_id=42`,
+//! `✅ [RQ_RECORDING] Slot acquired: business_id=42`,
+//! `✅ [RQ_RECORDING] Downloaded: call_sid=CA... duration_ms=3245`,
+//! `🔓 [RQ_RECORDING] Slot released: business_id=42`.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -51,7 +52,7 @@ pub async fn run(shared: Arc<Shared>, ctx: JobContext, args: JobArgs) -> Handler
         }
     };
     tracing::info!(
-        "[RQ_RECORDING] Download job picked: call_sid={} business_id={}",
+        "🎯 [RQ_RECORDING] Download job picked: call_sid={} business_id={}",
         params.call_sid,
         params.business_id
     );
@@ -115,7 +116,13 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
         &ctx.cancel,
     )
     .await
-    .map_err(|e| HandlerError::retryable(DOWNLOAD_ERROR, e.to_string()))?;
+    .map_err(|e| {
+        if e.is_permanent() {
+            HandlerError::permanent(DOWNLOAD_ERROR, e.to_string())
+        } else {
+            HandlerError::retryable(DOWNLOAD_ERROR, e.to_string())
+        }
+    })?;
     crate::metrics::global().recording_slot_wait(wait_started.elapsed().as_secs_f64());
     let slot = match outcome {
         SlotOutcome::Acquired(slot) => slot,
@@ -128,7 +135,7 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
         SlotOutcome::Cancelled => return Err(cancelled()),
     };
     tracing::info!(
-        "[RQ_RECORDING] Slot acquired: business_id={}",
+        "✅ [RQ_RECORDING] Slot acquired: business_id={}",
         params.business_id
     );
 
@@ -152,7 +159,9 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
         }
         Some(Ok(Ok(done))) => {
             let duration_ms = started.elapsed().as_millis() as i64;
-            tracing::info!("[RQ_RECORDING] Downloaded: call_sid={sid} duration_ms={duration_ms}");
+            tracing::info!(
+                "✅ [RQ_RECORDING] Downloaded: call_sid={sid} duration_ms={duration_ms}"
+            );
             tracing::debug!(bytes = done.bytes, format = done.format, "recording saved");
             crate::metrics::global().recording_downloaded(done.bytes);
             Ok(success_result(sid.as_str(), duration_ms))

@@ -10,7 +10,7 @@
 //! | `rec_queue:{b}` | LIST, FIFO (RPUSH / LPOP) | acquire, release |
 //! | `rec_failed:{b}:{sid}` | STRING message, [`FAILED_TTL`] | mark failed |
 //! | `job:download:{b}:{sid}` | STRING (the API's dedup key) | deleted by mark failed |
-//! | `rec_waiter:{b}:{sid}` | STRING token, [`WAITER_TTL`] (rqw) | the job waiting for this call's slot |
+//! | `rec_waiter:{b}:{sid}` | STRING token, [`WAITER_TTL`] (rqw) | the job waiting for this call's slot, or holding it (set by acquire, claim and a leave that finds the slot handed over, so a repeat after a lost reply finds its own slot; deleted by release) |
 //! | `rec_handover:{b}:{sid}` | STRING, [`INFLIGHT_TTL`] (rqw) | release, when it hands a slot over |
 //!
 //! The Lua scripts build `rec_inflight:`/`rec_handover:` names of other calls themselves, from

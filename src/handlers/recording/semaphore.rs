@@ -132,6 +132,7 @@ impl Semaphore {
             .arg(b.as_str())
             .arg(sid.as_str())
             .arg(INFLIGHT_TTL)
+            .arg(MAX_SLOTS_PER_BUSINESS)
             .invoke_async(&mut self.conn.clone())
             .await
     }
@@ -172,6 +173,7 @@ impl Semaphore {
             .key(keys::handover(b, sid))
             .arg(sid.as_str())
             .arg(token)
+            .arg(WAITER_TTL)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(match status.as_str() {

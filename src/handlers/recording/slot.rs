@@ -40,8 +40,32 @@ pub enum SlotOutcome {
 
 /// Waiting failed for a reason other than cancellation.
 #[derive(Debug, thiserror::Error)]
-#[error("the download semaphore is unreachable: {0}")]
-pub struct SlotError(#[from] pub redis::RedisError);
+pub enum SlotError {
+    /// Redis kept failing for [`ACQUIRE_ERROR_WINDOW`] (retryable).
+    #[error("the download semaphore is unreachable: {0}")]
+    Unreachable(#[from] redis::RedisError),
+    /// A semaphore key of the business or call holds another type (`WRONGTYPE`): no retry
+    /// can succeed until someone repairs it, so the job fails at once instead of spinning.
+    #[error("the download semaphore keys of business {business} cannot be used (a key of the wrong type; rec_slots:{business} must be a set, rec_queued a set, rec_queue a list): {error}")]
+    Unusable {
+        /// The business whose keys are unusable.
+        business: String,
+        /// Redis's error.
+        error: redis::RedisError,
+    },
+}
+
+impl SlotError {
+    /// Whether a retry cannot help (the keys are of the wrong type).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SlotError::Unusable { .. })
+    }
+}
+
+/// Whether `e` is Redis's `WRONGTYPE` (also when raised inside a script).
+pub fn is_wrong_type(e: &redis::RedisError) -> bool {
+    e.code() == Some("WRONGTYPE") || e.to_string().contains("WRONGTYPE")
+}
 
 /// A held slot. Release it with [`SlotGuard::release`]; dropping it releases it too.
 #[derive(Debug)]
@@ -92,10 +116,35 @@ impl Drop for SlotGuard {
     }
 }
 
+/// Releases, repeating the call while its reply may have been lost (a repeat hands nothing
+/// over twice, see `release.lua`), within [`CLEANUP_TIMEOUT`].
+async fn release_until_known(
+    sem: &Semaphore,
+    business: &BusinessId,
+    call_sid: &Sid,
+) -> redis::RedisResult<Option<String>> {
+    let mut lost = 0u32;
+    loop {
+        match sem.release(business, call_sid).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_timeout() => {
+                lost += 1;
+                tracing::warn!(error = %e, lost_replies = lost, "[RQ_RECORDING] Slot release reply lost; repeating: business_id={business} call_sid={call_sid}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn release(sem: Semaphore, business: BusinessId, call_sid: Sid) {
-    match tokio::time::timeout(CLEANUP_TIMEOUT, sem.release(&business, &call_sid)).await {
+    match tokio::time::timeout(
+        CLEANUP_TIMEOUT,
+        release_until_known(&sem, &business, &call_sid),
+    )
+    .await
+    {
         Ok(Ok(next)) => {
-            tracing::info!("[RQ_RECORDING] Slot released: business_id={business}");
+            tracing::info!("🔓 [RQ_RECORDING] Slot released: business_id={business}");
             if let Some(next) = next {
                 tracing::info!("[RQ_RECORDING] Slot handed over: business_id={business} call_sid={next}");
             }
@@ -149,7 +198,20 @@ impl Drop for WaitGuard {
 }
 
 async fn leave(sem: Semaphore, business: BusinessId, call_sid: Sid, token: String) {
-    match tokio::time::timeout(CLEANUP_TIMEOUT, sem.leave(&business, &call_sid, &token)).await {
+    // Repeated while its reply may have been lost: a repeat of 'left' answers 'not waiting',
+    // of 'handed' 'handed' again (the token stays until the release).
+    let leave_until_known = async {
+        loop {
+            match sem.leave(&business, &call_sid, &token).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_timeout() => {
+                    tracing::warn!(error = %e, "[RQ_RECORDING] Leaving the wait list: reply lost; repeating: call_sid={call_sid}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    };
+    match tokio::time::timeout(CLEANUP_TIMEOUT, leave_until_known).await {
         Ok(Ok(Leave::Handed)) => release(sem, business, call_sid).await,
         Ok(Ok(Leave::Left)) => {
             tracing::info!(
@@ -201,12 +263,21 @@ pub async fn acquire_slot(
             Ok(status) => tracing::info!(
                 "[RQ_RECORDING] Call handled by another job, waiting: call_sid={call_sid} business_id={business} state={status:?}"
             ),
+            Err(e) if is_wrong_type(&e) => {
+                return Err(SlotError::Unusable {
+                    business: business.to_string(),
+                    error: e,
+                });
+            }
             Err(e) => {
                 let since = *errors_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() > ACQUIRE_ERROR_WINDOW {
-                    return Err(SlotError(e));
+                    return Err(SlotError::Unreachable(e));
                 }
-                tracing::warn!(error = %e, "[RQ_RECORDING] Slot acquire failed, retrying: call_sid={call_sid}");
+                // Had it run and its reply been lost, the repeat finds the slot taken and
+                // the poll below gives it back to this job (its token holds it).
+                let reply_lost = e.is_connection_dropped() || e.is_io_error() || e.is_timeout();
+                tracing::warn!(error = %e, reply_lost, "[RQ_RECORDING] Slot acquire failed, retrying: call_sid={call_sid}");
                 if sleep_or_cancel(poll_interval, cancel).await {
                     return Ok(SlotOutcome::Cancelled);
                 }
@@ -250,6 +321,15 @@ pub async fn acquire_slot(
                         return Ok(SlotOutcome::Cached(size));
                     }
                     break;
+                }
+                Err(e) if is_wrong_type(&e) => {
+                    if let Some(guard) = waiting.take() {
+                        guard.leave().await;
+                    }
+                    return Err(SlotError::Unusable {
+                        business: business.to_string(),
+                        error: e,
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "[RQ_RECORDING] Slot poll failed: call_sid={call_sid}")

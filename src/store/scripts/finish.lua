@@ -22,7 +22,17 @@
 --       uses the job it dequeued), 17.. result entry field/value pairs.
 -- Prepended at build time: lib/enqueue.lua, lib/dependents.lua, lib/failure.lua.
 -- Returns 1; 0 when the job hash no longer exists (nothing written for the job); 2 when the
--- execution was not in the StartedJobRegistry any more (nothing written).
+-- execution was not in the StartedJobRegistry any more (nothing written); {1, notes} when
+-- written but a key a producer controls had the wrong type (see below).
+--
+-- Hostile keys (issue 13): Redis does not roll back a failed script, and every key named after
+-- the job's id, origin or dependents can be given another type by a producer. Each write into
+-- such a key goes through redis.pcall, so the script always runs to its end and the job ends
+-- in exactly one place RQ can see: a results stream of the wrong type loses the result entry
+-- only; a registry or queue of its origin of the wrong type (finished, failed, scheduled,
+-- queue) fails the job into its failed registry instead (status failed, exc_info saying
+-- which key); dependents whose keys are unusable stay deferred. Every such case is returned
+-- as a note, which the worker logs with the job id. No command is added.
 --
 -- Commands are spent only where RQ's readers can tell the difference (issue 5):
 -- - the worker hash's existence and current_job come from one HMGET (see below);
@@ -50,10 +60,20 @@ local composite = ID .. ':' .. X
 -- The execution is over. If it was no longer in the StartedJobRegistry, its outcome was
 -- already recorded (a retried call whose reply was lost) or RQ's abandoned-job cleanup took
 -- it over: write nothing more, so nothing is counted or enqueued twice.
-local was_started = redis.call('ZREM', P .. 'wip:' .. Q, composite)
-redis.call('DEL', P .. 'execution:' .. ID .. ':' .. X)
+local was_started = redis.pcall('ZREM', P .. 'wip:' .. Q, composite)
+if rqw_failed(was_started) then
+  -- start.lua put the execution there; the key was replaced since. Record the outcome.
+  rqw_notes[#rqw_notes + 1] = P .. 'wip:' .. Q .. ' is not a sorted set'
+  was_started = 1
+end
+local had_execution = redis.call('DEL', P .. 'execution:' .. ID .. ':' .. X)
 redis.call('ZREM', P .. 'executions:' .. ID, X)
 redis.call('SREM', wek, composite)
+-- A job enqueued by rq 1.x is in the registry under its plain id (start.lua). Only the first
+-- call finds this execution's hash, so a repeated call still writes nothing twice.
+if was_started == 0 and had_execution == 1 then
+  was_started = redis.call('ZREM', P .. 'wip:' .. Q, ID)
+end
 if was_started == 0 then
   return 2
 end
@@ -106,8 +126,49 @@ end
 
 local function add_result()
   if #ARGV >= FIRST_RESULT_ARG then
-    redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(ARGV, FIRST_RESULT_ARG))
+    if rqw_failed(redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(ARGV, FIRST_RESULT_ARG))) then
+      rqw_notes[#rqw_notes + 1] = results_key .. ' is not a stream: no result entry written'
+    end
   end
+end
+
+-- The job could not be put where its outcome belongs (`what` failed, a key of the wrong
+-- type): it fails into its failed registry instead, saying why.
+local function fail_unplaced(what)
+  -- The key names the origin, a producer's text: control characters escaped, bounded.
+  local cut = ''
+  if #what > 200 then cut, what = '...[+' .. (#what - 200) .. ' bytes]', what:sub(1, 200) end
+  what = what:gsub('%c', function(c) return string.format('\\x%02x', c:byte()) end) .. cut
+  local reason = what .. ' is not usable (a key of the wrong type)'
+  rqw_notes[#rqw_notes + 1] = 'job failed instead: ' .. reason
+  redis.call('HSET', jk, 'status', 'failed', 'ended_at', TS, 'exc_info',
+    'Traceback (most recent call last):\n  File "<rqw native>", line 1, in rqw\nrqw.errors.InvalidJobError: ' .. reason .. '\n')
+  if rqw_failed(redis.pcall('ZADD', P .. 'failed:' .. Q, NOW + RQ_DEFAULT_FAILURE_TTL, ID)) then
+    rqw_notes[#rqw_notes + 1] = 'job ' .. ID .. ' is in no registry: ' .. P .. 'failed:' .. Q .. ' is not a sorted set'
+  end
+  return 'failed'
+end
+
+-- A write that places the job (registry or queue of its origin); on error, fail_unplaced.
+local function place(status, ...)
+  if rqw_failed(redis.pcall(...)) then
+    local args = {...}
+    return fail_unplaced(args[2])
+  end
+  return status
+end
+
+-- The first write into the job hash of each outcome: a key replaced by another type while
+-- the job ran is no job any more (as if deleted: return 0, nothing more written for it).
+local function job_is_gone(reply)
+  return rqw_failed(reply)
+end
+
+local function done()
+  if #rqw_notes > 0 then
+    return {1, table.concat(rqw_notes, '; ')}
+  end
+  return 1
 end
 
 -- rq 3.0 rate limits: once the outcome is final (not queued or started), free the slot.
@@ -128,14 +189,14 @@ if MODE == 'finished' then
   if ttl == 0 and not repeating then
     redis.call('DEL', P .. 'executions:' .. ID, jk, dependents_key, dependencies_key, results_key)
     release_rate_limit(final_status)
-    return 1
+    return done()
   end
   if ttl ~= 0 then
-    redis.call('HSET', jk, 'status', 'finished', 'ended_at', TS, 'last_heartbeat', TS)
+    if job_is_gone(redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
     add_result()
     if ttl > 0 then
       redis.call('EXPIRE', results_key, ttl)
-      redis.call('ZADD', P .. 'finished:' .. Q, NOW + ttl, ID)
+      final_status = place(final_status, 'ZADD', P .. 'finished:' .. Q, NOW + ttl, ID)
       if not repeating then
         -- The job hash got this TTL above (the existence check).
         if dependents_left then
@@ -147,50 +208,52 @@ if MODE == 'finished' then
       end
     else
       redis.call('PERSIST', results_key)
-      redis.call('ZADD', P .. 'finished:' .. Q, '+inf', ID)
+      final_status = place(final_status, 'ZADD', P .. 'finished:' .. Q, '+inf', ID)
     end
   end
-  if repeating then
+  if repeating and final_status == 'finished' then
     -- Repeat.schedule: one repeat fewer, then straight back on the queue or scheduled.
     redis.call('HSET', jk, 'repeats_left', ARGV[12])
     if ARGV[13] == '0' then
-      final_status = 'queued'
       redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', TS)
-      redis.call('RPUSH', P .. 'queue:' .. Q, ID)
+      final_status = place('queued', 'RPUSH', P .. 'queue:' .. Q, ID)
     else
-      final_status = 'scheduled'
       redis.call('HSET', jk, 'status', 'scheduled')
-      redis.call('ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
+      final_status = place('scheduled', 'ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
       redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
     end
   end
 elseif MODE == 'failed' or MODE == 'stopped' then
-  redis.call('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)
+  if job_is_gone(redis.pcall('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
   add_result()
   rq_register_failure(P, ID, Q, failure_ttl, MODE, TS, NOW, DEFAULT_TIMEOUT, HAS_DEPENDENCIES,
     job_ttl ~= nil)
 elseif MODE == 'requeue' then
   final_status = 'queued'
-  redis.call('HSET', jk, 'status', 'queued', 'retries_left', ARGV[12], 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)
+  if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'retries_left', ARGV[12], 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
   if ARGV[13] == '1' then
-    redis.call('LPUSH', P .. 'queue:' .. Q, ID)
+    final_status = place(final_status, 'LPUSH', P .. 'queue:' .. Q, ID)
   else
-    redis.call('RPUSH', P .. 'queue:' .. Q, ID)
+    final_status = place(final_status, 'RPUSH', P .. 'queue:' .. Q, ID)
   end
 elseif MODE == 'forward' then
   final_status = 'queued'
   -- Not ours to run: hand the job, intact, to the queue a Python worker serves.
   local target = ARGV[13]
-  redis.call('HSET', jk, 'status', 'queued', 'origin', target, 'enqueued_at', TS, 'started_at', '', 'worker_name', '', 'last_heartbeat', '')
-  redis.call('RPUSH', P .. 'queue:' .. target, ID)
-  redis.call('SADD', P .. 'queues', P .. 'queue:' .. target)
+  if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'origin', target, 'enqueued_at', TS, 'started_at', '', 'worker_name', '', 'last_heartbeat', '')) then return 0 end
+  final_status = place(final_status, 'RPUSH', P .. 'queue:' .. target, ID)
+  if final_status == 'queued' then
+    redis.call('SADD', P .. 'queues', P .. 'queue:' .. target)
+  else
+    redis.call('HSET', jk, 'origin', Q)
+  end
 elseif MODE == 'schedule' then
   final_status = 'scheduled'
-  redis.call('HSET', jk, 'status', 'scheduled', 'retries_left', ARGV[12], 'ended_at', TS, 'last_heartbeat', TS)
-  redis.call('ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
+  if job_is_gone(redis.pcall('HSET', jk, 'status', 'scheduled', 'retries_left', ARGV[12], 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
+  final_status = place(final_status, 'ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
   redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
 else
   return redis.error_reply('finish.lua: unknown mode ' .. tostring(MODE))
 end
 release_rate_limit(final_status)
-return 1
+return done()

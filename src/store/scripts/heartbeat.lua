@@ -21,16 +21,21 @@ local longest = WTTL
 for i = 8, #ARGV, 4 do
   local id, x, q, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local ek = P .. 'execution:' .. id .. ':' .. x
+  -- Every write here refreshes one value and is complete by itself. The keys that carry a
+  -- job's id or origin were checked by start.lua, but a producer may have replaced one of
+  -- them since: redis.pcall, so that such a key costs its own refresh only, never the
+  -- heartbeat of the worker and of the other jobs (no command is added).
   if redis.call('EXISTS', ek) == 1 then
-    redis.call('HSET', ek, 'last_heartbeat', NOWF)
+    redis.pcall('HSET', ek, 'last_heartbeat', NOWF)
   end
   redis.call('EXPIRE', ek, ttl)
-  redis.call('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id .. ':' .. x)
-  redis.call('ZADD', P .. 'executions:' .. id, NOW + ttl + 60, x)
+  redis.pcall('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id .. ':' .. x)
+  redis.pcall('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id) -- rq 1.x's member (start.lua)
+  redis.pcall('ZADD', P .. 'executions:' .. id, NOW + ttl + 60, x)
   redis.call('EXPIRE', P .. 'executions:' .. id, ttl + 60)
   local jk = P .. 'job:' .. id
   if redis.call('EXISTS', jk) == 1 then
-    redis.call('HSET', jk, 'last_heartbeat', TS)
+    redis.pcall('HSET', jk, 'last_heartbeat', TS)
   end
   if ttl + 60 > longest then longest = ttl + 60 end
 end

@@ -4,6 +4,10 @@
 -- writes everything RQ's worker writes when a job starts (execution hash, executions zset,
 -- StartedJobRegistry member "<id>:<execution id>", worker state and current job, job
 -- status/started_at/worker_name).
+-- A job enqueued by rq 1.x (its hash has no `group_id`, which every 2.x and 3.0 producer
+-- writes) gets the plain job id as its StartedJobRegistry member instead: that is what rq 1.x
+-- writes and the only member its readers (StartedJobRegistry.cleanup, get_job_ids, `in`)
+-- understand; 2.12+ and 3.0 read a plain id too (execution id '').
 --
 -- A popped id goes straight from the queue to the started registry: RQ's LMOVE into the
 -- intermediate list followed by LREM from it, inside one atomic script, is the same as LPOP,
@@ -11,18 +15,66 @@
 --
 -- ARGV: 1 prefix, 2 worker name, 3 now (rq timestamp), 4 now (float), 5 now (int),
 --       6 job monitoring interval, 7 default timeout, 8 worker key ttl,
---       9 claimed queue ('' = none), 10 claimed id, 11 number of queues N, 12..11+N queue
---       names in priority order, then one execution id per job that may be started (their
---       count is the most jobs this call starts; the claimed job, if any, uses the first).
--- Returns nil when nothing was started, else a flat array of 5 items per started job:
---   queue, job id, heartbeat ttl, {hash fields...}, execution id.
+--       9 claimed queue ('' = none), 10 claimed id, 11 number of queues N, 12 the longest
+--       `data`/`meta` value returned (bytes), 13..12+N queue names in priority order, then
+--       one execution id per job that may be started (their count is the most jobs this call
+--       starts; the claimed job, if any, uses the first).
+-- Returns nil when nothing was started or refused, else a flat array of 5 items per job:
+--   started: queue, job id, heartbeat ttl, {hash fields...}, execution id;
+--   refused: queue, job id (or '' for an unusable queue key), 0, reason, ''.
+-- A `data` or `meta` value longer than ARGV[12] is returned empty, with a field
+-- "\0rqw.oversize.<name>" holding its length (the hash itself is untouched); so is a field
+-- the worker reads (READ_FIELDS, callbacks) longer than MAX_READ_FIELD, and any other field
+-- once those others together would pass ARGV[12]. A hash of more than MAX_HASH_FIELDS fields
+-- is refused (RQ writes about 30): the reply of a job stays within about 3 x ARGV[12].
+--
+-- Hostile keys (issue 13): Redis does not roll back a script that fails midway, so nothing
+-- here may fail after a job's first write. Every command on a key whose type a producer
+-- controls runs through redis.pcall *before* that job's first write, or is that first write:
+-- the LPOP of the queue, the job's HGETALL, the ZADDs into rq:executions:<id> and
+-- rq:wip:<origin> (moved ahead of the execution hash; the second undoes the first when it
+-- fails). A job whose key cannot be used is refused alone, the others of the batch start:
+-- failed in place (failed registry of its queue, status and exc_info) when its hash is usable,
+-- and returned as refused, so the worker names it in its log. No command is added for this.
 local P, NAME, TS, NOWF = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local NOW = tonumber(ARGV[5])
+-- The start time is Redis's clock, read here where the pop happens (issue 16): a time the
+-- worker took before its call can be earlier than the enqueue of a job the call pops (the
+-- call may wait behind others). ARGV 3-5 remain the fallback where TIME cannot be used
+-- (Redis before 3.2 has no effects replication). Each job's started_at is then clamped up to
+-- its enqueued_at (see start below).
+if redis.replicate_commands and pcall(redis.replicate_commands) then
+  local t = redis.call('TIME')
+  local sec, usec = tonumber(t[1]), tonumber(t[2])
+  -- Days to civil date (H. Hinnant's algorithm), for RQ's %Y-%m-%dT%H:%M:%S.%fZ.
+  local z = math.floor(sec / 86400) + 719468
+  local rem = sec % 86400
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  TS = string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', year, month, day,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, usec)
+  NOWF = string.format('%d.%06d', sec, usec)
+  NOW = sec
+end
 local INTERVAL = tonumber(ARGV[6])
 local DEFAULT_TIMEOUT = tonumber(ARGV[7])
 local WORKER_TTL = tonumber(ARGV[8])
 local NQ = tonumber(ARGV[11])
-local FIRST_X = 12 + NQ
+local MAX_FIELD = tonumber(ARGV[12])
+local FIRST_Q = 13
+local MAX_HASH_FIELDS = 1000
+local MAX_READ_FIELD = 65536
+local READ_FIELDS = {origin = true, status = true, timeout = true, result_ttl = true,
+  failure_ttl = true, retries_left = true, retry_intervals = true, enqueue_at_front_on_retry = true,
+  repeats_left = true, repeat_intervals = true, rate_limit_key = true, dependency_ids = true,
+  dependency_id = true}
+local FIRST_X = FIRST_Q + NQ
 local MAX = #ARGV - FIRST_X + 1
 
 local wk = P .. 'worker:' .. NAME
@@ -57,28 +109,87 @@ local function valid_utf8(s)
   return true
 end
 
+-- A producer's text quoted in exc_info: control characters escaped, at most 200 bytes.
+local function quoted(s)
+  local cut = ''
+  if #s > 200 then cut, s = '...[+' .. (#s - 200) .. ' bytes]', s:sub(1, 200) end
+  return (s:gsub('%c', function(c) return string.format('\\x%02x', c:byte()) end)) .. cut
+end
+
+-- True when a redis.pcall reply is an error.
+local function failed_call(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+
+-- A job that cannot be started: failed in place when its hash is usable (failed registry
+-- first, so a failure there leaves the hash as it was), and reported to the worker.
+local function refuse(q, id, reason, hash_usable)
+  if hash_usable then
+    local jk = P .. 'job:' .. id
+    if failed_call(redis.pcall('ZADD', P .. 'failed:' .. q, NOW + 31536000, id)) then
+      reason = reason .. '; its failed registry is unusable too'
+    elseif failed_call(redis.pcall('HSET', jk, 'status', 'failed', 'ended_at', TS,
+        'exc_info', 'rqw.errors.InvalidJobError: ' .. reason)) then
+      redis.pcall('ZREM', P .. 'failed:' .. q, id)
+      reason = reason .. '; the job key is not a hash'
+    end
+  end
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = q, id, 0, reason, ''
+end
+
 local function start(q, id)
   local jk = P .. 'job:' .. id
   if not valid_utf8(id) then
-    -- No RQ producer writes such an id, and the worker could not name it back: fail it here,
-    -- visibly (status, failed registry, the legacy exc_info field that readers fall back to).
-    if redis.call('EXISTS', jk) == 1 then
-      redis.call('HSET', jk, 'status', 'failed', 'ended_at', TS,
-        'exc_info', 'rqw.errors.InvalidJobError: the job id is not valid UTF-8')
-      redis.call('ZADD', P .. 'failed:' .. q, NOW + 31536000, id)
-    end
+    -- No RQ producer writes such an id, and the worker could not name it back as text: fail
+    -- it here, visibly (status, failed registry, the legacy exc_info field that readers fall
+    -- back to); the worker logs it escaped.
+    refuse(q, id, 'the job id is not valid UTF-8', redis.call('EXISTS', jk) == 1)
     return false
   end
-  local fields = redis.call('HGETALL', jk)
+  local fields = redis.pcall('HGETALL', jk)
+  if failed_call(fields) then
+    refuse(q, id, 'the job key is not a hash (' .. redis.call('TYPE', jk).ok .. ')', false)
+    return false
+  end
   if #fields == 0 then
     -- The job was deleted after it was enqueued: nothing to run.
     return false
   end
-  local timeout, origin = nil, q
+  if #fields > 2 * MAX_HASH_FIELDS then
+    refuse(q, id, 'the job hash has ' .. (#fields / 2) .. ' fields, over the ' .. MAX_HASH_FIELDS .. ' rqw reads', true)
+    return false
+  end
+  local timeout, origin, started_at, rq2 = nil, q, TS, false
+  local oversize = {}
+  local others = 0
   for i = 1, #fields, 2 do
-    local f = fields[i]
-    if f == 'timeout' then timeout = tonumber(fields[i + 1])
-    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1] end
+    local f, len = fields[i], #fields[i + 1]
+    local big
+    if f == 'data' or f == 'meta' then
+      big = len > MAX_FIELD
+    elseif READ_FIELDS[f] or f:find('_callback_', 1, true) then
+      big = len > MAX_READ_FIELD
+    else
+      big = others + #f + len > MAX_FIELD
+      if not big then others = others + #f + len end
+    end
+    if f == 'group_id' then rq2 = true end
+    if big then
+      oversize[#oversize + 1] = f
+      oversize[#oversize + 1] = len
+      fields[i + 1] = ''
+    elseif f == 'timeout' then timeout = tonumber(fields[i + 1])
+    -- A producer's clock (the API host's, or the worker that enqueued a dependent) may run
+    -- ahead of Redis's: started_at is never before enqueued_at (same fixed-width format, so
+    -- the text order is the time order).
+    elseif f == 'enqueued_at' and len == #TS and fields[i + 1] > TS then started_at = fields[i + 1]
+    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1]
+    end
+  end
+  for i = 1, #oversize, 2 do
+    fields[#fields + 1] = '\0rqw.oversize.' .. oversize[i]
+    fields[#fields + 1] = tostring(oversize[i + 1])
   end
   if timeout == nil or timeout == 0 then timeout = DEFAULT_TIMEOUT end
   local ttl
@@ -91,12 +202,21 @@ local function start(q, id)
   local composite = id .. ':' .. X
   local ek = P .. 'execution:' .. id .. ':' .. X
   local xk = P .. 'executions:' .. id
+  -- The two writes into keys a producer can give the wrong type come first (see the header).
+  if failed_call(redis.pcall('ZADD', xk, NOW + ttl + 60, X)) then
+    refuse(q, id, 'its executions key ' .. quoted(xk) .. ' is not a sorted set', true)
+    return false
+  end
+  -- The registry member: "<id>:<execution id>", or the plain id of a job from rq 1.x (header).
+  if failed_call(redis.pcall('ZADD', P .. 'wip:' .. origin, NOW + ttl, rq2 and composite or id)) then
+    redis.call('ZREM', xk, X)
+    refuse(q, id, "the StartedJobRegistry of its origin '" .. quoted(origin) .. "' is not a sorted set", true)
+    return false
+  end
+  redis.call('EXPIRE', xk, ttl + 60)
   redis.call('HSET', ek, 'id', X, 'job_id', id, 'created_at', NOWF, 'last_heartbeat', NOWF, 'worker_name', NAME)
   redis.call('EXPIRE', ek, ttl)
-  redis.call('ZADD', xk, NOW + ttl + 60, X)
-  redis.call('EXPIRE', xk, ttl + 60)
-  redis.call('ZADD', P .. 'wip:' .. origin, NOW + ttl, composite)
-  redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', TS, 'worker_name', NAME)
+  redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', started_at, 'worker_name', NAME)
   redis.call('PERSIST', jk)
   started = started + 1
   composites[started] = composite
@@ -108,22 +228,27 @@ local function start(q, id)
 end
 
 if ARGV[9] ~= '' then
-  redis.call('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10])
+  redis.pcall('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10])
   start(ARGV[9], ARGV[10])
 end
-for i = 12, 11 + NQ do
+for i = FIRST_Q, FIRST_Q + NQ - 1 do
   if started >= MAX then break end
   local qk = P .. 'queue:' .. ARGV[i]
-  -- Skip over ids of deleted jobs, a bounded number per call.
+  -- Skip over ids of deleted or refused jobs, a bounded number per call.
   local skipped = 0
   while started < MAX and skipped < 100 do
-    local id = redis.call('LPOP', qk)
+    local id = redis.pcall('LPOP', qk)
+    if failed_call(id) then
+      refuse(ARGV[i], '', 'the queue key ' .. qk .. ' is not a list', false)
+      break
+    end
     if not id then break end
     if not start(ARGV[i], id) then skipped = skipped + 1 end
   end
 end
 if started == 0 then
-  return nil
+  if #out == 0 then return nil end
+  return out
 end
 -- The worker record, once per call: busy, its current job (the last one started; rq 2.x
 -- shows one), the executions set (rq 3.0) and the TTLs.

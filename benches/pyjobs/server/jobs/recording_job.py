@@ -164,7 +164,7 @@ def download_recording(recording_url, path):
 
 def process_recording_download_job(call_sid, recording_url, business_id=None, from_number="", to_number="",
                                    recording_sid=None):
-    logger.info("[RQ_RECORDING] Download job picked: call_sid=%s business_id=%s", call_sid, business_id)
+    logger.info("🎯 [RQ_RECORDING] Download job picked: call_sid=%s business_id=%s", call_sid, business_id)
     folder = recordings_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{call_sid}.mp3"
@@ -174,12 +174,12 @@ def process_recording_download_job(call_sid, recording_url, business_id=None, fr
     acquired, reason = acquire_slot(business_id, call_sid)
     if not acquired:
         raise RuntimeError(f"No download slot for business {business_id}: {reason}")
-    logger.info("[RQ_RECORDING] Slot acquired: business_id=%s", business_id)
+    logger.info("✅ [RQ_RECORDING] Slot acquired: business_id=%s", business_id)
     started = time.time()
     try:
         download_recording(recording_url, path)
         duration_ms = int((time.time() - started) * 1000)
-        logger.info("[RQ_RECORDING] Downloaded: call_sid=%s duration_ms=%s", call_sid, duration_ms)
+        logger.info("✅ [RQ_RECORDING] Downloaded: call_sid=%s duration_ms=%s", call_sid, duration_ms)
         return {"success": True, "call_sid": call_sid, "duration_ms": duration_ms}
     except Exception as e:
         from rq import get_current_job
@@ -190,4 +190,4 @@ def process_recording_download_job(call_sid, recording_url, business_id=None, fr
         raise
     finally:
         release_slot(business_id, call_sid)
-        logger.info("[RQ_RECORDING] Slot released: business_id=%s", business_id)
+        logger.info("🔓 [RQ_RECORDING] Slot released: business_id=%s", business_id)

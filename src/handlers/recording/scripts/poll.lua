@@ -25,7 +25,9 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   local handed = redis.call('EXISTS', KEYS[6]) == 1
   if redis.call('SISMEMBER', KEYS[1], sid) == 1 and (mine or (unowned and handed)) then
-    redis.call('DEL', KEYS[6], KEYS[5])
+    -- The token stays the holder's for a while, so a repeat after a lost reply claims again.
+    redis.call('DEL', KEYS[6])
+    redis.call('SET', KEYS[5], token, 'EX', ARGV[3])
     redis.call('SETEX', KEYS[2], ARGV[5], 'processing')
     return {'claimed', 0}
   end

@@ -9,31 +9,47 @@
 -- caller applies the parent's TTL to it only then (an EXPIRE of a missing key changes nothing).
 local function rq_enqueue_dependents(P, parent, parent_status, TS, NOW, default_timeout)
   local dependents_key = P .. 'job:' .. parent .. ':dependents'
-  local dependents = redis.call('SMEMBERS', dependents_key)
+  -- Every read of a key a producer controls goes through redis.pcall (issue 13): a key of
+  -- the wrong type leaves its dependent where it is (a note says why), never stops the
+  -- script after the parent's outcome was written.
+  local dependents = redis.pcall('SMEMBERS', dependents_key)
+  if rqw_failed(dependents) then
+    rqw_notes[#rqw_notes + 1] = dependents_key .. ' is not a set: no dependent enqueued'
+    return false
+  end
   if #dependents == 0 then return false end
   local enqueued = {}
   for _, dep in ipairs(dependents) do
-    local info = redis.call('HMGET', P .. 'job:' .. dep, 'status', 'origin', 'enqueue_at_front',
+    local info = redis.pcall('HMGET', P .. 'job:' .. dep, 'status', 'origin', 'enqueue_at_front',
       'allow_dependency_failures', 'data')
+    local ok = not rqw_failed(info)
+    if not ok then
+      rqw_notes[#rqw_notes + 1] = 'dependent ' .. dep .. ' not enqueued: its key is not a hash'
+      info = {}
+    end
     local allow_failures = info[4] == '1'
-    local ok = info[5] and info[2] and info[2] ~= '' and info[1] ~= 'canceled'
+    ok = ok and info[5] and info[2] and info[2] ~= '' and info[1] ~= 'canceled'
     if ok and parent_status ~= 'finished' then
       ok = parent_status == 'failed' and allow_failures
     end
     if ok then
-      for _, other in ipairs(redis.call('SMEMBERS', P .. 'job::' .. dep .. ':dependencies')) do
+      local others = redis.pcall('SMEMBERS', P .. 'job::' .. dep .. ':dependencies')
+      if rqw_failed(others) then
+        rqw_notes[#rqw_notes + 1] = 'dependent ' .. dep .. ' not enqueued: its dependencies key is not a set'
+        others, ok = {}, false
+      end
+      for _, other in ipairs(others) do
         if other ~= parent then
-          local status = redis.call('HGET', P .. 'job:' .. other, 'status')
-          if status and not (status == 'finished' or (allow_failures and status == 'failed')) then
+          local status = redis.pcall('HGET', P .. 'job:' .. other, 'status')
+          if rqw_failed(status) or (status and not (status == 'finished' or (allow_failures and status == 'failed'))) then
             ok = false
             break
           end
         end
       end
     end
-    if ok then
-      redis.call('ZREM', P .. 'deferred:' .. info[2], dep)
-      rq_enqueue_job(P, dep, info[2], info[3] == '1', TS, NOW, default_timeout)
+    if ok and rq_enqueue_job(P, dep, info[2], info[3] == '1', TS, NOW, default_timeout) ~= 'unusable' then
+      redis.pcall('ZREM', P .. 'deferred:' .. info[2], dep)
       enqueued[#enqueued + 1] = dep
     end
   end

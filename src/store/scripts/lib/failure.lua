@@ -29,7 +29,9 @@ local function rq_register_failure(P, id, q, failure_ttl, status, TS, NOW, defau
   end
   local score = ttl
   if ttl >= 0 then score = NOW + ttl end
-  redis.call('ZADD', P .. 'failed:' .. q, score, id)
+  if rqw_failed(redis.pcall('ZADD', P .. 'failed:' .. q, score, id)) then
+    rqw_notes[#rqw_notes + 1] = 'job ' .. id .. ' is in no registry: ' .. P .. 'failed:' .. q .. ' is not a sorted set'
+  end
   if ttl ~= 0 then
     local dependents_left = rq_enqueue_dependents(P, id, status, TS, NOW, default_timeout)
     if ttl > 0 then

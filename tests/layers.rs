@@ -1,0 +1,323 @@
+//! The house rule, checked: rooms point down only.
+//!
+//! Every `crate::<room>` a file of `src/` names (in `use` lines, grouped `use crate::{a, b}`,
+//! and inline paths) is an arrow from the file's room to that room. [`FORBIDDEN`] lists the
+//! arrows the house forbids (the wire protocol is pure; the store knows nothing of the runtime;
+//! handlers see only their context; metrics are fed; the edges point one way). A forbidden
+//! arrow fails this test unless it is one of [`KNOWN`], the arrows that were there when the
+//! check was written and that the house redesign removes; a known arrow that is gone fails
+//! the test too, so the list only shrinks.
+//!
+//! A second check holds the store to its word that every Redis read and write goes through it:
+//! a file outside `src/store/` that sends commands itself ([`REDIS_IO`]) fails unless it is one
+//! of [`KNOWN_IO`], with the same ratchet.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// (from room, to rooms it must not name, why).
+const FORBIDDEN: &[(&str, &[&str], &str)] = &[
+    (
+        "protocol",
+        &[
+            "cli", "config", "duties", "error", "handlers", "keys", "logging", "metrics", "ops",
+            "store", "worker",
+        ],
+        "the wire format is pure: it imports nothing else of the crate",
+    ),
+    (
+        "store",
+        &["cli", "duties", "handlers", "metrics", "ops", "worker"],
+        "the store is RQ's keys and scripts, below the runtime",
+    ),
+    (
+        "handlers",
+        &["cli", "duties", "metrics", "ops", "worker"],
+        "handlers see only their context",
+    ),
+    (
+        "metrics",
+        &["cli", "duties", "handlers", "ops", "worker"],
+        "metrics are fed; they do not reach into the runtime",
+    ),
+    (
+        "error",
+        &["cli", "duties", "handlers", "metrics", "ops", "worker"],
+        "the library's errors sit below every room that returns them",
+    ),
+    (
+        "keys",
+        &[
+            "cli", "config", "duties", "error", "handlers", "metrics", "ops", "store", "worker",
+        ],
+        "key names are pure",
+    ),
+    (
+        "duties",
+        &["cli", "ops", "worker"],
+        "duties start beside the worker, with a context of their own",
+    ),
+    (
+        "worker",
+        &["cli", "duties", "ops"],
+        "the worker does not start the duties, nor know the operator commands",
+    ),
+    (
+        "ops",
+        &["cli", "duties", "worker"],
+        "operator commands read through the store; the command line calls them, not the reverse",
+    ),
+    (
+        "config",
+        &["cli", "duties", "handlers", "metrics", "ops", "worker"],
+        "validated configuration sits below the command line that fills it",
+    ),
+    (
+        "logging",
+        &["cli", "duties", "handlers", "metrics", "ops", "worker"],
+        "logging set-up takes plain values",
+    ),
+];
+
+/// Forbidden arrows present when this check was written, as (file, room it names). The house
+/// redesign (issue 11) removes them; remove an entry here when its arrow is gone.
+const KNOWN: &[(&str, &str)] = &[
+    ("src/duties/maintenance.rs", "worker"),
+    ("src/duties/mod.rs", "worker"),
+    ("src/duties/scheduler.rs", "worker"),
+    ("src/handlers/recording/job.rs", "metrics"),
+    ("src/handlers/recording/slot.rs", "metrics"),
+    ("src/logging.rs", "cli"),
+    ("src/metrics/probe.rs", "worker"),
+    ("src/ops/info/mod.rs", "cli"),
+    ("src/ops/inspect.rs", "cli"),
+    ("src/protocol/json_value.rs", "handlers"),
+    ("src/protocol/payload.rs", "handlers"),
+    ("src/protocol/pickle_scan.rs", "handlers"),
+    ("src/worker/mod.rs", "duties"),
+];
+
+/// What sending Redis commands looks like in the source.
+const REDIS_IO: &[&str] = &[
+    "redis::cmd(",
+    "redis::pipe(",
+    "redis::Script",
+    "Script::new(",
+    "query_async",
+    "AsyncCommands",
+    "AsyncTypedCommands",
+    ".subscribe(",
+    ".lua\")",
+];
+
+/// Files outside the store that did Redis I/O themselves when this check was written. The house
+/// redesign (issue 11) moves it into the store; remove an entry when its file no longer does.
+const KNOWN_IO: &[&str] = &[
+    "src/duties/maintenance.rs",
+    "src/duties/scripts.rs",
+    "src/handlers/recording/semaphore.rs",
+    "src/metrics/probe.rs",
+    "src/ops/info/snapshot.rs",
+    "src/ops/inspect.rs",
+    "src/worker/commands.rs",
+];
+
+/// The room of a file of `src/`: its first directory, or the file's stem for a top-level file.
+fn room_of(relative: &Path) -> String {
+    let mut parts = relative.components();
+    parts.next(); // "src"
+    let first = parts
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    first.strip_suffix(".rs").unwrap_or(&first).to_string()
+}
+
+/// The source without comments (line comments and doc comments; `://` inside strings stays).
+fn without_comments(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("//") {
+            out.push('\n');
+            continue;
+        }
+        let code = match line.find(" //") {
+            Some(at) => &line[..at],
+            None => line,
+        };
+        out.push_str(code);
+        out.push('\n');
+    }
+    out
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Every room named after `crate::`, including each top-level member of `crate::{...}`.
+fn named_rooms(code: &str) -> BTreeSet<String> {
+    let mut rooms = BTreeSet::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let preceded_by_ident = rest[..at].chars().next_back().is_some_and(is_ident);
+        rest = &rest[at + "crate::".len()..];
+        if preceded_by_ident {
+            continue; // e.g. `mycrate::`
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let mut segment_start = true;
+            let mut ident = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    ',' if depth == 1 => segment_start = true,
+                    c if depth == 1 && segment_start && is_ident(c) => ident.push(c),
+                    _ if depth == 1 && segment_start && !ident.is_empty() => {
+                        rooms.insert(std::mem::take(&mut ident));
+                        segment_start = false;
+                    }
+                    _ => {}
+                }
+            }
+            if !ident.is_empty() {
+                rooms.insert(ident);
+            }
+        } else {
+            let ident: String = rest.chars().take_while(|c| is_ident(*c)).collect();
+            if !ident.is_empty() {
+                rooms.insert(ident);
+            }
+        }
+    }
+    rooms
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("src/ is readable")
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every Rust file of `src/`, as (path relative to the root, source).
+fn sources(root: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(root).expect("under the root");
+            let source = std::fs::read_to_string(&path).expect("a readable source file");
+            (relative.to_string_lossy().into_owned(), source)
+        })
+        .collect()
+}
+
+/// Every forbidden arrow in `src/`, as (file, room, why).
+fn forbidden_arrows(root: &Path) -> Vec<(String, String, &'static str)> {
+    let mut found = Vec::new();
+    for (file, source) in sources(root) {
+        let from = room_of(Path::new(&file));
+        let Some((_, forbidden, why)) = FORBIDDEN.iter().find(|(room, _, _)| *room == from) else {
+            continue;
+        };
+        for to in named_rooms(&without_comments(&source)) {
+            if forbidden.contains(&to.as_str()) {
+                found.push((file.clone(), to, *why));
+            }
+        }
+    }
+    found
+}
+
+/// Every file outside `src/store/` that sends Redis commands itself.
+fn redis_io_outside_the_store(root: &Path) -> Vec<String> {
+    sources(root)
+        .into_iter()
+        .filter(|(file, _)| !file.starts_with("src/store/"))
+        .filter(|(_, source)| {
+            let code = without_comments(source);
+            REDIS_IO.iter().any(|marker| code.contains(marker))
+        })
+        .map(|(file, _)| file)
+        .collect()
+}
+
+#[test]
+fn rooms_point_down_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let arrows = forbidden_arrows(root);
+    let new: Vec<String> = arrows
+        .iter()
+        .filter(|(file, to, _)| !KNOWN.contains(&(file.as_str(), to.as_str())))
+        .map(|(file, to, why)| format!("{file} names crate::{to} ({why})"))
+        .collect();
+    assert!(new.is_empty(), "forbidden arrows:\n{}", new.join("\n"));
+    let gone: Vec<String> = KNOWN
+        .iter()
+        .filter(|(file, to)| !arrows.iter().any(|(f, t, _)| f == file && t == to))
+        .map(|(file, to)| format!("({file:?}, {to:?})"))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "these known arrows are gone: remove them from KNOWN in tests/layers.rs:\n{}",
+        gone.join("\n")
+    );
+}
+
+#[test]
+fn redis_io_goes_through_the_store() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found = redis_io_outside_the_store(root);
+    let new: Vec<&String> = found
+        .iter()
+        .filter(|file| !KNOWN_IO.contains(&file.as_str()))
+        .collect();
+    assert!(
+        new.is_empty(),
+        "Redis I/O outside src/store/ (put it behind a store function): {new:?}"
+    );
+    let gone: Vec<&&str> = KNOWN_IO
+        .iter()
+        .filter(|file| !found.iter().any(|f| f == *file))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "these files no longer do Redis I/O: remove them from KNOWN_IO in tests/layers.rs: {gone:?}"
+    );
+}
+
+#[test]
+fn the_scanner_sees_grouped_inline_and_nested_paths() {
+    let code = without_comments(
+        "use crate::{store::x, worker::{a, b}, keys};\n\
+         // use crate::cli::Nope;\n\
+         let y = crate::metrics::global(); // crate::ops in a comment\n\
+         let url = \"redis://crate::not_here\";\n\
+         use mycrate::duties;\n",
+    );
+    let rooms: Vec<String> = named_rooms(&code).into_iter().collect();
+    // The string's `crate::` is seen (strings are not parsed): the scan errs on the side of
+    // reporting, never of missing an arrow.
+    assert_eq!(
+        rooms,
+        ["keys", "metrics", "not_here", "store", "worker"].map(String::from)
+    );
+}

@@ -1,0 +1,162 @@
+//! The lifecycle scripts against a real `redis-server`, for the StartedJobRegistry member of
+//! a job enqueued by rq 1.x: the plain job id (rq 1.x's own format), where a job from rq 2.x
+//! or 3.0 (its hash has `group_id`) gets `<id>:<execution id>`. Start, heartbeat and a finish
+//! repeated after a lost reply all handle either form.
+
+mod recording_support;
+
+use recording_support::RedisServer;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use rqw::protocol::timestamp::Instant;
+use rqw::store::scripts::{
+    finish_job, heartbeat, start_jobs, FinishRequest, FinishStatus, Outcome, RunningExecution,
+    StartRequest,
+};
+
+const WIP: &str = "rq:wip:q";
+
+async fn enqueue(conn: &mut ConnectionManager, id: &str, group_id: Option<&str>) {
+    let key = format!("rq:job:{id}");
+    let _: () = conn
+        .hset_multiple(
+            &key,
+            &[("data", "x"), ("origin", "q"), ("status", "queued")],
+        )
+        .await
+        .unwrap();
+    if let Some(group) = group_id {
+        let _: () = conn.hset(&key, "group_id", group).await.unwrap();
+    }
+    let _: () = conn.rpush("rq:queue:q", id).await.unwrap();
+}
+
+async fn start(conn: &mut ConnectionManager, execution_id: &str, now: Instant) -> String {
+    let queues = ["q".to_string()];
+    let started = start_jobs(
+        conn,
+        &StartRequest {
+            prefix: "rq:",
+            worker_name: "w",
+            execution_id,
+            now,
+            monitoring_interval: 30,
+            default_timeout: 180,
+            worker_key_ttl: 480,
+            claimed: None,
+            queues: &queues,
+            max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(started.len(), 1);
+    started[0].id.clone()
+}
+
+async fn finish(conn: &mut ConnectionManager, id: &str, execution_id: &str) -> FinishStatus {
+    finish_job(
+        conn,
+        &FinishRequest {
+            prefix: "rq:",
+            worker_name: "w",
+            job_id: id,
+            execution_id,
+            queue: "q",
+            now: Instant::now(),
+            working_time: 0.5,
+            rate_limit_key: None,
+            has_dependencies: false,
+            outcome: Outcome::Requeue {
+                retries_left: 0,
+                at_front: false,
+            },
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn members(conn: &mut ConnectionManager) -> Vec<(String, i64)> {
+    conn.zrange_withscores(WIP, 0, -1).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_job_from_rq_1x_is_registered_under_its_plain_id() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    enqueue(&mut conn, "old", None).await;
+    let base = chrono::Utc::now();
+    let now = Instant::at(base);
+    let id = start(&mut conn, "x1", now).await;
+    assert_eq!(id, "old");
+    let held = members(&mut conn).await;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].0, "old");
+    assert_eq!(held[0].1, now.unix_seconds() + 90, "min(180, 30) + 60");
+
+    // A heartbeat moves the plain member's expiry, and adds no composite one.
+    let later = Instant::at(base + chrono::Duration::seconds(20));
+    let row = RunningExecution {
+        job_id: "old".into(),
+        execution_id: "x1".into(),
+        queue: "q".into(),
+        ttl: 90,
+    };
+    assert!(heartbeat(&mut conn, "rq:", "w", later, 480, None, &[row])
+        .await
+        .unwrap());
+    assert_eq!(
+        members(&mut conn).await,
+        vec![("old".to_string(), later.unix_seconds() + 90)]
+    );
+
+    // The outcome leaves the registry; the same call again (a lost reply) writes nothing.
+    assert_eq!(finish(&mut conn, "old", "x1").await, FinishStatus::Written);
+    assert!(members(&mut conn).await.is_empty());
+    let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
+    assert_eq!(queued, ["old"]);
+    assert_eq!(
+        finish(&mut conn, "old", "x1").await,
+        FinishStatus::AlreadyRecorded
+    );
+    let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
+    assert_eq!(queued, ["old"], "requeued once, not twice");
+}
+
+#[tokio::test]
+async fn a_repeated_finish_leaves_a_later_execution_of_the_same_1x_job_alone() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    enqueue(&mut conn, "old", None).await;
+    start(&mut conn, "x1", Instant::now()).await;
+    assert_eq!(finish(&mut conn, "old", "x1").await, FinishStatus::Written);
+    // Requeued, started again (another execution, the same plain member), then the first
+    // execution's finish arrives again: the new execution keeps its entry.
+    start(&mut conn, "x2", Instant::now()).await;
+    assert_eq!(
+        finish(&mut conn, "old", "x1").await,
+        FinishStatus::AlreadyRecorded
+    );
+    let held: Vec<String> = conn.zrange(WIP, 0, -1).await.unwrap();
+    assert_eq!(held, ["old"]);
+    assert_eq!(finish(&mut conn, "old", "x2").await, FinishStatus::Written);
+    assert!(members(&mut conn).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_job_from_rq_2_or_3_keeps_the_execution_member() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    enqueue(&mut conn, "new", Some("")).await;
+    start(&mut conn, "x1", Instant::now()).await;
+    let held: Vec<String> = conn.zrange(WIP, 0, -1).await.unwrap();
+    assert_eq!(held, ["new:x1"]);
+    assert_eq!(finish(&mut conn, "new", "x1").await, FinishStatus::Written);
+    assert!(members(&mut conn).await.is_empty());
+    assert_eq!(
+        finish(&mut conn, "new", "x1").await,
+        FinishStatus::AlreadyRecorded
+    );
+}
