@@ -1,5 +1,9 @@
 """Demo: Python enqueues with rq, rqw runs the jobs, Python reads the outcome with rq's API.
 
+One rqw runs both kinds of job: the recording download and the diagnostic handlers natively,
+and a plain Python function (compat-tests/pymod/horsejobs.py, not ported) in a Python horse
+(`--python`), with the app's own rq.
+
 Run through compat-tests/demo.sh. Everything runs on loopback: a private redis-server on a
 free port, and the rqw binary given as argv[1].
 """
@@ -61,17 +65,19 @@ def main(rqw_bin):
         q = Queue("default", connection=redis)
         echo = q.enqueue("rqw.testing.echo", 42, "hello", amount=2**70, tags=("a", "b"))
         boom = q.enqueue("rqw.testing.fail", message="boom", retry=Retry(max=1))
-        unknown = q.enqueue("myapp.jobs.not_ported_yet", 1)
+        python_job = q.enqueue("horsejobs.rich_values")  # no native handler: runs in Python
+        unknown = q.enqueue("myapp.jobs.not_ported_yet", 1)  # not importable: RQ's own import error
         print(f"== enqueued with rq from Python: {len(recordings_q)} on 'recordings', {len(q)} on 'default'")
 
-        print("== running: rqw worker --burst recordings default")
+        print(f"== running: rqw worker --burst --python {sys.executable} recordings default")
         print("   (the download takes about 2 s: the fake Twilio answers 404 for the .wav formats, a")
         print("    recording not ready yet, and the handler waits 2 s after the first 404, as Python did)")
+        pymod = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pymod")
         env = dict(os.environ, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN="demo-token-never-logged",
-                   RECORDINGS_DIR=recordings, TWILIO_API_BASE=twilio.base)
+                   RECORDINGS_DIR=recordings, TWILIO_API_BASE=twilio.base, PYTHONPATH=pymod)
         run = subprocess.run(
             [rqw_bin, "worker", "--url", url, "--burst", "--enable-testing-handlers", "--name", "demo-worker",
-             "recordings", "default"],
+             "--python", sys.executable, "--python-processes", "1", "recordings", "default"],
             capture_output=True, text=True, timeout=120, env=env,
         )
         twilio.stop()
@@ -80,9 +86,12 @@ def main(rqw_bin):
         print(f"== rqw exited with {run.returncode}")
 
         print("== what Python sees through rq's API:")
-        for job in (download, echo, boom, unknown):
+        sys.path.insert(0, pymod)  # to unpickle the Python job's custom class
+        in_python = {line.split("job_id=")[1].split()[0] for line in run.stderr.splitlines() if "(Python horse)" in line}
+        for job in (download, echo, boom, python_job, unknown):
             job = Job.fetch(job.id, connection=redis)
-            print(f"   {job.func_name}: status={job.get_status().value}")
+            runtime = "Python horse" if job.id in in_python else "native"
+            print(f"   {job.func_name} [{runtime}]: status={job.get_status().value}")
             if job.get_status().value == "finished":
                 print(f"      return_value() = {job.return_value()!r}")
             else:
@@ -97,7 +106,9 @@ def main(rqw_bin):
         print(f"   failed registry (default):   {FailedJobRegistry(queue=q).get_job_ids()}")
         print(f"   workers still registered: {[w.name for w in Worker.all(connection=redis)]}")
         ok = (Job.fetch(download.id, connection=redis).get_status().value == "finished" and size > 1000
-              and Job.fetch(echo.id, connection=redis).get_status().value == "finished")
+              and Job.fetch(echo.id, connection=redis).get_status().value == "finished"
+              and Job.fetch(python_job.id, connection=redis).get_status().value == "finished"
+              and python_job.id in in_python and download.id not in in_python)
         print("== demo OK" if ok and run.returncode == 0 else "== demo FAILED")
         return 0 if ok and run.returncode == 0 else 1
     finally:

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -502,3 +503,39 @@ def test_tls_to_the_sentinels_and_to_the_master(tmp_path):
             sentinel.close()
         master.close()
 
+
+
+def test_python_jobs_reach_the_master_through_sentinel(tmp_path):
+    """With --python, a job's own Redis use (`get_current_job().save_meta()`) goes through the
+    horse's connection, which finds the master through the same sentinels as rqw (redis-py's
+    `Sentinel.master_for`, passed from rqw's --sentinel settings; the worker's --url points
+    nowhere). After a failover the same horse runs the next job and saves on the new master."""
+    cluster = SentinelCluster(tmp_path / "py", replicas=1, sentinels=3)
+    runner = WorkerRunner(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+    try:
+        runner.start(("default",), *cluster.rqw_flags(), *TIMINGS, "--name", "ha-py",
+                     "--python", sys.executable, "--python-processes", "1")
+        conn = master_conn(cluster)
+
+        def run(step):
+            for _ in range(100):
+                try:
+                    job = Queue("default", connection=conn).enqueue("horsejobs.uses_current_job", step)
+                    break
+                except (redis.ConnectionError, redis.sentinel.MasterNotFoundError):
+                    time.sleep(0.2)  # the failover is not over yet
+            wait_for(lambda: Job.fetch(job.id, connection=conn).get_status() == "finished", timeout=30,
+                     message=f"the Python job of step {step!r} finished")
+            job = Job.fetch(job.id, connection=conn)
+            assert job.return_value() == job.id
+            assert job.meta["step"] == step
+            return job.meta["pid"]
+
+        horse = run("before")
+        old = cluster.master_port()
+        cluster.kill_master()
+        wait_for(lambda: cluster.master_port() not in (None, old), timeout=30, message="a new master")
+        assert run("after") == horse, "the same horse, its connection moved to the new master"
+    finally:
+        runner.close()
+        cluster.close()

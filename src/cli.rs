@@ -10,6 +10,7 @@ use crate::config::{
     DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_MASTER_NAME,
     DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, MAX_CONCURRENCY,
 };
+use crate::horses::HorseConfig;
 use crate::protocol::payload::{
     DecodeLimits, Serializer, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FIELD_BYTES,
     DEFAULT_MAX_INFLATED_BYTES,
@@ -34,6 +35,9 @@ pub enum Command {
         /// Include the diagnostic `rqw.testing.*` handlers.
         #[arg(long)]
         enable_testing_handlers: bool,
+        /// With Python horses (`--python` of the worker): say which runtime runs what.
+        #[arg(long, value_name = "CMD", env = "RQW_PYTHON")]
+        python: Option<String>,
     },
     /// Report, per queue and registry, the function paths waiting and whether rqw runs them.
     Inspect(RedisArgs),
@@ -61,6 +65,9 @@ pub struct RedisArgs {
     /// Count the diagnostic `rqw.testing.*` handlers as native.
     #[arg(long)]
     pub enable_testing_handlers: bool,
+    /// The worker runs Python horses (`--python`): paths without a native handler are Python's.
+    #[arg(long, value_name = "CMD", env = "RQW_PYTHON")]
+    pub python: Option<String>,
 }
 
 /// Flags of `rqw info`.
@@ -189,6 +196,23 @@ pub struct WorkerArgs {
     /// PEM CA certificate to trust for rediss:// URLs (a private CA) [default: public web roots].
     #[arg(long, value_name = "PATH", env = "REDIS_TLS_CA_CERT")]
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// Run functions without a native handler in Python horses started with this command
+    /// (e.g. `python3`, `/app/.venv/bin/python`; split on whitespace) [default: off].
+    #[arg(long, value_name = "CMD", env = "RQW_PYTHON")]
+    pub python: Option<String>,
+    /// `module:callable` each horse calls once after it starts; a callable it returns is a
+    /// context-manager factory each job runs inside (Flask's `app.app_context`).
+    #[arg(long, value_name = "MODULE:CALLABLE", requires = "python")]
+    pub python_setup: Option<String>,
+    /// Python horses (each runs one job at a time) [default: the number of cores].
+    #[arg(long, value_name = "N", requires = "python")]
+    pub python_processes: Option<usize>,
+    /// Replace a horse after it ran this many jobs.
+    #[arg(long, value_name = "N", requires = "python")]
+    pub python_max_jobs: Option<u64>,
+    /// Replace a horse whose resident memory, checked between jobs, is over this many MB.
+    #[arg(long, value_name = "MB", requires = "python")]
+    pub python_max_memory: Option<u64>,
     /// Longest raw `data` or `meta` field of a job, in bytes; a longer one is left in Redis
     /// and the job fails (or is forwarded with --forward-unknown).
     #[arg(long, value_name = "BYTES", env = "RQW_MAX_PAYLOAD_BYTES", default_value_t = DEFAULT_MAX_FIELD_BYTES)]
@@ -322,6 +346,28 @@ impl WorkerArgs {
             self.queues
         };
         let sentinel = self.sentinel.settings()?;
+        let serializer = match self.serializer {
+            SerializerArg::Pickle => Serializer::Pickle,
+            SerializerArg::Json => Serializer::Json,
+        };
+        let python = self.python.map(|command| HorseConfig {
+            command: command.split_whitespace().map(String::from).collect(),
+            setup: self.python_setup,
+            processes: self
+                .python_processes
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+            max_jobs: self.python_max_jobs,
+            max_memory_bytes: self
+                .python_max_memory
+                .map(|mb| mb.saturating_mul(1024 * 1024)),
+            redis_url: self.url.clone(),
+            sentinel: sentinel.clone(),
+            serializer_name: match serializer {
+                Serializer::Pickle => "pickle",
+                Serializer::Json => "json",
+            },
+            tls_ca_cert: self.tls_ca_cert.clone(),
+        });
         WorkerConfig {
             redis_url: self.url,
             queues,
@@ -334,10 +380,7 @@ impl WorkerArgs {
             worker_ttl: self.worker_ttl,
             job_monitoring_interval: self.job_monitoring_interval,
             results_ttl: self.results_ttl,
-            serializer: match self.serializer {
-                SerializerArg::Pickle => Serializer::Pickle,
-                SerializerArg::Json => Serializer::Json,
-            },
+            serializer,
             concurrency: usize::from(self.concurrency),
             with_scheduler: self.with_scheduler,
             maintenance_interval: self.maintenance_interval,
@@ -352,6 +395,7 @@ impl WorkerArgs {
             startup_timeout: (self.startup_timeout > 0)
                 .then(|| Duration::from_secs(self.startup_timeout)),
             tls_ca_cert: self.tls_ca_cert,
+            python,
             decode_limits: DecodeLimits {
                 max_field_bytes: self.max_payload_bytes,
                 max_inflated_bytes: self.max_inflated_bytes,
@@ -420,6 +464,7 @@ mod tests {
         assert_eq!(c.worker_ttl, 420);
         assert_eq!(c.job_monitoring_interval, 30);
         assert!(c.sentinel.is_none());
+        assert!(c.python.is_none());
     }
 
     #[test]
@@ -464,5 +509,45 @@ mod tests {
         ])
         .into_config(None);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn python_flags_map_to_the_horse_config() {
+        let c = parse(&[
+            "rqw",
+            "worker",
+            "-S",
+            "json",
+            "--python",
+            "/app/.venv/bin/python -X dev",
+            "--python-setup",
+            "app:setup",
+            "--python-processes",
+            "3",
+            "--python-max-jobs",
+            "100",
+            "--python-max-memory",
+            "512",
+        ])
+        .into_config(None)
+        .unwrap();
+        let p = c.python.unwrap();
+        assert_eq!(p.command, vec!["/app/.venv/bin/python", "-X", "dev"]);
+        assert_eq!(p.setup.as_deref(), Some("app:setup"));
+        assert_eq!(p.processes, 3);
+        assert_eq!(p.max_jobs, Some(100));
+        assert_eq!(p.max_memory_bytes, Some(512 * 1024 * 1024));
+        assert_eq!(p.serializer_name, "json");
+        let both = parse(&[
+            "rqw",
+            "worker",
+            "--python",
+            "python3",
+            "--forward-unknown",
+            "py",
+        ])
+        .into_config(None);
+        assert!(both.unwrap_err().to_string().contains("--python"));
+        assert!(Cli::try_parse_from(["rqw", "worker", "--python-processes", "2"]).is_err());
     }
 }

@@ -91,6 +91,8 @@ pub struct WorkerConfig {
     pub startup_timeout: Option<Duration>,
     /// PEM CA certificate to trust for `rediss://` (a private CA).
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// Run functions without a native handler in Python horses (`--python`).
+    pub python: Option<crate::horses::HorseConfig>,
     /// The memory budget of decoding one payload (`--max-payload-bytes`,
     /// `--max-inflated-bytes`, `--max-decoded-bytes`).
     pub decode_limits: DecodeLimits,
@@ -154,6 +156,41 @@ impl WorkerConfig {
                 return Err(ConfigError::OutOfRange {
                     option: "--forward-unknown",
                     reason: format!("'{q}' is one of the queues this worker serves; jobs would come straight back"),
+                });
+            }
+        }
+        if let Some(python) = &self.python {
+            if python.command.is_empty() {
+                return Err(ConfigError::OutOfRange {
+                    option: "--python",
+                    reason: "the command is empty".into(),
+                });
+            }
+            if python.processes == 0 || python.processes > 1024 {
+                return Err(ConfigError::OutOfRange {
+                    option: "--python-processes",
+                    reason: "must be 1..=1024".into(),
+                });
+            }
+            if python.max_jobs == Some(0) || python.max_memory_bytes == Some(0) {
+                return Err(ConfigError::OutOfRange {
+                    option: "--python-max-jobs / --python-max-memory",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            if python.setup.as_deref().is_some_and(|s| {
+                let (module, callable) = s.split_once(':').unwrap_or_default();
+                module.is_empty() || callable.is_empty()
+            }) {
+                return Err(ConfigError::OutOfRange {
+                    option: "--python-setup",
+                    reason: "must be module:callable".into(),
+                });
+            }
+            if self.forward_unknown.is_some() {
+                return Err(ConfigError::OutOfRange {
+                    option: "--forward-unknown",
+                    reason: "cannot be combined with --python (every function without a native handler runs in Python)".into(),
                 });
             }
         }
@@ -357,6 +394,7 @@ mod tests {
             shutdown_grace: None,
             startup_timeout: None,
             tls_ca_cert: None,
+            python: None,
             decode_limits: DecodeLimits::default(),
             sentinel: None,
         }

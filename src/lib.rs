@@ -12,6 +12,7 @@
 //! - [`worker`]: the runtime (dequeue, execution, heartbeats, shutdown).
 //! - [`duties`]: RQ's scheduler (`--with-scheduler`) and maintenance, under RQ's locks.
 //! - [`handlers`]: the handler API, its registry, and the handlers themselves.
+//! - [`horses`]: Python horses for functions without a native handler (`--python`).
 //! - [`ops`]: operator commands (`rqw info`, `rqw inspect`, `rqw healthcheck`).
 //! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`.
 //! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
@@ -34,6 +35,7 @@ pub mod config;
 pub mod duties;
 pub mod error;
 pub mod handlers;
+pub mod horses;
 pub mod keys;
 pub mod logging;
 pub mod metrics;

@@ -15,9 +15,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Handlers {
             enable_testing_handlers,
+            python,
         } => {
             for path in native_paths(enable_testing_handlers) {
-                println!("{path}");
+                match python {
+                    Some(_) => println!("{path}\tnative"),
+                    None => println!("{path}"),
+                }
+            }
+            if python.is_some() {
+                println!("*\tpython");
             }
             ExitCode::SUCCESS
         }

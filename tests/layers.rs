@@ -36,6 +36,11 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
         "handlers see only their context",
     ),
     (
+        "horses",
+        &["cli", "duties", "handlers", "metrics", "ops", "store", "worker"],
+        "the Python horses run jobs; the runtime records every outcome and feeds the metrics",
+    ),
+    (
         "metrics",
         &["cli", "duties", "handlers", "ops", "worker"],
         "metrics are fed; they do not reach into the runtime",

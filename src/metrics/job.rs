@@ -67,9 +67,10 @@ impl JobProbe {
     }
 
     /// Names the job's function and counts the start (once; later calls are ignored).
-    pub fn set_function(&self, function: &str) {
+    /// True when this call named it, so the caller names the job's log span once too.
+    pub fn set_function(&self, function: &str) -> bool {
         if self.function.get().is_some() {
-            return;
+            return false;
         }
         if self
             .function
@@ -77,7 +78,14 @@ impl JobProbe {
             .is_ok()
         {
             self.metrics.job_started(&self.labels());
+            return true;
         }
+        false
+    }
+
+    /// Counts the job under the runtime that runs it (`native` or `python`).
+    pub fn set_runtime(&self, runtime: &str) {
+        self.metrics.job_runtime(runtime);
     }
 
     /// Counts the recorded outcome (a runtime outcome name, see [`OutcomeKind::from_name`])

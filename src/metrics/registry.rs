@@ -18,6 +18,9 @@
 //! | `rqw_recording_semaphore_waits_total` | counter | |
 //! | `rqw_recording_slot_wait_seconds` | histogram | |
 //! | `rqw_recording_downloaded_bytes_total` | counter | |
+//! | `rqw_jobs_by_runtime_total` (who ran it: `native` or `python`) | counter | runtime |
+//! | `rqw_horse_restarts_total` (a Python horse replaced) | counter | cause |
+//! | `rqw_horse_rss_bytes` (each horse's RSS after its last job) | gauge | pid |
 //! | `rqw_build_info` | info | version |
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -45,6 +48,27 @@ pub struct JobLabels {
     pub queue: String,
     /// The Python function path (or [`UNDECODED_FUNCTION`]).
     pub function: String,
+}
+
+/// Label of `rqw_jobs_by_runtime_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuntimeLabels {
+    /// `native` or `python`.
+    pub runtime: String,
+}
+
+/// Label of `rqw_horse_restarts_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    /// `timeout`, `killed`, `died`, `garbage`, `max_jobs` or `max_memory`.
+    pub cause: String,
+}
+
+/// Label of `rqw_horse_rss_bytes`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PidLabels {
+    /// The horse's process id.
+    pub pid: String,
 }
 
 /// Labels of the per-queue families.
@@ -104,6 +128,9 @@ pub struct Metrics {
     semaphore_waits: Counter,
     slot_wait: Histogram,
     downloaded_bytes: Counter,
+    by_runtime: Family<RuntimeLabels, Counter>,
+    horse_restarts: Family<CauseLabels, Counter>,
+    horse_rss: Family<PidLabels, Gauge>,
     /// The queue and function label values the job probes have used (bounded there).
     pub(crate) label_values: super::job::LabelValues,
 }
@@ -133,6 +160,9 @@ impl Metrics {
             semaphore_waits: Counter::default(),
             slot_wait: Histogram::new(SLOT_WAIT_BUCKETS),
             downloaded_bytes: Counter::default(),
+            by_runtime: Family::default(),
+            horse_restarts: Family::default(),
+            horse_rss: Family::default(),
             label_values: Default::default(),
         };
         let r = &mut registry;
@@ -197,7 +227,57 @@ impl Metrics {
             Unit::Bytes,
             m.downloaded_bytes.clone(),
         );
+        r.register(
+            "jobs_by_runtime",
+            "Jobs by the kind of handler that ran them (native, python)",
+            m.by_runtime.clone(),
+        );
+        r.register(
+            "horse_restarts",
+            "Python horses replaced, by cause",
+            m.horse_restarts.clone(),
+        );
+        r.register_with_unit(
+            "horse_rss",
+            "Resident memory of each Python horse after its last job",
+            Unit::Bytes,
+            m.horse_rss.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Counts a job run by `runtime` (`native` or `python`).
+    pub fn job_runtime(&self, runtime: &str) {
+        self.by_runtime
+            .get_or_create(&RuntimeLabels {
+                runtime: runtime.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a Python horse replaced for `cause`.
+    pub fn horse_replaced(&self, cause: &str) {
+        self.horse_restarts
+            .get_or_create(&CauseLabels {
+                cause: cause.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets a horse's RSS.
+    pub fn horse_rss(&self, pid: u32, bytes: u64) {
+        self.horse_rss
+            .get_or_create(&PidLabels {
+                pid: pid.to_string(),
+            })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Drops the RSS series of a horse that exited.
+    pub fn horse_gone(&self, pid: u32) {
+        self.horse_rss.remove(&PidLabels {
+            pid: pid.to_string(),
+        });
     }
 
     /// Counts a job started with this function.

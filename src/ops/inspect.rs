@@ -81,7 +81,10 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
             Serializer::Json => "json",
         }
     );
-    print!("{}", render(&header, &queues, &native));
+    print!(
+        "{}",
+        render(&header, &queues, &native, args.python.is_some())
+    );
     Ok(())
 }
 
@@ -203,10 +206,15 @@ pub fn classify(data: Option<&[u8]>, serializer: Serializer) -> Waiting {
 }
 
 /// The report as text: one block per queue, one line per source and per kind of job.
-pub fn render(header: &str, queues: &[QueueReport], native: &[&str]) -> String {
+/// `python`: the worker runs Python horses, so paths without a native handler (and payloads
+/// rqw cannot decode) run in Python.
+pub fn render(header: &str, queues: &[QueueReport], native: &[&str], python: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{header}");
     let _ = writeln!(out, "native handlers: {}", native.join(", "));
+    if python {
+        let _ = writeln!(out, "every other function path: Python horses (--python)");
+    }
     if queues.is_empty() {
         let _ = writeln!(out, "\nno queues (rq:queues is empty)");
     }
@@ -226,10 +234,21 @@ pub fn render(header: &str, queues: &[QueueReport], native: &[&str]) -> String {
                         runnable += count;
                         (shown(path.as_bytes()), "native".to_string())
                     }
+                    Waiting::Function(path) if python => {
+                        foreign += count;
+                        (path.clone(), "python".to_string())
+                    }
                     Waiting::Function(path) => {
                         foreign += count;
                         // A producer's text: escaped and bounded, it cannot forge a line.
                         (shown(path.as_bytes()), "no native handler".to_string())
+                    }
+                    Waiting::Undecodable(reason) if python => {
+                        foreign += count;
+                        (
+                            "(not decodable by rqw)".to_string(),
+                            format!("python: {reason}"),
+                        )
                     }
                     Waiting::Undecodable(reason) => {
                         undecodable += count;
@@ -247,11 +266,18 @@ pub fn render(header: &str, queues: &[QueueReport], native: &[&str]) -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "\nsummary: {} job(s) read: {runnable} native, {foreign} without a native handler, {undecodable} undecodable, {missing} missing",
-        runnable + foreign + undecodable + missing
-    );
+    let total = runnable + foreign + undecodable + missing;
+    let _ = if python {
+        writeln!(
+            out,
+            "\nsummary: {total} job(s) read: {runnable} native, {foreign} python, {missing} missing"
+        )
+    } else {
+        writeln!(
+            out,
+            "\nsummary: {total} job(s) read: {runnable} native, {foreign} without a native handler, {undecodable} undecodable, {missing} missing"
+        )
+    };
     out
 }
 
@@ -289,11 +315,16 @@ mod tests {
                 waiting,
             }],
         }];
-        let text = render("h", &queues, &["rqw.testing.echo"]);
+        let text = render("h", &queues, &["rqw.testing.echo"], false);
         assert!(text.contains("  queued: 1500 job(s) (first 4 read)\n"));
         assert!(text.contains("           2  rqw.testing.echo  [native]\n"));
         assert!(text.contains("           1  app.other  [no native handler]\n"));
         assert!(text.contains("[undecodable, never run by rqw: bad]"));
         assert!(text.contains("summary: 4 job(s) read: 2 native, 1 without a native handler, 1 undecodable, 0 missing"));
+        let text = render("h", &queues, &["rqw.testing.echo"], true);
+        assert!(text.contains("           2  rqw.testing.echo  [native]\n"));
+        assert!(text.contains("           1  app.other  [python]\n"));
+        assert!(text.contains("[python: bad]"));
+        assert!(text.contains("summary: 4 job(s) read: 2 native, 2 python, 0 missing"));
     }
 }

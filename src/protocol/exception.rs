@@ -18,6 +18,10 @@ pub const UNKNOWN_FUNCTION_ERROR: &str = "rqw.errors.UnknownFunctionError";
 pub const HANDLER_PANIC: &str = "rqw.errors.HandlerPanic";
 /// The exception type rqw reports for a job hash it cannot use (missing or mistyped fields).
 pub const INVALID_JOB_ERROR: &str = "rqw.errors.InvalidJobError";
+/// The exception type rqw reports for a Python job when no horse can start (`--python`).
+pub const HORSE_START_ERROR: &str = "rqw.errors.HorseStartError";
+/// The exception type rqw reports for a Python job whose horse broke the protocol.
+pub const HORSE_PROTOCOL_ERROR: &str = "rqw.errors.HorseProtocolError";
 /// The exception type rqw reports when a forced shutdown interrupts a job.
 pub const SHUTDOWN_ERROR: &str = "rqw.errors.WorkerShutdown";
 

@@ -7,20 +7,52 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use super::context::WorkerContext;
+use super::execute::Runtime;
 use super::outcome::Ended;
 use crate::handlers::callbacks::{CallbackContext, CallbackEvent};
 use crate::protocol::exception::{
     format_exception, timeout_message, HANDLER_PANIC, JOB_TIMEOUT_EXCEPTION, UNKNOWN_FUNCTION_ERROR,
 };
 use crate::protocol::job_record::{CallbackSpec, JobRecord};
+use crate::protocol::payload::decode_meta;
 use crate::protocol::text::shown;
 
 /// Runs the callbacks `record` names for `ended` and returns the final outcome:
 /// - success: `on_success`; if it fails, the job fails with its error and `on_failure` runs;
 /// - failure: `on_failure`; if it fails, its error text replaces the job's;
 /// - stopped: `on_stopped`; a failure is logged.
-pub async fn apply(ctx: &WorkerContext, record: &JobRecord, ended: Ended) -> Ended {
-    let ended = match (ended, &record.success_callback) {
+///
+/// After a Python horse (`runtime` Python), only callbacks with a native implementation run
+/// here: the horse ran the others itself, with RQ's semantics.
+pub async fn apply(
+    ctx: &WorkerContext,
+    record: &JobRecord,
+    ended: Ended,
+    runtime: Runtime,
+) -> Ended {
+    let here = |spec: &Option<CallbackSpec>| -> Option<CallbackSpec> {
+        spec.clone()
+            .filter(|s| runtime == Runtime::Native || ctx.handlers.callbacks.get(&s.path).is_some())
+    };
+    let (success, failure, stopped) = (
+        here(&record.success_callback),
+        here(&record.failure_callback),
+        here(&record.stopped_callback),
+    );
+    let ended = match (ended, &success) {
+        (Ended::SucceededSerialized(bytes), Some(spec)) => {
+            let value = bytes
+                .as_deref()
+                .and_then(|b| decode_meta(b, ctx.config.serializer).ok())
+                .unwrap_or(crate::handlers::PyValue::None);
+            match run(ctx, record, spec, CallbackEvent::Success(value)).await {
+                Ok(()) => return Ended::SucceededSerialized(bytes),
+                Err(exc_string) => Ended::Failed {
+                    exc_string,
+                    retryable: true,
+                },
+            }
+        }
         (Ended::Succeeded(value), Some(spec)) => {
             match run(ctx, record, spec, CallbackEvent::Success(value.clone())).await {
                 Ok(()) => return Ended::Succeeded(value),
@@ -32,7 +64,7 @@ pub async fn apply(ctx: &WorkerContext, record: &JobRecord, ended: Ended) -> End
         }
         (other, _) => other,
     };
-    match (ended, &record.failure_callback, &record.stopped_callback) {
+    match (ended, &failure, &stopped) {
         (
             Ended::Failed {
                 exc_string,

@@ -1,10 +1,13 @@
 //! State shared by the worker loop and every job task, read-only after start-up except the
 //! running set (which has its own lock).
 
+use std::sync::Arc;
+
 use super::running::RunningJobs;
 use super::shutdown::Shutdown;
 use crate::config::WorkerConfig;
 use crate::handlers::HandlerRegistry;
+use crate::horses::HorsePool;
 use crate::keys::Keys;
 use crate::store::connection::CommandConnection;
 use crate::store::worker_record::WorkerIdentity;
@@ -25,6 +28,8 @@ pub struct WorkerContext {
     pub running: RunningJobs,
     /// Shutdown requests.
     pub shutdown: Shutdown,
+    /// The Python horses (`--python`), for functions without a native handler.
+    pub horses: Option<Arc<HorsePool>>,
 }
 
 impl WorkerContext {

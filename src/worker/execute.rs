@@ -3,6 +3,7 @@
 //! failure becomes a failed job.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use super::callbacks;
 use super::context::WorkerContext;
 use super::dequeue::Dequeued;
 use super::outcome::{decide, Ended};
+use super::python;
 use super::running::{RunningEntry, StopReason};
 use crate::config::CANCEL_GRACE;
 use crate::handlers::{JobArgs, JobContext};
@@ -39,6 +41,8 @@ pub const KILLED_HORSE_TEXT: &str =
 pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
     let Dequeued { job, started_at } = dequeued;
     let execution_id = job.execution_id;
+    // A Python horse gets the hash as read at the start (no second fetch).
+    let hash = ctx.horses.as_ref().map(|_| job.fields.clone());
     let record = JobRecord::parse(&job.id, &job.queue, job.fields);
     let cancel = ctx.shutdown.force().child_token();
     let stop_reason = Arc::new(OnceLock::new());
@@ -64,8 +68,9 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
     async {
         // A panic outside the handler (decoding, callbacks) fails the job like a handler's.
         let ended = AssertUnwindSafe(async {
-            let ended = execute(&ctx, &record, cancel, &stop_reason, &probe).await;
-            callbacks::apply(&ctx, &record, ended).await
+            let (ended, runtime) =
+                execute(&ctx, &record, hash.as_ref(), cancel, &stop_reason, &probe).await;
+            callbacks::apply(&ctx, &record, ended, runtime).await
         })
         .catch_unwind()
         .await
@@ -174,8 +179,86 @@ fn outcome_name(request: &FinishRequest<'_>) -> &'static str {
     }
 }
 
-/// Decodes and runs the job; every way it can end becomes an [`Ended`].
+/// Which kind of handler ran a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// A native handler (or none: the job failed before any ran).
+    Native,
+    /// A Python horse (`--python`), which also ran the callbacks rqw has no native one for.
+    Python,
+}
+
+impl Runtime {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Runtime::Native => "native",
+            Runtime::Python => "python",
+        }
+    }
+}
+
+/// Decodes the job and dispatches it: its native handler, else a Python horse when
+/// `--python` is set, else the unknown-function failure (or `--forward-unknown`).
 async fn execute(
+    ctx: &WorkerContext,
+    record: &JobRecord,
+    hash: Option<&HashMap<String, Vec<u8>>>,
+    cancel: CancellationToken,
+    stop_reason: &OnceLock<StopReason>,
+    probe: &JobProbe,
+) -> (Ended, Runtime) {
+    if record.problems.is_empty() {
+        if let (Some(pool), Some(hash)) = (&ctx.horses, hash) {
+            // A field start.lua left in Redis for its size: the horse reads the job itself.
+            let call = if record.oversize.is_empty() {
+                decode_job_data_within(
+                    record.data.as_deref().unwrap_or_default(),
+                    ctx.config.serializer,
+                    &ctx.config.decode_limits,
+                )
+                .ok()
+            } else {
+                None
+            };
+            let native = call
+                .as_ref()
+                .is_some_and(|call| ctx.handlers.get(&call.func_name).is_some());
+            if !native {
+                // Named now when rqw can read it; otherwise from the horse's reply.
+                if let Some(call) = &call {
+                    if probe.set_function(&call.func_name) {
+                        let shown = shown(call.func_name.as_bytes());
+                        tracing::Span::current().record("function", shown.as_str());
+                    }
+                }
+                // The operators' line, as for a native job (the Python worker's own).
+                let function = call.as_ref().map_or_else(
+                    || "(read by the horse)".to_string(),
+                    |call| shown(short_name(&call.func_name).as_bytes()),
+                );
+                tracing::info!(
+                    "🔨 JOB PICKED queue='{}' job_id={} function={} (Python horse)",
+                    shown(record.origin.as_bytes()),
+                    shown(record.id.as_bytes()),
+                    function
+                );
+                probe.set_runtime(Runtime::Python.label());
+                let ended =
+                    python::execute(ctx, pool, record, hash, &cancel, stop_reason, probe).await;
+                return (ended, Runtime::Python);
+            }
+        }
+    }
+    probe.set_runtime(Runtime::Native.label());
+    (
+        execute_native(ctx, record, cancel, stop_reason, probe).await,
+        Runtime::Native,
+    )
+}
+
+/// Decodes and runs the job natively; every way it can end becomes an [`Ended`].
+async fn execute_native(
     ctx: &WorkerContext,
     record: &JobRecord,
     cancel: CancellationToken,
@@ -216,15 +299,11 @@ async fn execute(
             return failed("rqw", DESERIALIZATION_ERROR, &text, false);
         }
     };
-    let function = call
-        .func_name
-        .rsplit('.')
-        .next()
-        .unwrap_or(&call.func_name)
-        .to_string();
+    let function = short_name(&call.func_name).to_string();
     let function_shown = shown(call.func_name.as_bytes());
-    tracing::Span::current().record("function", function_shown.as_str());
-    probe.set_function(&call.func_name);
+    if probe.set_function(&call.func_name) {
+        tracing::Span::current().record("function", function_shown.as_str());
+    }
     let Some(handler) = ctx.handlers.get(&call.func_name) else {
         if let Some(queue) = &ctx.config.forward_unknown {
             tracing::info!(forward_to = %queue, "no native handler for {function_shown}: forwarding the job");
@@ -333,4 +412,10 @@ fn panic_text(panic: &(dyn Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-text panic payload".to_string());
     format!("handler panicked: {detail}")
+}
+
+/// The last part of a function path, as the Python worker's `JOB PICKED` line names it
+/// (`server.jobs.recording_job.process_recording_download_job` -> `process_recording_download_job`).
+fn short_name(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
 }

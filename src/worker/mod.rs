@@ -19,6 +19,7 @@ pub mod dequeue;
 pub mod execute;
 pub mod heartbeat;
 pub mod outcome;
+pub mod python;
 pub mod running;
 pub mod shutdown;
 pub mod startup;
@@ -83,6 +84,23 @@ pub async fn run(
         ip_address: client_address(&mut conn).await,
     };
     let handlers = native_registry(conn.clone(), handler_options);
+    let horses = config.python.clone().map(|python| {
+        let observer: crate::horses::pool::PoolObserver = Arc::new(|event| {
+            use crate::horses::pool::PoolEvent;
+            let metrics = crate::metrics::global();
+            match event {
+                PoolEvent::Replaced(cause) => metrics.horse_replaced(cause.label()),
+                PoolEvent::Rss { pid, bytes } => metrics.horse_rss(pid, bytes),
+                PoolEvent::Gone { pid } => metrics.horse_gone(pid),
+            }
+        });
+        tracing::info!(
+            command = %python.command.join(" "),
+            processes = python.processes,
+            "functions without a native handler run in Python horses"
+        );
+        crate::horses::HorsePool::start(python, Some(observer))
+    });
     let ctx = Arc::new(WorkerContext {
         config,
         keys,
@@ -91,6 +109,7 @@ pub async fn run(
         conn,
         running: RunningJobs::default(),
         shutdown,
+        horses,
     });
     let metrics_listener = match ctx.config.metrics_addr {
         Some(addr) => Some(crate::metrics::server::bind(addr).await?),
@@ -141,6 +160,9 @@ pub async fn run(
     crate::duties::start(&ctx, &mut background, &stop_tasks).await;
 
     let summary = work(&ctx, &mut dequeuer).await;
+    if let Some(pool) = &ctx.horses {
+        pool.shutdown().await;
+    }
 
     stop_tasks.cancel();
     while background.join_next().await.is_some() {}

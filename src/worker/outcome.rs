@@ -15,6 +15,9 @@ pub const UNSERIALIZABLE_RETURN_VALUE: &str = "Unserializable return value";
 pub enum Ended {
     /// The handler returned a value.
     Succeeded(PyValue),
+    /// A Python horse returned a value already serialized with the job's serializer
+    /// (`None` for Python `None`).
+    SucceededSerialized(Option<Vec<u8>>),
     /// The job failed; `retryable` is false for permanent errors.
     Failed {
         /// The Python-style traceback text.
@@ -50,21 +53,17 @@ pub fn decide(
                         .unwrap_or_default()
                 })),
             };
-            let repeat = record.next_repeat_interval().map(|delay| {
-                let left = record.repeats_left.unwrap_or(1).saturating_sub(1);
-                let at = if delay == 0 {
-                    0
-                } else {
-                    span.ended_at.unix_seconds() + delay as i64
-                };
-                (left, at)
-            });
             Outcome::Finished {
                 result_ttl: record.result_ttl.unwrap_or(default_result_ttl),
                 result: success_fields(worker_name, encoded.as_deref(), span),
-                repeat,
+                repeat: repeat_plan(record, span),
             }
         }
+        Ended::SucceededSerialized(encoded) => Outcome::Finished {
+            result_ttl: record.result_ttl.unwrap_or(default_result_ttl),
+            result: success_fields(worker_name, encoded.as_deref(), span),
+            repeat: repeat_plan(record, span),
+        },
         Ended::Forwarded(queue) => Outcome::Forward { queue },
         Ended::Stopped => Outcome::Stopped {
             failure_ttl: record.failure_ttl,
@@ -91,6 +90,19 @@ pub fn decide(
             }
         }
     }
+}
+
+/// `Repeat` after a success: `(repeats_left after this run, run-at unix time or 0 for now)`.
+fn repeat_plan(record: &JobRecord, span: &ExecutionSpan<'_>) -> Option<(u32, i64)> {
+    record.next_repeat_interval().map(|delay| {
+        let left = record.repeats_left.unwrap_or(1).saturating_sub(1);
+        let at = if delay == 0 {
+            0
+        } else {
+            span.ended_at.unix_seconds() + delay as i64
+        };
+        (left, at)
+    })
 }
 
 #[cfg(test)]

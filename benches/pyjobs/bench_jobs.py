@@ -1,0 +1,5 @@
+"""Python job functions of benches/python_horses.py (no native handler in rqw)."""
+
+
+def noop():
+    return None
