@@ -17,6 +17,11 @@
 //! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`.
 //! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
 //!
+//! Imports point down only: `protocol` and `keys` name nothing else of the crate; `store`
+//! names neither the runtime nor handlers, horses or metrics; `handlers`, `horses` and
+//! `metrics` do not reach into the runtime. `tests/layers.rs` checks this (and that Redis I/O
+//! stays in `store`), with the arrows still to be removed listed there.
+//!
 //! ## Job lifecycle
 //! ```text
 //! rq:queue:<q> ──start.lua (LPOP, one atomic script)──> rq:wip:<q> "<id>:<x>", status started

@@ -37,7 +37,9 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
     ),
     (
         "horses",
-        &["cli", "duties", "handlers", "metrics", "ops", "store", "worker"],
+        &[
+            "cli", "duties", "handlers", "metrics", "ops", "store", "worker",
+        ],
         "the Python horses run jobs; the runtime records every outcome and feeds the metrics",
     ),
     (
