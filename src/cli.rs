@@ -111,15 +111,7 @@ pub enum SerializerArg {
     Json,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use crate::logging::LogFormat;
 
 /// Flags of `rqw worker`, mirroring `rq worker`.
 #[derive(Debug, Args)]

@@ -11,7 +11,15 @@ use std::io::{IsTerminal, Write};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// Log output format (`--log-format`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Maps RQ's level names (`WARNING`) to a tracing filter; anything else is used as a filter.
 pub fn filter_for(level: &str) -> String {

@@ -94,7 +94,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("src/duties/scheduler.rs", "worker"),
     ("src/handlers/recording/job.rs", "metrics"),
     ("src/handlers/recording/slot.rs", "metrics"),
-    ("src/logging.rs", "cli"),
     ("src/metrics/probe.rs", "worker"),
     ("src/ops/info/mod.rs", "cli"),
     ("src/ops/inspect.rs", "cli"),
