@@ -36,6 +36,17 @@ async fn field(conn: &mut CommandConnection, id: &str, name: &str) -> Option<Str
     conn.hget(format!("rq:job:{id}"), name).await.unwrap()
 }
 
+/// The recovery of `members` as abandoned, as maintenance asks for it.
+fn abandoned(now: Instant, members: &[String]) -> RecoverRequest<'_> {
+    RecoverRequest {
+        call: call(now),
+        recovery: Recovery::Abandoned { members },
+        result_worker: "",
+        count_worker: "",
+        exc_string: "Moved to FailedJobRegistry, due to AbandonedJobError, at x",
+    }
+}
+
 #[tokio::test]
 async fn scheduler_locks_follow_rq_2_12_and_respect_a_2_0_pid() {
     let redis = RedisServer::start();
@@ -224,13 +235,7 @@ async fn abandoned_members_are_rechecked_and_retried_by_interval() {
         "done:x2".to_string(),
         "alive:x3".to_string(),
     ];
-    let req = RecoverRequest {
-        call: call(now),
-        recovery: Recovery::Abandoned { members: &members },
-        result_worker: "",
-        count_worker: "",
-        exc_string: "Moved to FailedJobRegistry, due to AbandonedJobError, at x",
-    };
+    let req = abandoned(now, &members);
     let done = recover(&mut conn, &req).await.unwrap();
     assert_eq!((done.failed, done.retried, done.removed), (0, 1, 2));
     assert_eq!(
@@ -438,13 +443,7 @@ async fn recovery_works_around_keys_of_the_wrong_type() {
         let _: () = conn.zadd("rq:wip:q", member, score).await.unwrap();
     }
     let members = ["not-a-hash:x1".to_string(), "plain:x2".to_string()];
-    let req = RecoverRequest {
-        call: call(now),
-        recovery: Recovery::Abandoned { members: &members },
-        result_worker: "",
-        count_worker: "",
-        exc_string: "Moved to FailedJobRegistry, due to AbandonedJobError, at x",
-    };
+    let req = abandoned(now, &members);
     let done = recover(&mut conn, &req).await.unwrap();
     assert_eq!((done.failed, done.retried, done.removed), (1, 0, 2));
     assert_eq!(
