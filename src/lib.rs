@@ -45,6 +45,7 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
-pub mod protocol;
+/// RQ's wire format: the `rqw-protocol` crate of `src/protocol/`, pure by construction.
+pub use rqw_protocol as protocol;
 pub mod store;
 pub mod worker;

@@ -8,6 +8,10 @@
 //! check was written and that the house redesign removes; a known arrow that is gone fails
 //! the test too, so the list only shrinks.
 //!
+//! The protocol room is more than a rule here: `src/protocol/` is a crate of its own
+//! (`rqw-protocol`), which cannot name rqw at all; [`the_protocol_crate_stays_pure`] keeps its
+//! manifest free of rqw and of Redis and async runtime crates.
+//!
 //! A second check holds the store to its word that every Redis read and write goes through it:
 //! a file outside `src/store/` that sends commands itself ([`REDIS_IO`]) fails unless it is one
 //! of [`KNOWN_IO`], with the same ratchet.
@@ -97,9 +101,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("src/metrics/probe.rs", "worker"),
     ("src/ops/info/mod.rs", "cli"),
     ("src/ops/inspect.rs", "cli"),
-    ("src/protocol/json_value.rs", "handlers"),
-    ("src/protocol/payload.rs", "handlers"),
-    ("src/protocol/pickle_scan.rs", "handlers"),
     ("src/worker/mod.rs", "duties"),
 ];
 
@@ -308,6 +309,50 @@ fn redis_io_goes_through_the_store() {
         gone.is_empty(),
         "these files no longer do Redis I/O: remove them from KNOWN_IO in tests/layers.rs: {gone:?}"
     );
+}
+
+/// Crates the protocol crate must not depend on: rqw itself, Redis, the async runtime.
+const NOT_FOR_THE_PROTOCOL: &[&str] = &["rqw", "redis", "tokio", "tokio-util", "futures"];
+
+/// The dependencies of a manifest (any `[*dependencies*]` table) that are in
+/// [`NOT_FOR_THE_PROTOCOL`].
+fn impure_dependencies(manifest: &str) -> Vec<String> {
+    let mut section = String::new();
+    let mut found = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        if !section.contains("dependencies") {
+            continue;
+        }
+        let name: String = line
+            .chars()
+            .take_while(|c| is_ident(*c) || *c == '-')
+            .collect();
+        if NOT_FOR_THE_PROTOCOL.contains(&name.as_str()) {
+            found.push(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_protocol_crate_stays_pure() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("src/protocol/Cargo.toml"))
+        .expect("src/protocol/ is the rqw-protocol crate");
+    let found = impure_dependencies(&manifest);
+    assert!(
+        found.is_empty(),
+        "src/protocol/Cargo.toml depends on {found:?}: the wire format is pure"
+    );
+    // The check sees a dependency in any dependencies table.
+    let impure =
+        "[package]\nname = \"x\"\n[dependencies]\nserde = \"1\"\ntokio = { version = \"1\" }\n\
+                  [dev-dependencies]\nrqw = { path = \"../..\" }\n";
+    assert_eq!(impure_dependencies(impure), ["tokio", "rqw"]);
 }
 
 #[test]

@@ -57,8 +57,8 @@ pub fn native_registry(redis: CommandConnection, options: HandlerOptions) -> Han
 }
 
 /// A Python value as RQ's serializers carry it (None, bool, int, float, str, bytes, list,
-/// tuple, set, dict). Shared by the pickle and JSON serializers.
-pub type PyValue = serde_pickle::Value;
+/// tuple, set, dict): the protocol's own type, re-exported for handler authors.
+pub use crate::protocol::value::{HashableValue, PyValue};
 
 /// What a handler's future resolves to.
 pub type HandlerResult = Result<PyValue, HandlerError>;

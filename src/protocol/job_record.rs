@@ -216,7 +216,7 @@ impl JobRecord {
                 f if READ_FIELDS.contains(&f) || f.contains("_callback_") => {
                     problems.push(format!(
                         "field '{}' is {len} bytes, over the {MAX_READ_FIELD_BYTES}-byte limit of the fields rqw reads",
-                        crate::protocol::text::shown(f.as_bytes())
+                        crate::text::shown(f.as_bytes())
                     ));
                 }
                 _ => {}

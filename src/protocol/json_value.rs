@@ -29,9 +29,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_pickle::HashableValue;
+use crate::value::HashableValue;
 
-use crate::handlers::PyValue;
+use crate::value::PyValue;
 
 /// Deepest nesting of arrays/objects accepted, the same cap as for pickles.
 pub const MAX_DEPTH: usize = super::pickle_scan::MAX_DEPTH;

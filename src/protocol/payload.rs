@@ -20,11 +20,11 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use serde_pickle::HashableValue;
+use crate::value::HashableValue;
 
 use super::json_value::{self, JsonError};
 use super::pickle_scan::{self, ScanError};
-use crate::handlers::PyValue;
+use crate::value::PyValue;
 
 /// Default largest raw `data`/`meta` field (`--max-payload-bytes`).
 pub const DEFAULT_MAX_FIELD_BYTES: u64 = 4 << 20;

@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::handlers::PyValue;
+use crate::value::PyValue;
 
 /// Deepest nesting of containers (and most simultaneously open `MARK`s) accepted.
 ///
@@ -53,7 +53,7 @@ pub const DEFAULT_BUDGET: u64 = 32 << 20;
 /// value.
 pub mod cost {
     use super::{Item, Node};
-    use crate::handlers::PyValue;
+    use crate::value::PyValue;
 
     /// A scalar in the walk's arena (plus its str/bytes content).
     pub const LEAF: u64 = 2 * (std::mem::size_of::<PyValue>() + std::mem::size_of::<Item>()) as u64;

@@ -2,9 +2,10 @@
 //! Redis. Everything here is a function from bytes/strings to values and back, tested against
 //! golden data made by real RQ (`python-fixtures/`).
 //!
+//! - [`value`]: [`PyValue`], the Python value type of payloads and results.
 //! - [`payload`]: the job's `data` tuple and `meta` (zlib + pickle or JSON), and result values.
 //! - [`pickle_scan`]: the opcode pre-scan that refuses pickle content beyond plain data.
-//! - [`json_value`]: conversion between JSON and [`crate::handlers::PyValue`].
+//! - [`json_value`]: conversion between JSON and [`PyValue`].
 //! - [`timestamp`]: RQ's datetime and score formats.
 //! - [`job_record`]: the fields of a job hash that the worker reads.
 //! - [`exception`]: Python-style exception texts for failed jobs.
@@ -19,3 +20,6 @@ pub mod pickle_scan;
 pub mod result;
 pub mod text;
 pub mod timestamp;
+pub mod value;
+
+pub use value::PyValue;
