@@ -4,7 +4,7 @@
 //! and the properties say that decoding gives back exactly what was encoded.
 //!
 //! - pickle: any plain value written by serde-pickle (what rqw writes for results) decodes
-//!   through `pickle_scan::decode` to itself; a job tuple, zlib-compressed or not, decodes to
+//!   through `unpickle::decode` to itself; a job tuple, zlib-compressed or not, decodes to
 //!   the same call; every strict prefix of a job pickle is refused (a truncated payload never
 //!   passes for another value);
 //! - JSON: `json_value::dumps` then `loads` gives the value back (tuples read back as lists,
@@ -21,7 +21,7 @@ use serde_pickle::{HashableValue, Value};
 use rqw::protocol::job_record::{JobRecord, JobTimeout, DEFAULT_JOB_TIMEOUT_SECS};
 use rqw::protocol::json_value;
 use rqw::protocol::payload::{decode_job_data, Serializer};
-use rqw::protocol::pickle_scan;
+use rqw::protocol::unpickle;
 
 fn big_int(digits: &str) -> Value {
     json_value::loads(digits.as_bytes()).expect("an integer literal")
@@ -147,7 +147,7 @@ proptest! {
 
     #[test]
     fn pickled_plain_values_decode_to_themselves(value in plain()) {
-        let decoded = pickle_scan::decode(&pickle(&value)).expect("plain data decodes");
+        let decoded = unpickle::decode(&pickle(&value)).expect("plain data decodes");
         prop_assert!(same(&value, &decoded), "{value:?} came back as {decoded:?}");
     }
 
@@ -176,7 +176,7 @@ proptest! {
     ) {
         let raw = pickle(&job_tuple("m.f", args, BTreeMap::new()));
         let at = cut.index(raw.len());
-        prop_assert!(pickle_scan::decode(&raw[..at]).is_err(), "prefix of {} bytes accepted", at);
+        prop_assert!(unpickle::decode(&raw[..at]).is_err(), "prefix of {} bytes accepted", at);
         prop_assert!(decode_job_data(&zlib(&raw[..at]), Serializer::Pickle).is_err());
     }
 

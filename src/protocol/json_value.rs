@@ -23,7 +23,7 @@
 //! Nesting is capped at [`MAX_DEPTH`] in every direction, so recursion stays shallow.
 //! [`loads_within`] charges every value to a memory budget as it is built (the value, its
 //! share of its container, its string content; [`loads`] uses
-//! [`super::pickle_scan::DEFAULT_BUDGET`]), so a document of tiny values cannot expand
+//! [`super::unpickle::DEFAULT_BUDGET`]), so a document of tiny values cannot expand
 //! into much more memory than the budget.
 
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ use crate::value::HashableValue;
 use crate::value::PyValue;
 
 /// Deepest nesting of arrays/objects accepted, the same cap as for pickles.
-pub const MAX_DEPTH: usize = super::pickle_scan::MAX_DEPTH;
+pub const MAX_DEPTH: usize = super::unpickle::MAX_DEPTH;
 
 /// Most digits in an integer literal: Python 3.11's `sys.get_int_max_str_digits()` default;
 /// `json.loads` raises `ValueError` beyond it.
@@ -77,7 +77,7 @@ impl JsonError {
 /// Parses a JSON document the way Python's `json.loads(raw.decode('utf-8'))` does, within
 /// the default memory budget.
 pub fn loads(raw: &[u8]) -> Result<PyValue, JsonError> {
-    loads_within(raw, super::pickle_scan::DEFAULT_BUDGET)
+    loads_within(raw, super::unpickle::DEFAULT_BUDGET)
 }
 
 /// [`loads`] with a memory budget of `budget` bytes for the decoded value.

@@ -4,7 +4,7 @@
 //!
 //! - [`value`]: [`PyValue`], the Python value type of payloads and results.
 //! - [`payload`]: the job's `data` tuple and `meta` (zlib + pickle or JSON), and result values.
-//! - [`pickle_scan`]: the opcode pre-scan that refuses pickle content beyond plain data.
+//! - [`unpickle`]: the pickle decoder, which refuses pickle content beyond plain data.
 //! - [`json_value`]: conversion between JSON and [`PyValue`].
 //! - [`timestamp`]: RQ's datetime and score formats.
 //! - [`job_record`]: the fields of a job hash that the worker reads.
@@ -16,10 +16,10 @@ pub mod exception;
 pub mod job_record;
 pub mod json_value;
 pub mod payload;
-pub mod pickle_scan;
 pub mod result;
 pub mod text;
 pub mod timestamp;
+pub mod unpickle;
 pub mod value;
 
 pub use value::PyValue;

@@ -8,7 +8,7 @@
 //! - A return value is `serializer.dumps(rv)`, base64-encoded by the caller
 //!   ([`encode_return_value`]).
 //!
-//! Pickles are decoded by [`pickle_scan::decode`], which refuses anything but plain data
+//! Pickles are decoded by [`unpickle::decode`], which refuses anything but plain data
 //! (None, bool, int, float, str, bytes/bytearray, list, tuple, dict, set, frozenset) and
 //! works around a serde-pickle 1.2 bug with shared containers (see there); JSON goes through
 //! [`json_value::loads`], which reads what Python's `json.dumps` writes (big integers, `NaN`,
@@ -23,7 +23,7 @@ use std::io::Read;
 use crate::value::HashableValue;
 
 use super::json_value::{self, JsonError};
-use super::pickle_scan::{self, ScanError};
+use super::unpickle::{self, UnpickleError};
 use crate::value::PyValue;
 
 /// Default largest raw `data`/`meta` field (`--max-payload-bytes`).
@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_FIELD_BYTES: u64 = 4 << 20;
 /// Default largest `data` after zlib inflation (`--max-inflated-bytes`).
 pub const DEFAULT_MAX_INFLATED_BYTES: u64 = 16 << 20;
 /// Default memory budget of one decoded value (`--max-decoded-bytes`).
-pub const DEFAULT_MAX_DECODED_BYTES: u64 = super::pickle_scan::DEFAULT_BUDGET;
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = super::unpickle::DEFAULT_BUDGET;
 
 /// The memory budget of decoding one payload: each cap is checked while the bytes or values
 /// are produced, never after (see docs/SECURITY.md for what a job costs at most).
@@ -140,7 +140,7 @@ pub enum PayloadError {
     BoundMethod(String),
     /// The pickle is malformed, truncated, too deep or too large.
     #[error("undecodable pickle: {0}")]
-    Pickle(ScanError),
+    Pickle(UnpickleError),
     /// The JSON is invalid or too deep.
     #[error("undecodable JSON: {0}")]
     Json(JsonError),
@@ -239,7 +239,7 @@ fn decode_value(
 
 /// Serializes a handler's return value for the results stream (before base64): pickle
 /// protocol 3, or JSON as `json.dumps` writes it. A value the serializer cannot hold (bytes in
-/// JSON, a tuple dict key in JSON, nesting beyond [`pickle_scan::MAX_DEPTH`]) gives
+/// JSON, a tuple dict key in JSON, nesting beyond [`unpickle::MAX_DEPTH`]) gives
 /// [`PayloadError::Unserializable`].
 pub fn encode_return_value(
     value: &PyValue,
@@ -247,10 +247,10 @@ pub fn encode_return_value(
 ) -> Result<Vec<u8>, PayloadError> {
     match serializer {
         Serializer::Pickle => {
-            if nests_deeper_than(value, pickle_scan::MAX_DEPTH) {
+            if nests_deeper_than(value, unpickle::MAX_DEPTH) {
                 return Err(PayloadError::Unserializable(format!(
                     "nests deeper than {} levels",
-                    pickle_scan::MAX_DEPTH
+                    unpickle::MAX_DEPTH
                 )));
             }
             serde_pickle::value_to_vec(value, serde_pickle::SerOptions::new())
@@ -281,12 +281,12 @@ fn inflate_or_raw(raw: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>, PayloadE
 /// Decodes a plain-data pickle within `budget` bytes. `job_tuple` lets a refusal name the
 /// element of RQ's job tuple that holds the offending object.
 fn decode_pickle(bytes: &[u8], job_tuple: bool, budget: u64) -> Result<PyValue, PayloadError> {
-    pickle_scan::decode_within(bytes, budget).map_err(|e| {
-        if let ScanError::TooLarge { .. } = e {
+    unpickle::decode_within(bytes, budget).map_err(|e| {
+        if let UnpickleError::TooLarge { .. } = e {
             return PayloadError::DecodedTooLarge(e.to_string());
         }
         let outer_item = match &e {
-            ScanError::Forbidden { outer_item, .. } if job_tuple => *outer_item,
+            UnpickleError::Forbidden { outer_item, .. } if job_tuple => *outer_item,
             _ => None,
         };
         let Some(label) = e.forbidden_label() else {
@@ -655,7 +655,7 @@ mod tests {
         let error = encode_return_value(&bytes, Serializer::Json).unwrap_err();
         assert!(error.is_unserializable(), "{error}");
         let mut deep = PyValue::None;
-        for _ in 0..=pickle_scan::MAX_DEPTH {
+        for _ in 0..=unpickle::MAX_DEPTH {
             deep = PyValue::List(vec![deep]);
         }
         assert!(encode_return_value(&deep, Serializer::Pickle)

@@ -17,8 +17,8 @@ use rqw::handlers::PyValue;
 use rqw::protocol::exception::{format_exception, MAX_LOCATION_CHARS};
 use rqw::protocol::job_record::{JobRecord, JobTimeout};
 use rqw::protocol::payload::{decode_job_data, encode_return_value, Serializer};
-use rqw::protocol::pickle_scan;
 use rqw::protocol::text::{shown, MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS};
+use rqw::protocol::unpickle;
 
 /// The memory budget of the second, small-budget decode in [`pickle_decode`].
 const SMALL_BUDGET: u64 = 64 << 10;
@@ -92,7 +92,7 @@ fn holds_set(value: &PyValue) -> bool {
 /// A decoded pickle re-encodes as RQ's results are written and decodes back to the same value.
 fn check_roundtrip(value: &PyValue) {
     match encode_return_value(value, Serializer::Pickle) {
-        Ok(bytes) => match pickle_scan::decode(&bytes) {
+        Ok(bytes) => match unpickle::decode(&bytes) {
             Ok(again) => assert!(
                 same(value, &again),
                 "round trip changed {value:?} into {again:?}"
@@ -137,7 +137,7 @@ pub fn decode_job_data_json(data: &[u8]) {
     }
 }
 
-/// What the decoder charges for a built value (`pickle_scan::cost::VALUE` per value plus the
+/// What the decoder charges for a built value (`unpickle::cost::VALUE` per value plus the
 /// str/bytes content).
 fn built_cost(value: &PyValue) -> u64 {
     let bytes = |v: &PyValue| match v {
@@ -148,7 +148,7 @@ fn built_cost(value: &PyValue) -> u64 {
     let mut total = 0u64;
     let mut pending = vec![value.clone()];
     while let Some(v) = pending.pop() {
-        total += pickle_scan::cost::VALUE + bytes(&v);
+        total += unpickle::cost::VALUE + bytes(&v);
         match v {
             PyValue::List(items) | PyValue::Tuple(items) => pending.extend(items),
             PyValue::Set(items) | PyValue::FrozenSet(items) => {
@@ -166,12 +166,12 @@ fn built_cost(value: &PyValue) -> u64 {
     total
 }
 
-/// `pickle_scan::decode` on raw pickle bytes; `scan` must agree with it, and a decode within
+/// `unpickle::decode` on raw pickle bytes; `scan` must agree with it, and a decode within
 /// [`SMALL_BUDGET`] builds nothing larger and nothing the default budget refuses.
 pub fn pickle_decode(data: &[u8]) {
-    let decoded = pickle_scan::decode(data);
-    let scanned = pickle_scan::scan(data);
-    if let Ok(small) = pickle_scan::decode_within(data, SMALL_BUDGET) {
+    let decoded = unpickle::decode(data);
+    let scanned = unpickle::scan(data);
+    if let Ok(small) = unpickle::decode_within(data, SMALL_BUDGET) {
         // Dicts and sets merge equal keys, so the value can only be smaller than charged.
         assert!(
             built_cost(&small) <= SMALL_BUDGET,
