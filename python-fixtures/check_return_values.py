@@ -70,6 +70,19 @@ VALUES = {
     'set': {1, 2, 3},
     'frozenset': frozenset({'a'}),
     'set_empty': set(),
+    # JSON writer cases (serde_json with rqw's formatter): every escape, the BMP edge and
+    # beyond, non-finite floats and big integers inside containers, float reprs, key forms.
+    'str_controls': '\x01\x08\x09\x0a\x0b\x0c\x0d\x1f "\\/ ~',
+    'str_astral': 'a\u0080\u07ff\u0800\uffff\U00010000\U0010ffff\U0001d11e z',
+    'list_tokens': [float('nan'), float('inf'), float('-inf'), 2**70, -2**200, 2**63, -2**63 - 1],
+    'list_float_reprs': [0.1 + 0.2, 1e16, 1e22, 1e-7, 123456789012345680.0, -0.0, 5e-324, 2.5e-5],
+    'dict_key_forms': [{None: 1}, {True: 2}, {False: 3}, {1.5: 4}, {-7: 5}, {2**70: 6},
+                       {float('inf'): 7}, {float('-inf'): 8}, {float('nan'): 9}, {'é': 10}],
+    'nested_empties': [[], {}, [[]], {'a': {}}, (), [(), {}]],
+    'set_of_tuples': {(1, 'a', (2.5, None))},
+    'dict_nested_tokens': {'big': [2**64, {'nan': float('nan')}], 'x': 'é'},
+    'dict_frozenset_key': {frozenset({1}): 'x'},
+    'dict_bytes_in_value': {'k': [1, {'b': b'x'}]},
 }
 
 

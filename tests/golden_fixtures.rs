@@ -14,6 +14,7 @@ use base64::Engine as _;
 use rqw::handlers::PyValue;
 use rqw::protocol::json_value::python_float_repr;
 use rqw::protocol::payload::{decode_job_data, decode_meta, encode_return_value, Serializer};
+use rqw::protocol::value::int_from_decimal;
 use serde_json::{json, Value};
 
 /// Fewer fixtures than this means the walk found the wrong directory.
@@ -132,8 +133,7 @@ fn untag(tagged: &Value) -> PyValue {
     match kind.as_str() {
         "int" => {
             let digits = body.as_str().unwrap();
-            serde_pickle::value_from_slice(format!("L{digits}L\n.").as_bytes(), Default::default())
-                .unwrap()
+            int_from_decimal(digits.as_bytes()).expect("an integer literal")
         }
         "float" => PyValue::F64(body.as_str().unwrap().parse().unwrap()),
         "str" => PyValue::String(body.as_str().unwrap().into()),

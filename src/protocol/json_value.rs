@@ -2,11 +2,13 @@
 //!
 //! RQ's `JSONSerializer` is `json.dumps(obj).encode()` / `json.loads(bytes.decode())`. Two
 //! pairs of functions live here:
-//! - [`loads`] / [`dumps`] work on bytes and follow Python exactly where `serde_json` cannot:
-//!   integers of any size stay integers (Python writes `2**70` as `1180591620717411303424`),
-//!   and the `NaN`, `Infinity` and `-Infinity` tokens that `json.dumps` writes by default are
-//!   read and written. [`dumps`] produces the bytes `json.dumps` would (separators `", "` and
-//!   `": "`, `ensure_ascii`, `repr` floats), except for dict order and sets (below).
+//! - [`loads`] / [`dumps`] work on bytes and follow Python exactly: integers of any size stay
+//!   integers (Python writes `2**70` as `1180591620717411303424`), and the `NaN`, `Infinity`
+//!   and `-Infinity` tokens that `json.dumps` writes by default are read and written.
+//!   [`loads`] is a reader of our own, because serde_json's refuses those tokens and reads big
+//!   integers as floats. [`dumps`] is serde_json's serializer with a formatter of ours
+//!   (`writer`), and produces the bytes `json.dumps` would (separators `", "` and `": "`,
+//!   `ensure_ascii`, `repr` floats), except for dict order and sets (below).
 //! - [`from_json`] / [`to_json`] convert to and from [`serde_json::Value`] for code that
 //!   already holds one; `to_json` refuses what `serde_json::Value` cannot hold (non-finite
 //!   floats, integers beyond 64 bits).
@@ -26,12 +28,12 @@
 //! [`super::unpickle::DEFAULT_BUDGET`]), so a document of tiny values cannot expand
 //! into much more memory than the budget.
 
+mod writer;
+
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-use crate::value::HashableValue;
-
-use crate::value::PyValue;
+use crate::value::{int_from_decimal, int_value, BigInt, HashableValue, PyValue};
+use writer::key_string;
 
 /// Deepest nesting of arrays/objects accepted, the same cap as for pickles.
 pub const MAX_DEPTH: usize = super::unpickle::MAX_DEPTH;
@@ -101,9 +103,7 @@ pub fn loads_within(raw: &[u8], budget: u64) -> Result<PyValue, JsonError> {
 /// Writes `value` as Python's `json.dumps(value).encode()` would (see the module docs for
 /// sets and dict keys).
 pub fn dumps(value: &PyValue) -> Result<Vec<u8>, JsonError> {
-    let mut out = String::new();
-    write_value(&mut out, value, 0)?;
-    Ok(out.into_bytes())
+    writer::dumps(value)
 }
 
 /// Converts a [`serde_json::Value`] into a [`PyValue`] as `json.loads` would.
@@ -115,7 +115,7 @@ pub fn from_json(value: &serde_json::Value) -> PyValue {
             if let Some(i) = n.as_i64() {
                 PyValue::I64(i)
             } else if let Some(u) = n.as_u64() {
-                big_int(&u.to_string()).unwrap_or(PyValue::F64(u as f64))
+                int_value(BigInt::from(u))
             } else {
                 PyValue::F64(n.as_f64().unwrap_or(f64::NAN))
             }
@@ -190,17 +190,6 @@ fn deeper(depth: usize) -> Result<usize, JsonError> {
 
 fn syntax(reason: &'static str, offset: usize) -> JsonError {
     JsonError::Syntax { reason, offset }
-}
-
-/// An integer of any size as a [`PyValue`] (`I64` when it fits, else `Int`). serde-pickle
-/// exposes no big-integer constructor, so the digits go through its protocol-0 `LONG` opcode.
-pub(crate) fn big_int(digits: &str) -> Option<PyValue> {
-    let body = digits.strip_prefix('-').unwrap_or(digits);
-    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let pickle = format!("L{digits}L\n.");
-    serde_pickle::value_from_slice(pickle.as_bytes(), serde_pickle::DeOptions::new()).ok()
 }
 
 struct Parser<'a> {
@@ -361,7 +350,7 @@ impl Parser<'_> {
         if literal.trim_start_matches('-').len() > MAX_INT_DIGITS {
             return Err(syntax("integer exceeds 4300 digits", start));
         }
-        big_int(literal).ok_or(syntax("invalid number", start))
+        int_from_decimal(literal.as_bytes()).ok_or(syntax("invalid number", start))
     }
 
     fn digits(&mut self) {
@@ -459,102 +448,6 @@ impl Parser<'_> {
         self.pos += 4;
         Ok(value)
     }
-}
-
-fn write_value(out: &mut String, value: &PyValue, depth: usize) -> Result<(), JsonError> {
-    match value {
-        PyValue::None => out.push_str("null"),
-        PyValue::Bool(true) => out.push_str("true"),
-        PyValue::Bool(false) => out.push_str("false"),
-        PyValue::I64(i) => {
-            let _ = write!(out, "{i}");
-        }
-        PyValue::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        PyValue::F64(f) => out.push_str(&float_token(*f)),
-        PyValue::String(s) => write_string(out, s),
-        PyValue::Bytes(_) => return Err(JsonError::Unserializable("bytes")),
-        PyValue::List(items) | PyValue::Tuple(items) => {
-            write_array(out, items.iter(), deeper(depth)?)?
-        }
-        PyValue::Set(items) | PyValue::FrozenSet(items) => {
-            let items: Vec<PyValue> = items.iter().map(|v| v.clone().into_value()).collect();
-            write_array(out, items.iter(), deeper(depth)?)?;
-        }
-        PyValue::Dict(map) => {
-            let depth = deeper(depth)?;
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_string(out, &key_string(key)?);
-                out.push_str(": ");
-                write_value(out, item, depth)?;
-            }
-            out.push('}');
-        }
-    }
-    Ok(())
-}
-
-fn write_array<'v>(
-    out: &mut String,
-    items: impl Iterator<Item = &'v PyValue>,
-    depth: usize,
-) -> Result<(), JsonError> {
-    out.push('[');
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_value(out, item, depth)?;
-    }
-    out.push(']');
-    Ok(())
-}
-
-/// A dict key as `json.dumps` converts it.
-fn key_string(key: &HashableValue) -> Result<String, JsonError> {
-    Ok(match key {
-        HashableValue::String(s) => s.clone(),
-        HashableValue::None => "null".into(),
-        HashableValue::Bool(true) => "true".into(),
-        HashableValue::Bool(false) => "false".into(),
-        HashableValue::I64(i) => i.to_string(),
-        HashableValue::Int(i) => i.to_string(),
-        HashableValue::F64(f) => float_token(*f),
-        HashableValue::Bytes(_) => return Err(JsonError::Unserializable("a bytes dict key")),
-        HashableValue::Tuple(_) => return Err(JsonError::Unserializable("a tuple dict key")),
-        HashableValue::FrozenSet(_) => {
-            return Err(JsonError::Unserializable("a frozenset dict key"))
-        }
-    })
-}
-
-/// A JSON string with `ensure_ascii=True` escaping, byte-for-byte as Python writes it.
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
 }
 
 /// A float as `json.dumps` writes it: `float.__repr__`, or `NaN`/`Infinity`/`-Infinity`.
@@ -802,7 +695,7 @@ mod tests {
         assert_eq!(to_json(&value).unwrap(), json);
         let tuple = PyValue::Tuple(vec![PyValue::I64(1)]);
         assert_eq!(to_json(&tuple).unwrap(), serde_json::json!([1]));
-        assert!(to_json(&big_int("-18446744073709551617").unwrap()).is_err());
+        assert!(to_json(&int_from_decimal(b"-18446744073709551617").unwrap()).is_err());
         let keys = PyValue::Dict([(HashableValue::I64(1), PyValue::None)].into());
         assert_eq!(to_json(&keys).unwrap(), serde_json::json!({"1": null}));
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::limits::{cost, expand, MAX_DEPTH, MAX_PROTOCOL};
 use super::opcodes::{le, opcode, Arg};
 use super::UnpickleError;
-use crate::value::PyValue;
+use crate::value::{int_from_decimal, int_value, BigInt, PyValue};
 
 /// Longest `module.name` quoted in an error message.
 const MAX_NAME_CHARS: usize = 120;
@@ -192,8 +192,22 @@ impl<'a> Machine<'a> {
                         std::str::from_utf8(arg).map_err(|_| malformed("str is not UTF-8", ctx))?;
                     self.push_leaf(PyValue::String(text.to_string()))?;
                 }
-                // Long ints and protocol 0-1 text forms: decoded by serde-pickle.
-                b'\x8a' | b'\x8b' | b'I' | b'L' | b'F' | b'S' | b'V' | b'U' | b'T' => {
+                // Longer LONG1/LONG4: little-endian two's complement of any size.
+                b'\x8a' | b'\x8b' => {
+                    self.push_leaf(int_value(BigInt::from_signed_bytes_le(arg)))?;
+                }
+                // LONG (protocols 0-1): decimal digits and an `L` suffix, read as serde-pickle
+                // reads them (a `\r` before the newline and the suffix are dropped).
+                b'L' => {
+                    let line = arg.strip_suffix(b"\r").unwrap_or(arg);
+                    let digits = line.strip_suffix(b"L").unwrap_or(line);
+                    let value = int_from_decimal(digits)
+                        .ok_or_else(|| malformed("invalid literal", ctx))?;
+                    self.push_leaf(value)?;
+                }
+                // The other text forms of protocols 0-1 (INT, which also spells booleans,
+                // FLOAT, STRING, UNICODE...): decoded by serde-pickle from a one-opcode pickle.
+                b'I' | b'F' | b'S' | b'V' | b'U' | b'T' => {
                     let mut one = self
                         .input
                         .get(offset..self.pos)

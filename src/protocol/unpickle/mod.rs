@@ -12,11 +12,13 @@
 //! Why a decoder of our own: serde-pickle 1.2 fails on a shared dict holding memoized
 //! strings, which real RQ jobs contain (`d = {'a': 1}; pickle.dumps([d, d])` fails with
 //! "recursive structure found": it loses memo entries when a memoized container that itself
-//! holds memoized items is referenced twice; `tests::serde_pickle_still_fails_on_a_shared_dict`
-//! keeps the measurement), and it has no depth or expansion limits. serde-pickle still decodes
-//! the rare text opcodes of protocols 0-1 (`FLOAT`, `STRING`, `UNICODE`...) from a one-opcode
-//! pickle, and writes the pickled results (`payload::encode_return_value`). Shared references
-//! (the same list twice) become equal copies, as Python's `==` sees them.
+//! holds memoized items is referenced twice; the test
+//! `serde_pickle_still_fails_on_a_shared_dict` keeps the measurement), and it has no depth or
+//! expansion limits. Integers beyond 64 bits are num-bigint's (`PyValue::Int`); serde-pickle
+//! still decodes the rare text opcodes of protocols 0-1 (`INT`, `FLOAT`, `STRING`,
+//! `UNICODE`...) from a one-opcode pickle, and writes the pickled results
+//! (`payload::encode_return_value`). Shared references (the same list twice) become equal
+//! copies, as Python's `==` sees them.
 //!
 //! Three parts: `opcodes` (the opcode table: name and argument layout of every byte),
 //! `machine` (the walk: a simulated unpickler stack over an arena, then the build), and
