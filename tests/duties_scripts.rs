@@ -9,12 +9,12 @@ use rqw::duties::scripts::{
     acquire_or_refresh, clean_workers, lease_acquire, lease_refresh, lease_release, move_scheduled,
     recover, release_locks, LockOutcome, Moved, QueueCall, RecoverRequest, Recovery,
 };
-use rqw::protocol::timestamp::Instant;
+use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
 
 const LOCK: &str = "rq:scheduler-lock:q";
 
-fn call(now: Instant) -> QueueCall<'static> {
+fn call(now: RqTimestamp) -> QueueCall<'static> {
     QueueCall {
         prefix: "rq:",
         queue: "q",
@@ -37,7 +37,7 @@ async fn field(conn: &mut CommandConnection, id: &str, name: &str) -> Option<Str
 }
 
 /// The recovery of `members` as abandoned, as maintenance asks for it.
-fn abandoned(now: Instant, members: &[String]) -> RecoverRequest<'_> {
+fn abandoned(now: RqTimestamp, members: &[String]) -> RecoverRequest<'_> {
     RecoverRequest {
         call: call(now),
         recovery: Recovery::Abandoned { members },
@@ -91,7 +91,7 @@ async fn scheduler_locks_follow_rq_2_12_and_respect_a_2_0_pid() {
 async fn due_jobs_move_only_under_our_lock_and_front_as_rq_says() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     let t = now.unix_seconds();
     job(&mut conn, "plain", &[("timeout", "7"), ("ttl", "300")]).await;
     job(&mut conn, "front", &[("enqueue_at_front", "1")]).await;
@@ -174,7 +174,7 @@ async fn due_jobs_move_only_under_our_lock_and_front_as_rq_says() {
 async fn rate_limited_jobs_go_through_the_limiter() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     for id in ["a", "b"] {
         job(
             &mut conn,
@@ -213,7 +213,7 @@ async fn rate_limited_jobs_go_through_the_limiter() {
 async fn abandoned_members_are_rechecked_and_retried_by_interval() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     let t = now.unix_seconds();
     job(
         &mut conn,
@@ -260,7 +260,7 @@ async fn abandoned_members_are_rechecked_and_retried_by_interval() {
 async fn stuck_ids_are_failed_once_and_counted_on_the_cleaning_worker() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     let inter = "rq:queue:q:intermediate";
     job(
         &mut conn,
@@ -363,7 +363,7 @@ async fn maintenance_leases_are_refreshed_and_released_only_by_their_owner() {
 async fn the_scheduler_moves_around_keys_of_the_wrong_type() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     let t = now.unix_seconds();
     let _: () = conn.set(LOCK, "me").await.unwrap();
     let _: () = conn.set("rq:job:not-a-hash", "x").await.unwrap();
@@ -424,7 +424,7 @@ async fn the_scheduler_moves_around_keys_of_the_wrong_type() {
 async fn recovery_works_around_keys_of_the_wrong_type() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     let t = now.unix_seconds();
     let _: () = conn.set("rq:job:not-a-hash", "x").await.unwrap();
     job(&mut conn, "plain", &[("status", "started")]).await;

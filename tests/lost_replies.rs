@@ -8,7 +8,7 @@ use recording_support::reply_dropper::{Drop, ReplyDropper};
 use recording_support::RedisServer;
 use redis::AsyncCommands;
 use rqw::protocol::result::{success_fields, ExecutionSpan};
-use rqw::protocol::timestamp::{parse_rq_timestamp, Instant};
+use rqw::protocol::timestamp::{parse_rq_timestamp, RqTimestamp};
 use rqw::store::connection::{CommandConnection, Endpoint};
 use rqw::store::reconcile::{
     adopt_started, finish_until_known, reply_may_be_lost, FinishKnown, FinishReport,
@@ -52,7 +52,7 @@ async fn start(
     conn: &mut CommandConnection,
     queues: &[String],
     ids: &[String],
-    now: Instant,
+    now: RqTimestamp,
 ) -> Result<Vec<StartedJob>, rqw::error::StoreError> {
     let req = StartRequest {
         prefix: "rq:",
@@ -80,7 +80,7 @@ fn finish_request<'a>(
         job_id,
         execution_id,
         queue: "q",
-        now: Instant::now(),
+        now: RqTimestamp::now(),
         working_time: 0.01,
         rate_limit_key: None,
         has_dependencies: false,
@@ -91,8 +91,8 @@ fn finish_request<'a>(
 fn finished(execution_id: &str) -> Outcome {
     let span = ExecutionSpan {
         execution_id,
-        started_at: Instant::now(),
-        ended_at: Instant::now(),
+        started_at: RqTimestamp::now(),
+        ended_at: RqTimestamp::now(),
     };
     Outcome::Finished {
         repeat: None,
@@ -105,7 +105,7 @@ fn finished(execution_id: &str) -> Outcome {
 /// round would otherwise be the call the proxy cuts).
 async fn load_scripts(conn: &mut CommandConnection) {
     let queues = vec!["warmup".to_string()];
-    assert!(start(conn, &queues, &["warm".into()], Instant::now())
+    assert!(start(conn, &queues, &["warm".into()], RqTimestamp::now())
         .await
         .unwrap()
         .is_empty());
@@ -131,7 +131,7 @@ async fn a_start_whose_reply_is_lost_is_found_and_its_finish_written_once() {
         "x-lost-2".to_string(),
         "x-lost-3".to_string(),
     ];
-    let err = start(&mut conn, &queues, &ids, Instant::now())
+    let err = start(&mut conn, &queues, &ids, RqTimestamp::now())
         .await
         .expect_err("the reply was dropped");
     assert_eq!(proxy.fired(), 1);
@@ -160,15 +160,16 @@ async fn a_start_whose_reply_is_lost_is_found_and_its_finish_written_once() {
             ("j2".to_string(), "x-lost-2".to_string())
         ]
     );
-    assert!(adopted
-        .iter()
-        .all(|j| j.queue == "q" && j.heartbeat_ttl == 61));
-    let score: f64 = direct.zscore("rq:wip:q", "j1:x-lost-1").await.unwrap();
-    let now = chrono::Utc::now().timestamp() as f64;
-    assert!(
-        (score - (now + 61.0)).abs() <= 2.0,
-        "heartbeat renewed: {score}"
-    );
+    assert!(adopted.iter().all(|j| j.queue == "q"));
+    // Both heartbeats renewed with the 61 s TTL the request asked for.
+    for member in ["j1:x-lost-1", "j2:x-lost-2"] {
+        let score: f64 = direct.zscore("rq:wip:q", member).await.unwrap();
+        let now = chrono::Utc::now().timestamp() as f64;
+        assert!(
+            (score - (now + 61.0)).abs() <= 2.0,
+            "heartbeat of {member} renewed: {score}"
+        );
+    }
     assert_eq!(adopted[0].fields.get("status").unwrap(), b"started");
     let unknown = adopt_started(&mut conn, "rq:", WORKER, 1, &queues, &["x-other".into()])
         .await
@@ -223,7 +224,7 @@ async fn a_start_that_never_reached_redis_adopts_nothing() {
     let queues = vec!["q".to_string()];
     proxy.arm(b"x-never", Drop::Request);
     let ids = vec!["x-never".to_string()];
-    let err = start(&mut conn, &queues, &ids, Instant::now())
+    let err = start(&mut conn, &queues, &ids, RqTimestamp::now())
         .await
         .expect_err("the connection was cut");
     assert!(reply_may_be_lost(&err), "{err}");
@@ -248,7 +249,7 @@ async fn a_lost_requeue_reply_is_not_pushed_twice() {
     load_scripts(&mut conn).await;
     enqueue(&mut direct, "j1", &[("retries_left", "1")]).await;
     let queues = vec!["q".to_string()];
-    let started = start(&mut conn, &queues, &["x1".into()], Instant::now())
+    let started = start(&mut conn, &queues, &["x1".into()], RqTimestamp::now())
         .await
         .unwrap();
     assert_eq!(started.len(), 1);
@@ -286,7 +287,7 @@ async fn started_at_is_redis_time_at_the_pop_and_never_before_enqueued_at() {
     enqueue(&mut conn, "ahead", &[("enqueued_at", future.as_str())]).await;
     let queues = vec!["q".to_string()];
     // The worker's own clock an hour behind: the script does not use it.
-    let stale = Instant::at(chrono::Utc::now() - chrono::Duration::hours(1));
+    let stale = RqTimestamp::at(chrono::Utc::now() - chrono::Duration::hours(1));
     let started = start(&mut conn, &queues, &["a".into(), "b".into()], stale)
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use rqw::keys::Keys;
 use rqw::metrics::server::{bind, serve};
 use rqw::metrics::{Metrics, WorkerProbe};
 use rqw::ops::healthcheck::{fetch_healthz, get};
-use rqw::protocol::timestamp::Instant;
+use rqw::protocol::timestamp::RqTimestamp;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -23,7 +23,7 @@ async fn healthz_and_metrics_follow_redis() {
     let _: () = redis::cmd("HSET")
         .arg(keys.worker("w1"))
         .arg("last_heartbeat")
-        .arg(Instant::now().rq_format())
+        .arg(RqTimestamp::now().rq_format())
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -63,7 +63,7 @@ async fn healthz_and_metrics_follow_redis() {
     let _: () = redis::cmd("HSET")
         .arg(keys.worker("w1"))
         .arg("death")
-        .arg(Instant::now().rq_format())
+        .arg(RqTimestamp::now().rq_format())
         .query_async(&mut conn)
         .await
         .unwrap();

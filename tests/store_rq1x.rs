@@ -7,7 +7,7 @@ mod recording_support;
 
 use recording_support::RedisServer;
 use redis::AsyncCommands;
-use rqw::protocol::timestamp::Instant;
+use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
 use rqw::store::scripts::{
     finish_job, heartbeat, start_jobs, FinishRequest, FinishStatus, Outcome, RunningExecution,
@@ -31,7 +31,7 @@ async fn enqueue(conn: &mut CommandConnection, id: &str, group_id: Option<&str>)
     let _: () = conn.rpush("rq:queue:q", id).await.unwrap();
 }
 
-async fn start(conn: &mut CommandConnection, execution_id: &str, now: Instant) -> String {
+async fn start(conn: &mut CommandConnection, execution_id: &str, now: RqTimestamp) -> String {
     let queues = ["q".to_string()];
     let started = start_jobs(
         conn,
@@ -64,7 +64,7 @@ async fn finish(conn: &mut CommandConnection, id: &str, execution_id: &str) -> F
             job_id: id,
             execution_id,
             queue: "q",
-            now: Instant::now(),
+            now: RqTimestamp::now(),
             working_time: 0.5,
             rate_limit_key: None,
             has_dependencies: false,
@@ -88,7 +88,7 @@ async fn a_job_from_rq_1x_is_registered_under_its_plain_id() {
     let mut conn = redis.manager().await;
     enqueue(&mut conn, "old", None).await;
     let base = chrono::Utc::now();
-    let now = Instant::at(base);
+    let now = RqTimestamp::at(base);
     let id = start(&mut conn, "x1", now).await;
     assert_eq!(id, "old");
     let held = members(&mut conn).await;
@@ -97,7 +97,7 @@ async fn a_job_from_rq_1x_is_registered_under_its_plain_id() {
     assert_eq!(held[0].1, now.unix_seconds() + 90, "min(180, 30) + 60");
 
     // A heartbeat moves the plain member's expiry, and adds no composite one.
-    let later = Instant::at(base + chrono::Duration::seconds(20));
+    let later = RqTimestamp::at(base + chrono::Duration::seconds(20));
     let row = RunningExecution {
         job_id: "old".into(),
         execution_id: "x1".into(),
@@ -130,11 +130,11 @@ async fn a_repeated_finish_leaves_a_later_execution_of_the_same_1x_job_alone() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
     enqueue(&mut conn, "old", None).await;
-    start(&mut conn, "x1", Instant::now()).await;
+    start(&mut conn, "x1", RqTimestamp::now()).await;
     assert_eq!(finish(&mut conn, "old", "x1").await, FinishStatus::Written);
     // Requeued, started again (another execution, the same plain member), then the first
     // execution's finish arrives again: the new execution keeps its entry.
-    start(&mut conn, "x2", Instant::now()).await;
+    start(&mut conn, "x2", RqTimestamp::now()).await;
     assert_eq!(
         finish(&mut conn, "old", "x1").await,
         FinishStatus::AlreadyRecorded
@@ -150,7 +150,7 @@ async fn a_job_from_rq_2_or_3_keeps_the_execution_member() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
     enqueue(&mut conn, "new", Some("")).await;
-    start(&mut conn, "x1", Instant::now()).await;
+    start(&mut conn, "x1", RqTimestamp::now()).await;
     let held: Vec<String> = conn.zrange(WIP, 0, -1).await.unwrap();
     assert_eq!(held, ["new:x1"]);
     assert_eq!(finish(&mut conn, "new", "x1").await, FinishStatus::Written);

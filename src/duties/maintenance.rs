@@ -32,7 +32,7 @@ use super::scripts::{
 };
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 use crate::worker::context::WorkerContext;
 
 /// Shortest maintenance lease (seconds).
@@ -196,7 +196,7 @@ async fn clean_queue(
 ) -> Result<(), StoreError> {
     let mut conn = ctx.conn.clone();
     let keys = &ctx.keys;
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     let call = QueueCall {
         prefix: keys.prefix(),
         queue,

@@ -21,7 +21,7 @@ use super::scripts::{
 };
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 use crate::worker::context::WorkerContext;
 
 /// Seconds between scheduler passes (`RQScheduler(interval=1)`).
@@ -48,7 +48,7 @@ struct Scheduler {
     /// `uuid4().hex`, as RQ names schedulers: the value of the locks it holds.
     name: String,
     /// When it started (`created_at` of its hash).
-    created_at: Instant,
+    created_at: RqTimestamp,
     /// Queues whose lock is ours, in the worker's queue order.
     held: Vec<String>,
     /// When locks were last tried for (`lock_acquisition_time`).
@@ -59,14 +59,14 @@ impl Scheduler {
     fn new() -> Self {
         Self {
             name: uuid::Uuid::new_v4().simple().to_string(),
-            created_at: Instant::now(),
+            created_at: RqTimestamp::now(),
             held: Vec::new(),
             last_attempt: None,
         }
     }
 
     /// `RQScheduler.to_dict`.
-    fn hash_fields(&self, ctx: &WorkerContext, now: Instant) -> Vec<(&'static str, String)> {
+    fn hash_fields(&self, ctx: &WorkerContext, now: RqTimestamp) -> Vec<(&'static str, String)> {
         vec![
             ("name", self.name.clone()),
             ("hostname", ctx.identity.hostname.clone()),
@@ -95,7 +95,7 @@ impl Scheduler {
             self.held.clone()
         };
         let keys: Vec<String> = queues.iter().map(|q| ctx.keys.scheduler_lock(q)).collect();
-        let now = Instant::now();
+        let now = RqTimestamp::now();
         let mut conn = ctx.conn.clone();
         let outcomes = acquire_or_refresh(
             &mut conn,
@@ -143,7 +143,7 @@ impl Scheduler {
             let call = QueueCall {
                 prefix: ctx.keys.prefix(),
                 queue,
-                now: Instant::now(),
+                now: RqTimestamp::now(),
                 default_timeout: DEFAULT_JOB_TIMEOUT_SECS,
                 limit: MOVE_BATCH,
             };

@@ -10,7 +10,7 @@ use redis::{Script, Value};
 
 use crate::error::StoreError;
 use crate::protocol::result::encode_exc_string;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 
 static SCHEDULER_LOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/scheduler_lock.lua")));
@@ -176,7 +176,7 @@ pub struct QueueCall<'a> {
     /// The queue.
     pub queue: &'a str,
     /// The time of the call.
-    pub now: Instant,
+    pub now: RqTimestamp,
     /// Timeout written on jobs that have none (the queue default, 180).
     pub default_timeout: u64,
     /// Most jobs handled in one call.

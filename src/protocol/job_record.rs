@@ -49,8 +49,6 @@ pub struct JobRecord {
     pub data: Option<Vec<u8>>,
     /// The serialized `meta` dict, if any.
     pub meta: Option<Vec<u8>>,
-    /// `status` as stored.
-    pub status: Option<String>,
     /// `timeout`.
     pub timeout: JobTimeout,
     /// `result_ttl`, if set on the job.
@@ -189,7 +187,9 @@ impl JobRecord {
         let stopped_callback = callback("stopped");
         let result_ttl = int("result_ttl", &mut problems);
         let failure_ttl = int("failure_ttl", &mut problems);
-        let status = text("status", &mut problems);
+        // `status` is not kept (nothing acts on it), but like every field read here it must be
+        // text, or the hash is not one RQ wrote.
+        text("status", &mut problems);
         let non_empty = |name: &str| fields.get(name).filter(|v| !v.is_empty());
         let rate_limit_key = non_empty("rate_limit_key").cloned();
         let has_dependencies =
@@ -234,7 +234,6 @@ impl JobRecord {
             data,
             meta,
             oversize,
-            status,
             timeout,
             result_ttl,
             failure_ttl,

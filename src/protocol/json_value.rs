@@ -1,17 +1,13 @@
 //! Conversion between JSON and [`PyValue`], with Python's `json` module semantics.
 //!
-//! RQ's `JSONSerializer` is `json.dumps(obj).encode()` / `json.loads(bytes.decode())`. Two
-//! pairs of functions live here:
-//! - [`loads`] / [`dumps`] work on bytes and follow Python exactly: integers of any size stay
-//!   integers (Python writes `2**70` as `1180591620717411303424`), and the `NaN`, `Infinity`
-//!   and `-Infinity` tokens that `json.dumps` writes by default are read and written.
-//!   [`loads`] is a reader of our own, because serde_json's refuses those tokens and reads big
-//!   integers as floats. [`dumps`] is serde_json's serializer with a formatter of ours
-//!   (`writer`), and produces the bytes `json.dumps` would (separators `", "` and `": "`,
-//!   `ensure_ascii`, `repr` floats), except for dict order and sets (below).
-//! - [`from_json`] / [`to_json`] convert to and from [`serde_json::Value`] for code that
-//!   already holds one; `to_json` refuses what `serde_json::Value` cannot hold (non-finite
-//!   floats, integers beyond 64 bits).
+//! RQ's `JSONSerializer` is `json.dumps(obj).encode()` / `json.loads(bytes.decode())`.
+//! [`loads`] / [`dumps`] work on bytes and follow Python exactly: integers of any size stay
+//! integers (Python writes `2**70` as `1180591620717411303424`), and the `NaN`, `Infinity` and
+//! `-Infinity` tokens that `json.dumps` writes by default are read and written. [`loads`] is a
+//! reader of our own, because serde_json's refuses those tokens and reads big integers as
+//! floats. [`dumps`] is serde_json's serializer with a formatter of ours (`writer`), and
+//! produces the bytes `json.dumps` would (separators `", "` and `": "`, `ensure_ascii`, `repr`
+//! floats), except for dict order and sets (below).
 //!
 //! Decisions, where Python's `json.dumps` would raise `TypeError` (and RQ would then store its
 //! `"Unserializable return value"` placeholder):
@@ -32,8 +28,7 @@ mod writer;
 
 use std::collections::BTreeMap;
 
-use crate::value::{int_from_decimal, int_value, BigInt, HashableValue, PyValue};
-use writer::key_string;
+use crate::value::{int_from_decimal, HashableValue, PyValue};
 
 /// Deepest nesting of arrays/objects accepted, the same cap as for pickles.
 pub const MAX_DEPTH: usize = super::unpickle::MAX_DEPTH;
@@ -104,80 +99,6 @@ pub fn loads_within(raw: &[u8], budget: u64) -> Result<PyValue, JsonError> {
 /// sets and dict keys).
 pub fn dumps(value: &PyValue) -> Result<Vec<u8>, JsonError> {
     writer::dumps(value)
-}
-
-/// Converts a [`serde_json::Value`] into a [`PyValue`] as `json.loads` would.
-pub fn from_json(value: &serde_json::Value) -> PyValue {
-    match value {
-        serde_json::Value::Null => PyValue::None,
-        serde_json::Value::Bool(b) => PyValue::Bool(*b),
-        serde_json::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                PyValue::I64(i)
-            } else if let Some(u) = n.as_u64() {
-                int_value(BigInt::from(u))
-            } else {
-                PyValue::F64(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        serde_json::Value::String(s) => PyValue::String(s.clone()),
-        serde_json::Value::Array(items) => PyValue::List(items.iter().map(from_json).collect()),
-        serde_json::Value::Object(map) => PyValue::Dict(
-            map.iter()
-                .map(|(k, v)| (HashableValue::String(k.clone()), from_json(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// Converts a [`PyValue`] into a [`serde_json::Value`]. Besides what [`dumps`] refuses, this
-/// refuses NaN/infinities and integers outside `i64`/`u64`, which `serde_json::Value` cannot
-/// hold.
-pub fn to_json(value: &PyValue) -> Result<serde_json::Value, JsonError> {
-    to_json_at(value, 0)
-}
-
-fn to_json_at(value: &PyValue, depth: usize) -> Result<serde_json::Value, JsonError> {
-    Ok(match value {
-        PyValue::None => serde_json::Value::Null,
-        PyValue::Bool(b) => serde_json::Value::Bool(*b),
-        PyValue::I64(i) => serde_json::Value::from(*i),
-        PyValue::Int(i) => match i.to_string().parse::<u64>() {
-            Ok(u) => serde_json::Value::from(u),
-            Err(_) => return Err(JsonError::Unserializable("an integer beyond 64 bits")),
-        },
-        PyValue::F64(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .ok_or(JsonError::Unserializable("a NaN or infinite float"))?,
-        PyValue::Bytes(_) => return Err(JsonError::Unserializable("bytes")),
-        PyValue::String(s) => serde_json::Value::String(s.clone()),
-        PyValue::List(items) | PyValue::Tuple(items) => {
-            let depth = deeper(depth)?;
-            serde_json::Value::Array(
-                items
-                    .iter()
-                    .map(|v| to_json_at(v, depth))
-                    .collect::<Result<_, _>>()?,
-            )
-        }
-        PyValue::Set(items) | PyValue::FrozenSet(items) => {
-            let depth = deeper(depth)?;
-            serde_json::Value::Array(
-                items
-                    .iter()
-                    .map(|v| to_json_at(&v.clone().into_value(), depth))
-                    .collect::<Result<_, _>>()?,
-            )
-        }
-        PyValue::Dict(map) => {
-            let depth = deeper(depth)?;
-            let mut out = serde_json::Map::new();
-            for (key, item) in map {
-                out.insert(key_string(key)?, to_json_at(item, depth)?);
-            }
-            serde_json::Value::Object(out)
-        }
-    })
 }
 
 fn deeper(depth: usize) -> Result<usize, JsonError> {
@@ -625,7 +546,6 @@ mod tests {
             value = PyValue::List(vec![value]);
         }
         assert_eq!(dumps(&value), Err(JsonError::TooDeep));
-        assert_eq!(to_json(&value), Err(JsonError::TooDeep));
     }
 
     #[test]
@@ -668,36 +588,6 @@ mod tests {
         assert!(dumps(&bytes).unwrap_err().is_unserializable());
         let tuple_key = PyValue::Dict([(HashableValue::Tuple(vec![]), PyValue::None)].into());
         assert!(dumps(&tuple_key).unwrap_err().is_unserializable());
-        assert!(to_json(&PyValue::F64(f64::NAN))
-            .unwrap_err()
-            .is_unserializable());
-    }
-
-    #[test]
-    fn converts_serde_json_values() {
-        let json = serde_json::json!({"a": [1, 2.5, null, true, "x", 18446744073709551615u64]});
-        let value = from_json(&json);
-        let PyValue::Dict(map) = &value else { panic!() };
-        let PyValue::List(items) = &map[&key("a")] else {
-            panic!()
-        };
-        assert_eq!(
-            items[..5],
-            [
-                PyValue::I64(1),
-                PyValue::F64(2.5),
-                PyValue::None,
-                PyValue::Bool(true),
-                s("x")
-            ]
-        );
-        assert!(matches!(&items[5], PyValue::Int(i) if i.to_string() == "18446744073709551615"));
-        assert_eq!(to_json(&value).unwrap(), json);
-        let tuple = PyValue::Tuple(vec![PyValue::I64(1)]);
-        assert_eq!(to_json(&tuple).unwrap(), serde_json::json!([1]));
-        assert!(to_json(&int_from_decimal(b"-18446744073709551617").unwrap()).is_err());
-        let keys = PyValue::Dict([(HashableValue::I64(1), PyValue::None)].into());
-        assert_eq!(to_json(&keys).unwrap(), serde_json::json!({"1": null}));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use base64::Engine;
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 
-use super::timestamp::Instant;
+use super::timestamp::RqTimestamp;
 
 /// `Result.Type` values that every supported RQ version reads (4 and 5 crash rq 2.0.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +32,9 @@ pub struct ExecutionSpan<'a> {
     /// The execution id (`uuid4().hex`).
     pub execution_id: &'a str,
     /// When the execution started.
-    pub started_at: Instant,
+    pub started_at: RqTimestamp,
     /// When it ended.
-    pub ended_at: Instant,
+    pub ended_at: RqTimestamp,
 }
 
 /// Field/value pairs of one stream entry, in RQ's order, ready for `XADD`.
@@ -107,8 +107,8 @@ mod tests {
     fn span() -> ExecutionSpan<'static> {
         ExecutionSpan {
             execution_id: "abc",
-            started_at: Instant::now(),
-            ended_at: Instant::now(),
+            started_at: RqTimestamp::now(),
+            ended_at: RqTimestamp::now(),
         }
     }
 

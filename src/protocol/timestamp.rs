@@ -7,14 +7,15 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-/// One instant, captured once and rendered in each of RQ's formats, so every field written
-/// for one event carries the same time.
+/// A wall-clock time as RQ records it (not a monotonic `std`/`tokio` `Instant`): captured once
+/// and rendered in each of RQ's formats, so every field written for one event carries the
+/// same time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Instant {
+pub struct RqTimestamp {
     at: DateTime<Utc>,
 }
 
-impl Instant {
+impl RqTimestamp {
     /// The current time.
     pub fn now() -> Self {
         Self { at: Utc::now() }
@@ -41,7 +42,7 @@ impl Instant {
     }
 
     /// Seconds elapsed from `earlier` to `self` (0 if negative).
-    pub fn seconds_since(&self, earlier: &Instant) -> f64 {
+    pub fn seconds_since(&self, earlier: &RqTimestamp) -> f64 {
         let micros = (self.at - earlier.at).num_microseconds().unwrap_or(0);
         (micros.max(0) as f64) / 1_000_000.0
     }
@@ -71,11 +72,11 @@ mod tests {
     fn formats_like_rq_utcformat() {
         let t = Utc.with_ymd_and_hms(2026, 11, 28, 13, 31, 33).unwrap()
             + chrono::Duration::microseconds(171_040);
-        let i = Instant::at(t);
+        let i = RqTimestamp::at(t);
         assert_eq!(i.rq_format(), "2026-11-28T13:31:33.171040Z");
         assert_eq!(i.unix_seconds(), t.timestamp());
         assert!((i.unix_float() - (t.timestamp() as f64 + 0.17104)).abs() < 1e-6);
-        let whole = Instant::at(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+        let whole = RqTimestamp::at(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
         assert_eq!(whole.rq_format(), "2026-01-02T03:04:05.000000Z");
     }
 

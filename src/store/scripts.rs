@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::result::ResultFields;
 use crate::protocol::text::shown;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 
 static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/start.lua")));
 static HEARTBEAT: LazyLock<Script> =
@@ -35,7 +35,7 @@ pub struct StartRequest<'a> {
     /// The new execution's id.
     pub execution_id: &'a str,
     /// The time of the start.
-    pub now: Instant,
+    pub now: RqTimestamp,
     /// `--job-monitoring-interval`, for the heartbeat TTL.
     pub monitoring_interval: u64,
     /// The default job timeout, for jobs without one.
@@ -63,8 +63,6 @@ pub struct StartedJob {
     pub queue: String,
     /// Its id.
     pub id: String,
-    /// The heartbeat TTL the script used (seconds).
-    pub heartbeat_ttl: u64,
     /// Every field of the job hash, as read when it started.
     pub fields: HashMap<String, Vec<u8>>,
     /// The execution id it was started with.
@@ -157,10 +155,12 @@ pub(crate) fn parse_started(
             continue;
         }
         let id = text(id)?;
-        let heartbeat_ttl = match ttl {
-            Some(Value::Int(n)) if n > 0 => n as u64,
+        // The heartbeat TTL the script used: 0 (above) marks a refusal, anything else but a
+        // positive count is not start.lua's reply.
+        match ttl {
+            Some(Value::Int(n)) if n > 0 => {}
             other => return Err(bad(format!("ttl {other:?}"))),
-        };
+        }
         let mut map = HashMap::new();
         if let Some(Value::Array(flat)) = fields {
             map.reserve(flat.len() / 2);
@@ -177,7 +177,6 @@ pub(crate) fn parse_started(
         jobs.push(StartedJob {
             queue,
             id,
-            heartbeat_ttl,
             fields: map,
             execution_id: text(execution_id)?,
         });
@@ -245,7 +244,7 @@ pub async fn heartbeat<C: ConnectionLike>(
     conn: &mut C,
     prefix: &str,
     worker_name: &str,
-    now: Instant,
+    now: RqTimestamp,
     worker_key_ttl: u64,
     current_job_working_time: Option<f64>,
     running: &[RunningExecution],
@@ -333,7 +332,7 @@ pub struct FinishRequest<'a> {
     /// The job's origin queue.
     pub queue: &'a str,
     /// When it ended.
-    pub now: Instant,
+    pub now: RqTimestamp,
     /// Seconds the execution took.
     pub working_time: f64,
     /// The job's rq 3.0 `rate_limit_key` as read when it started (`None` = no rate limit).

@@ -5,7 +5,7 @@ use redis::aio::ConnectionLike;
 
 use crate::error::StoreError;
 use crate::keys::Keys;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 
 /// What a worker says about itself when it registers.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub async fn register<C: ConnectionLike>(
     keys: &Keys,
     identity: &WorkerIdentity,
     worker_key_ttl: u64,
-    now: Instant,
+    now: RqTimestamp,
 ) -> Result<(), StoreError> {
     let key = keys.worker(&identity.name);
     let (exists, dead): (bool, bool) = redis::pipe()
@@ -64,7 +64,7 @@ pub async fn write_birth<C: ConnectionLike>(
     keys: &Keys,
     identity: &WorkerIdentity,
     worker_key_ttl: u64,
-    now: Instant,
+    now: RqTimestamp,
 ) -> Result<(), StoreError> {
     let key = keys.worker(&identity.name);
     let ts = now.rq_format();
@@ -112,7 +112,7 @@ pub async fn mark_shutdown_requested<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
     name: &str,
-    now: Instant,
+    now: RqTimestamp,
 ) -> Result<(), StoreError> {
     redis::cmd("HSET")
         .arg(keys.worker(name))
@@ -129,7 +129,7 @@ pub async fn register_death<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
     identity: &WorkerIdentity,
-    now: Instant,
+    now: RqTimestamp,
 ) -> Result<(), StoreError> {
     let key = keys.worker(&identity.name);
     let mut pipe = redis::pipe();

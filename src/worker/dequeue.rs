@@ -22,7 +22,7 @@ use crate::config::DequeueStrategy;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::parse_rq_timestamp;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 use crate::store::connection::{blocking_connection, BlockingConnection, Endpoint};
 use crate::store::queue_wait::wait_for_job;
 use crate::store::queue_watch::QueueWatch;
@@ -41,7 +41,7 @@ pub struct Dequeued {
     /// The job as the start script returned it (with its execution id).
     pub job: StartedJob,
     /// When it started.
-    pub started_at: Instant,
+    pub started_at: RqTimestamp,
 }
 
 /// The worker's source of jobs.
@@ -128,8 +128,8 @@ impl Dequeuer {
                     .get("started_at")
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .and_then(parse_rq_timestamp)
-                    .map(Instant::at)
-                    .unwrap_or_else(Instant::now);
+                    .map(RqTimestamp::at)
+                    .unwrap_or_else(RqTimestamp::now);
                 Dequeued { job, started_at }
             })
             .collect();
@@ -335,7 +335,7 @@ impl Dequeuer {
             worker_name: &ctx.identity.name,
             execution_id: &execution_ids[0],
             // start.lua takes the time itself, where the pop happens; this is its fallback.
-            now: Instant::now(),
+            now: RqTimestamp::now(),
             monitoring_interval: ctx.config.job_monitoring_interval,
             default_timeout: DEFAULT_JOB_TIMEOUT_SECS,
             worker_key_ttl: ctx.worker_key_ttl(),
@@ -359,7 +359,7 @@ impl Dequeuer {
         };
         // After the pop, on the worker's clock: the execution's span (result entry,
         // working time) starts no earlier than the job did.
-        let started_at = Instant::now();
+        let started_at = RqTimestamp::now();
         Ok(jobs
             .into_iter()
             .map(|job| Dequeued { job, started_at })

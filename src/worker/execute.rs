@@ -29,7 +29,7 @@ use crate::protocol::job_record::{JobRecord, JobTimeout};
 use crate::protocol::payload::{decode_job_data_within, decode_meta_within, PayloadError};
 use crate::protocol::result::ExecutionSpan;
 use crate::protocol::text::shown;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 use crate::store::reconcile::{finish_until_known, FinishKnown, FinishReport};
 use crate::store::scripts::FinishRequest;
 
@@ -79,7 +79,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             let last = exc_string.lines().last().unwrap_or_default();
             tracing::warn!(error = %shown(last.as_bytes()), "job failed");
         }
-        let ended_at = Instant::now();
+        let ended_at = RqTimestamp::now();
         let span = ExecutionSpan {
             execution_id: &execution_id,
             started_at,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 use crate::store::scripts::heartbeat;
 use crate::store::worker_record::write_birth;
 
@@ -40,7 +40,7 @@ pub async fn beat(ctx: &WorkerContext) {
     let (rows, working_time) = ctx
         .running
         .heartbeat_rows(ctx.config.job_monitoring_interval);
-    let now = Instant::now();
+    let now = RqTimestamp::now();
     let mut conn = ctx.conn.clone();
     match heartbeat(
         &mut conn,

@@ -36,7 +36,7 @@ use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::handlers::{native_registry, HandlerOptions};
 use crate::keys::Keys;
-use crate::protocol::timestamp::Instant;
+use crate::protocol::timestamp::RqTimestamp;
 use crate::store::connection::Endpoint;
 use crate::store::queue_wait::unblock;
 use crate::store::worker_record::{
@@ -121,7 +121,7 @@ pub async fn run(
         &ctx.keys,
         &ctx.identity,
         ctx.worker_key_ttl(),
-        Instant::now(),
+        RqTimestamp::now(),
     )
     .await?;
     tracing::info!(
@@ -167,7 +167,7 @@ pub async fn run(
     stop_tasks.cancel();
     while background.join_next().await.is_some() {}
     let mut conn = ctx.conn.clone();
-    if let Err(e) = register_death(&mut conn, &ctx.keys, &ctx.identity, Instant::now()).await {
+    if let Err(e) = register_death(&mut conn, &ctx.keys, &ctx.identity, RqTimestamp::now()).await {
         tracing::warn!(error = %e, "could not deregister the worker; its key expires by itself");
     }
     tracing::info!(
@@ -296,7 +296,8 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
     if !jobs.is_empty() {
         let mut conn = ctx.conn.clone();
         if let Err(e) =
-            mark_shutdown_requested(&mut conn, &ctx.keys, &ctx.identity.name, Instant::now()).await
+            mark_shutdown_requested(&mut conn, &ctx.keys, &ctx.identity.name, RqTimestamp::now())
+                .await
         {
             tracing::debug!(error = %e, "could not record shutdown_requested_date");
         }

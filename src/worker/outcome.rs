@@ -108,7 +108,7 @@ fn repeat_plan(record: &JobRecord, span: &ExecutionSpan<'_>) -> Option<(u32, i64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::timestamp::Instant;
+    use crate::protocol::timestamp::RqTimestamp;
     use std::collections::HashMap;
 
     fn record(pairs: &[(&str, &str)]) -> JobRecord {
@@ -123,8 +123,8 @@ mod tests {
     fn span() -> ExecutionSpan<'static> {
         ExecutionSpan {
             execution_id: "x",
-            started_at: Instant::now(),
-            ended_at: Instant::now(),
+            started_at: RqTimestamp::now(),
+            ended_at: RqTimestamp::now(),
         }
     }
 

@@ -194,7 +194,7 @@ fn float<S: Serializer>(serializer: S, f: f64) -> Result<S::Ok, S::Error> {
 }
 
 /// A dict key as `json.dumps` converts it.
-pub(super) fn key_string(key: &HashableValue) -> Result<String, JsonError> {
+fn key_string(key: &HashableValue) -> Result<String, JsonError> {
     Ok(match key {
         HashableValue::String(s) => s.clone(),
         HashableValue::None => "null".into(),
