@@ -2,12 +2,12 @@
 //! behind a fixed URL) is handed back, not hidden; the connection is rebuilt once, then not
 //! again before its backoff; and it works on as soon as the server takes writes again.
 
-mod recording_support;
+mod support;
 
 use std::time::Duration;
 
-use recording_support::RedisServer;
 use rqw::store::connection::{is_read_only, CommandConnection, Endpoint, FOLLOW_MAX_BACKOFF};
+use support::RedisServer;
 
 async fn set(conn: &mut CommandConnection) -> redis::RedisResult<()> {
     redis::cmd("SET").arg("k").arg("v").query_async(conn).await

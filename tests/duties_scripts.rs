@@ -1,9 +1,8 @@
 //! The Lua scripts of `rqw::duties` against a real `redis-server`: the edges the compat suite
 //! (which drives whole workers) does not reach easily.
 
-mod recording_support;
+mod support;
 
-use recording_support::RedisServer;
 use redis::AsyncCommands;
 use rqw::duties::scripts::{
     acquire_or_refresh, clean_workers, lease_acquire, lease_refresh, lease_release, move_scheduled,
@@ -11,6 +10,7 @@ use rqw::duties::scripts::{
 };
 use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
+use support::RedisServer;
 
 const LOCK: &str = "rq:scheduler-lock:q";
 

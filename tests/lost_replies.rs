@@ -2,10 +2,8 @@
 //! `redis-server` behind a proxy that cuts the connection right after forwarding the call:
 //! what ran is found and run or written once, what did not run is not guessed.
 
-mod recording_support;
+mod support;
 
-use recording_support::reply_dropper::{Drop, ReplyDropper};
-use recording_support::RedisServer;
 use redis::AsyncCommands;
 use rqw::protocol::result::{success_fields, ExecutionSpan};
 use rqw::protocol::timestamp::{parse_rq_timestamp, RqTimestamp};
@@ -16,6 +14,8 @@ use rqw::store::reconcile::{
 use rqw::store::scripts::{
     finish_job, start_batch, FinishRequest, Outcome, StartRequest, StartedJob,
 };
+use support::reply_dropper::{Drop, ReplyDropper};
+use support::RedisServer;
 use tokio_util::sync::CancellationToken;
 
 const WORKER: &str = "w1";

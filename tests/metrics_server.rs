@@ -1,7 +1,6 @@
 //! The metrics endpoint against a real redis-server: `/healthz` follows the worker record,
 //! `/metrics` reads queue depths at scrape, and the server stops with its token.
 
-#[path = "recording_support/mod.rs"]
 mod support;
 
 use std::time::Duration;

@@ -1,14 +1,14 @@
 //! `QueueWatch` (client tracking) against a real `redis-server`: an enqueue on a watched queue
 //! wakes the waiter, and a closed connection is reported instead of hanging.
 
-mod recording_support;
+mod support;
 
 use std::time::Duration;
 
-use recording_support::RedisServer;
 use redis::AsyncCommands;
 use rqw::keys::Keys;
 use rqw::store::queue_watch::QueueWatch;
+use support::RedisServer;
 
 /// Far longer than a push takes; only a missing wake-up reaches it.
 const NEVER: Duration = Duration::from_secs(10);

@@ -2,16 +2,16 @@
 //! credentials, size cap, tiny and stalled bodies, latency; HTTPS through rustls, the connect
 //! timeout, and the read-buffer cap that bounds memory per download.
 
-mod recording_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use recording_support::{call_sid, files, FakeHttp, Reply};
 use rqw::handlers::recording::download::{DownloadError, Downloader};
 use rqw::handlers::recording::fetch::{Fetcher, READ_BUFFER_BYTES};
 use rqw::handlers::recording::params::Sid;
 use rqw::handlers::recording::RecordingConfig;
+use support::{call_sid, files, FakeHttp, Reply};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 

@@ -1,17 +1,17 @@
 //! The whole handler (`process_recording_download_job`) against a spawned redis-server and a
 //! fake Twilio: result dict, log lines, cache, failure marking, waiting, cancellation.
 
-mod recording_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use recording_support::{call_sid, files, FakeHttp, RedisServer, Reply};
 use redis::AsyncCommands;
 use rqw::handlers::recording::semaphore::Semaphore;
 use rqw::handlers::recording::{params::Sid, RecordingConfig, RecordingHandler};
 use rqw::handlers::{Handler, HandlerResult, JobArgs, JobContext};
 use serde_pickle::{HashableValue, Value};
+use support::{call_sid, files, FakeHttp, RedisServer, Reply};
 use tokio_util::sync::CancellationToken;
 
 fn config(base: &str, dir: &std::path::Path, credentials: bool) -> RecordingConfig {

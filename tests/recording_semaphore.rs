@@ -1,20 +1,20 @@
 //! The semaphore scripts against a real redis-server: Python's key names, TTLs and atomic
 //! semantics, rqw's waiting and handover, and many businesses and calls at once.
 
-mod recording_support;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use recording_support::reply_dropper::{Drop as Cut, ReplyDropper};
-use recording_support::{call_sid, RedisServer};
 use redis::AsyncCommands;
 use rqw::handlers::recording::params::{BusinessId, RecordingParams, Sid};
 use rqw::handlers::recording::semaphore::{Acquire, Leave, Poll, Semaphore};
 use rqw::handlers::recording::slot::{acquire_slot, SlotOutcome};
 use rqw::handlers::JobArgs;
 use serde_pickle::Value;
+use support::reply_dropper::{Drop as Cut, ReplyDropper};
+use support::{call_sid, RedisServer};
 use tokio_util::sync::CancellationToken;
 
 const POLL: Duration = Duration::from_millis(20);

@@ -3,9 +3,8 @@
 //! or 3.0 (its hash has `group_id`) gets `<id>:<execution id>`. Start, heartbeat and a finish
 //! repeated after a lost reply all handle either form.
 
-mod recording_support;
+mod support;
 
-use recording_support::RedisServer;
 use redis::AsyncCommands;
 use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
@@ -13,6 +12,7 @@ use rqw::store::scripts::{
     finish_job, heartbeat, start_jobs, FinishRequest, FinishStatus, Outcome, RunningExecution,
     StartRequest,
 };
+use support::RedisServer;
 
 const WIP: &str = "rq:wip:q";
 

@@ -1,5 +1,7 @@
-//! Test support for the recording handler: a throw-away `redis-server` on a free loopback
-//! port, and a scriptable fake HTTP server built on a tokio `TcpListener`.
+//! The shared harness of the integration tests (`mod support;` in each tests/*.rs): a
+//! throw-away `redis-server` on a free loopback port, a scriptable fake HTTP server built on a
+//! tokio `TcpListener` (for the recording handler), and a reply-dropping Redis proxy
+//! ([`reply_dropper`]).
 
 #![allow(dead_code)]
 
