@@ -6,7 +6,9 @@
 //! cannot tell the difference.
 //!
 //! ## Layout
-//! - [`protocol`]: RQ's wire format, pure (job hash fields, payloads, results, timestamps).
+//! - [`protocol`]: RQ's wire format, pure (job hash fields, payloads, results, timestamps,
+//!   and [`protocol::PyValue`], the Python value type); the `rqw-protocol` crate of
+//!   `src/protocol/`, re-exported here.
 //! - [`keys`]: every Redis key name.
 //! - [`store`]: Redis I/O; the job lifecycle as atomic Lua scripts.
 //! - [`worker`]: the runtime (dequeue, execution, heartbeats, shutdown).
@@ -17,10 +19,15 @@
 //! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`.
 //! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
 //!
-//! Imports point down only: `protocol` and `keys` name nothing else of the crate; `store`
-//! names neither the runtime nor handlers, horses or metrics; `handlers`, `horses` and
-//! `metrics` do not reach into the runtime. `tests/layers.rs` checks this (and that Redis I/O
-//! stays in `store`), with the arrows still to be removed listed there.
+//! Imports point down only: `protocol` (pure) <- `store` (every RQ key read and write, every
+//! Lua script) <- `worker` / `duties`. `protocol` and `keys` name nothing else of the crate:
+//! for `protocol` the compiler checks it, since a crate cannot import the crate that depends
+//! on it, and `tests/layers.rs` keeps its manifest free of Redis and async crates. `store`
+//! names neither the runtime nor handlers, horses or metrics; `handlers` see only their
+//! context (the value type they return is the protocol's, re-exported as
+//! [`handlers::PyValue`]); `horses` and `metrics` do not reach into the runtime.
+//! `tests/layers.rs` checks the rest (and that Redis I/O stays in `store`), with the arrows
+//! still to be removed listed there.
 //!
 //! ## Job lifecycle
 //! ```text

@@ -2,6 +2,13 @@
 //! Redis. Everything here is a function from bytes/strings to values and back, tested against
 //! golden data made by real RQ (`python-fixtures/`).
 //!
+//! This is the bottom room of rqw, and the direction rule is the compiler's here: this crate
+//! (`rqw-protocol`, which rqw re-exports as `rqw::protocol`) imports nothing of rqw (it
+//! cannot: rqw depends on it), and depends on no Redis or async runtime crate (rqw's
+//! `tests/layers.rs` checks its manifest). Everything above points down to it: the store
+//! reads and writes RQ's keys in these formats, the worker and duties decide with them, and
+//! handlers see only [`PyValue`] (re-exported as `rqw::handlers::PyValue`).
+//!
 //! - [`value`]: [`PyValue`], the Python value type of payloads and results.
 //! - [`payload`]: the job's `data` tuple and `meta` (zlib + pickle or JSON), and result values.
 //! - [`unpickle`]: the pickle decoder, which refuses pickle content beyond plain data.
