@@ -15,6 +15,7 @@
 //! - [`horses`]: Python horses for functions without a native handler (`--python`).
 //! - [`ops`]: operator commands (`rqw info`, `rqw inspect`, `rqw healthcheck`).
 //! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`.
+//! - [`run`]: the top-level run of `rqw worker`: the worker, and the duties beside it.
 //! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
 //!
 //! Imports point down only: `protocol` and `keys` name nothing else of the crate; `store`
@@ -46,5 +47,6 @@ pub mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod protocol;
+pub mod run;
 pub mod store;
 pub mod worker;
