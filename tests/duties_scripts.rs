@@ -1,16 +1,16 @@
-//! The Lua scripts of `rqw::duties` against a real `redis-server`: the edges the compat suite
-//! (which drives whole workers) does not reach easily.
+//! The Lua scripts of the duties (`rqw::store::duties`) against a real `redis-server`: the
+//! edges the compat suite (which drives whole workers) does not reach easily.
 
 mod recording_support;
 
 use recording_support::RedisServer;
 use redis::AsyncCommands;
-use rqw::duties::scripts::{
+use rqw::protocol::timestamp::Instant;
+use rqw::store::connection::CommandConnection;
+use rqw::store::duties::{
     acquire_or_refresh, clean_workers, lease_acquire, lease_refresh, lease_release, move_scheduled,
     recover, release_locks, LockOutcome, Moved, QueueCall, RecoverRequest, Recovery,
 };
-use rqw::protocol::timestamp::Instant;
-use rqw::store::connection::CommandConnection;
 
 const LOCK: &str = "rq:scheduler-lock:q";
 

@@ -129,8 +129,6 @@ const REDIS_IO: &[&str] = &[
 /// Files outside the store that did Redis I/O themselves when this check was written. The house
 /// redesign (issue 11) moves it into the store; remove an entry when its file no longer does.
 const KNOWN_IO: &[&str] = &[
-    "src/duties/maintenance.rs",
-    "src/duties/scripts.rs",
     "src/handlers/recording/semaphore.rs",
     "src/metrics/probe.rs",
     "src/ops/info/snapshot.rs",

@@ -27,13 +27,13 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::context::DutyContext;
-use super::scripts::{
-    clean_workers, enqueue_ready, lease_acquire, lease_refresh, lease_release, recover, QueueCall,
-    RecoverRequest, Recovered, Recovery,
-};
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::Instant;
+use crate::store::duties::{
+    clean_workers, enqueue_ready, expired_members, lease_acquire, lease_refresh, lease_release,
+    prune_expired, recover, QueueCall, RecoverRequest, Recovered, Recovery,
+};
 
 /// Shortest maintenance lease (seconds).
 pub const MIN_LEASE_TTL: u64 = 5;
@@ -200,12 +200,7 @@ async fn clean_queue(
         default_timeout: DEFAULT_JOB_TIMEOUT_SECS,
         limit: READY_BATCH,
     };
-    redis::cmd("ZREMRANGEBYSCORE")
-        .arg(keys.finished(queue))
-        .arg(0)
-        .arg(now.unix_seconds())
-        .query_async::<()>(&mut conn)
-        .await?;
+    prune_expired(&mut conn, &keys.finished(queue), now).await?;
 
     let abandoned = recover_abandoned(ctx, &call).await?;
     if abandoned.failed + abandoned.retried > 0 {
@@ -213,12 +208,7 @@ async fn clean_queue(
     }
     add(&mut report.abandoned, abandoned);
 
-    redis::cmd("ZREMRANGEBYSCORE")
-        .arg(keys.failed(queue))
-        .arg(0)
-        .arg(now.unix_seconds())
-        .query_async::<()>(&mut conn)
-        .await?;
+    prune_expired(&mut conn, &keys.failed(queue), now).await?;
 
     let ready = enqueue_ready(&mut conn, &call).await?;
     if ready.enqueued > 0 {
@@ -257,12 +247,7 @@ async fn recover_abandoned(
 ) -> Result<Recovered, StoreError> {
     let mut conn = ctx.conn.clone();
     let own = (ctx.own_executions)();
-    let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-        .arg(ctx.keys.started(call.queue))
-        .arg(0)
-        .arg(call.now.unix_seconds())
-        .query_async(&mut conn)
-        .await?;
+    let expired = expired_members(&mut conn, &ctx.keys.started(call.queue), call.now).await?;
     let members: Vec<String> = expired.into_iter().filter(|m| !own.contains(m)).collect();
     let mut total = Recovered::default();
     let text = abandoned_text(Utc::now());

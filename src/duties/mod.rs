@@ -7,7 +7,9 @@
 //! - [`maintenance`]: abandoned and stranded jobs, expired registry entries, dead worker keys,
 //!   3.0 ready leftovers, under `rq:clean_registries:<q>`.
 //! - [`context`]: [`DutyContext`], the little they know of the worker they run beside.
-//! - [`scripts`]: their Lua scripts (`scripts/*.lua`), one atomic call each.
+//!
+//! Their Redis side (Lua scripts, the maintenance lease, registry reads) is the store's
+//! (`crate::store::duties`): the duties decide what to do and when, the store does it.
 //!
 //! ## Scheduler locks across RQ versions
 //! rq 2.0.0 takes `rq:scheduler-lock:<q>` with `SET <pid> NX EX 61`, refreshes it with a bare
@@ -41,7 +43,6 @@
 pub mod context;
 pub mod maintenance;
 pub mod scheduler;
-pub mod scripts;
 
 use std::sync::Arc;
 

@@ -17,12 +17,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::context::DutyContext;
-use super::scripts::{
-    acquire_or_refresh, move_scheduled, release_locks, LockOutcome, Moved, QueueCall,
-};
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::Instant;
+use crate::store::duties::{
+    acquire_or_refresh, move_scheduled, release_locks, LockOutcome, Moved, QueueCall,
+};
 
 /// Seconds between scheduler passes (`RQScheduler(interval=1)`).
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);

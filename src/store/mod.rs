@@ -4,12 +4,15 @@
 //! - [`connection`]: opening connections (commands, blocking pops), following the master.
 //! - [`endpoint`]: where the master is (a URL, or Redis Sentinel).
 //! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat, finish).
+//! - [`duties`]: the duties' Lua scripts (scheduler locks and moves, recovery, ready jobs, dead
+//!   workers), the maintenance lease and the registry reads of a maintenance pass.
 //! - [`worker_record`]: the worker hash: registration, state, death.
 //! - [`queue_wait`]: the blocking wait for a job on one queue.
 //! - [`queue_watch`]: being woken when a job lands on one of several queues.
 //! - [`reconcile`]: finding out what a call whose reply was lost did (start, finish).
 
 pub mod connection;
+pub mod duties;
 pub mod endpoint;
 pub mod queue_wait;
 pub mod queue_watch;
