@@ -6,6 +6,7 @@
 //! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat, finish).
 //! - [`duties`]: the duties' Lua scripts (scheduler locks and moves, recovery, ready jobs, dead
 //!   workers), the maintenance lease and the registry reads of a maintenance pass.
+//! - [`observe`]: the reads behind `/metrics` and `/healthz` (heartbeat fields, queue depths).
 //! - [`worker_record`]: the worker hash: registration, state, death.
 //! - [`queue_wait`]: the blocking wait for a job on one queue.
 //! - [`queue_watch`]: being woken when a job lands on one of several queues.
@@ -14,6 +15,7 @@
 pub mod connection;
 pub mod duties;
 pub mod endpoint;
+pub mod observe;
 pub mod queue_wait;
 pub mod queue_watch;
 pub mod reconcile;

@@ -164,7 +164,16 @@ impl Worker {
             stop_tasks.clone(),
         ));
         if let Some(listener) = metrics_listener {
-            let probe = crate::metrics::WorkerProbe::for_worker(&ctx);
+            let probe = crate::metrics::WorkerProbe {
+                conn: ctx.conn.clone(),
+                keys: ctx.keys.clone(),
+                worker: ctx.identity.name.clone(),
+                queues: ctx.config.queues.clone(),
+                stale_after: heartbeat::period(
+                    ctx.config.job_monitoring_interval,
+                    ctx.config.worker_ttl,
+                ) * crate::metrics::probe::STALE_PERIODS,
+            };
             let metrics = crate::metrics::global();
             background.spawn(crate::metrics::server::serve(
                 listener,
