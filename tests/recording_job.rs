@@ -48,6 +48,7 @@ fn ctx(retries_left: u32) -> JobContext {
         meta: None,
         retries_left,
         cancel: CancellationToken::new(),
+        recorder: Default::default(),
     }
 }
 

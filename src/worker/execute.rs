@@ -343,6 +343,7 @@ async fn execute_native(
             .and_then(|m| decode_meta_within(m, ctx.config.serializer, &limits.for_meta()).ok()),
         retries_left: record.retries_left.unwrap_or(0),
         cancel: cancel.clone(),
+        recorder: super::measures::handler_recorder(),
     };
     let args = JobArgs {
         args: call.args,

@@ -21,6 +21,7 @@ pub mod context;
 pub mod dequeue;
 pub mod execute;
 pub mod heartbeat;
+pub mod measures;
 pub mod outcome;
 pub mod python;
 pub mod running;

@@ -20,10 +20,10 @@ use super::config::RecordingConfig;
 use super::download::{DownloadError, Downloader};
 use super::params::RecordingParams;
 use super::semaphore::Semaphore;
-use super::slot::{acquire_slot, SlotOutcome, CLEANUP_TIMEOUT};
+use super::slot::{acquire_slot_recorded, SlotOutcome, CLEANUP_TIMEOUT};
 use super::storage::cached_size;
 use super::urls::recording_url;
-use crate::handlers::{HandlerError, HandlerResult, JobArgs, JobContext};
+use crate::handlers::{HandlerError, HandlerResult, JobArgs, JobContext, Measure};
 
 /// Exception type of a failed download.
 pub const DOWNLOAD_ERROR: &str = "rqw.errors.RecordingDownloadError";
@@ -107,13 +107,14 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
     .map_err(|e| HandlerError::bad_argument(e.to_string()))?;
 
     let wait_started = Instant::now();
-    let outcome = acquire_slot(
+    let outcome = acquire_slot_recorded(
         &shared.semaphore,
         &params.business_id,
         sid,
         dir,
         shared.config.wait_poll_interval,
         &ctx.cancel,
+        &ctx.recorder,
     )
     .await
     .map_err(|e| {
@@ -123,7 +124,9 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
             HandlerError::retryable(DOWNLOAD_ERROR, e.to_string())
         }
     })?;
-    crate::metrics::global().recording_slot_wait(wait_started.elapsed().as_secs_f64());
+    ctx.recorder.record(Measure::RecordingSlotWait(
+        wait_started.elapsed().as_secs_f64(),
+    ));
     let slot = match outcome {
         SlotOutcome::Acquired(slot) => slot,
         SlotOutcome::Cached(bytes) => {
@@ -163,7 +166,8 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
                 "✅ [RQ_RECORDING] Downloaded: call_sid={sid} duration_ms={duration_ms}"
             );
             tracing::debug!(bytes = done.bytes, format = done.format, "recording saved");
-            crate::metrics::global().recording_downloaded(done.bytes);
+            ctx.recorder
+                .record(Measure::RecordingDownloaded(done.bytes));
             Ok(success_result(sid.as_str(), duration_ms))
         }
         Some(Ok(Err(e))) => Err(download_error(&e)),
