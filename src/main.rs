@@ -29,8 +29,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Worker(args) => run_worker(*args),
-        Command::Info(args) => run_ops(rqw::ops::info::run(args)),
-        Command::Inspect(args) => run_ops(rqw::ops::inspect::run(args)),
+        Command::Info(args) => {
+            run_ops(async move { rqw::ops::info::run(args.into_options()?).await })
+        }
+        Command::Inspect(args) => {
+            run_ops(async move { rqw::ops::inspect::run(args.into_options()?).await })
+        }
         Command::Healthcheck(args) => run_ops(rqw::ops::healthcheck::run(args)),
     }
 }
