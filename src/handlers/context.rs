@@ -16,13 +16,27 @@ pub struct JobContext {
     pub queue: String,
     /// The job's `meta` dict, decoded; `None` when the job has none or it could not be decoded.
     pub meta: Option<PyValue>,
-    /// How many retries RQ will still grant after this attempt fails (`retries_left`).
+    /// How many retries RQ will still grant after this attempt fails (`retries_left`), for
+    /// information: whether this attempt is the last is [`JobContext::is_last_attempt`].
     pub retries_left: u32,
+    /// A retryable failure of this attempt is final: the worker will not retry the job (set
+    /// by the worker, by the rule it retries with; read it through
+    /// [`JobContext::is_last_attempt`]).
+    pub last_attempt: bool,
     /// Cancelled when the job must stop (timeout, stop command, forced shutdown).
     /// Long-running handlers should select on it and clean up.
     pub cancel: CancellationToken,
     /// Where the handler reports what it measured (the runtime feeds the metrics from it).
     pub recorder: Recorder,
+}
+
+impl JobContext {
+    /// Whether the worker would not retry this job if this attempt failed retryably (no
+    /// retry left). A handler that must act on the final failure asks this; it does not
+    /// re-derive the rule from `retries_left`.
+    pub fn is_last_attempt(&self) -> bool {
+        self.last_attempt
+    }
 }
 
 /// Something a handler measured, for the worker's metrics.

@@ -58,7 +58,7 @@ pub async fn run(shared: Arc<Shared>, ctx: JobContext, args: JobArgs) -> Handler
     );
     let result = process(&shared, &ctx, &params).await;
     if let Err(e) = &result {
-        let last_attempt = !e.is_retryable() || ctx.retries_left == 0;
+        let last_attempt = !e.is_retryable() || ctx.is_last_attempt();
         tracing::warn!(
             "[RQ_RECORDING] Download failed: call_sid={} business_id={} final={last_attempt} error={e}",
             params.call_sid,
