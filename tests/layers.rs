@@ -10,7 +10,8 @@
 //!
 //! A second check holds the store to its word that every Redis read and write goes through it:
 //! a file outside `src/store/` that sends commands itself ([`REDIS_IO`]) fails unless it is one
-//! of [`KNOWN_IO`], with the same ratchet.
+//! of [`KNOWN_IO`], with the same ratchet, or of [`OWN_IO`], the files that do their own Redis
+//! I/O by design, each with its reason.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -122,8 +123,21 @@ const REDIS_IO: &[&str] = &[
 ];
 
 /// Files outside the store that did Redis I/O themselves when this check was written. The house
-/// redesign (issue 11) moves it into the store; remove an entry when its file no longer does.
-const KNOWN_IO: &[&str] = &["src/handlers/recording/semaphore.rs"];
+/// redesign (issue 11) moved it into the store; were an entry added, remove it when its file
+/// no longer does.
+const KNOWN_IO: &[&str] = &[];
+
+/// Files outside the store that do Redis I/O by design, with the reason. Not a ratchet: the
+/// reason stands as long as the file does so (a file listed here that no longer does Redis
+/// I/O fails the test too, so the list stays true).
+const OWN_IO: &[(&str, &str)] = &[(
+    "src/handlers/recording/semaphore.rs",
+    "the recording download semaphore (rec_slots, rec_inflight, rec_queue, ...) is the \
+     recording contract's keys, shared with that Python API (RECORDING_CONTRACT.md), not \
+     RQ's: the store is RQ's keys and scripts and knows no handler's business, so the \
+     handler keeps its own keys (handlers/recording/keys.rs) and scripts, over the connection \
+     its registry is given",
+)];
 
 /// The room of a file of `src/`: its first directory, or the file's stem for a top-level file.
 fn room_of(relative: &Path) -> String {
@@ -289,21 +303,24 @@ fn rooms_point_down_only() {
 fn redis_io_goes_through_the_store() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let found = redis_io_outside_the_store(root);
+    let own = |file: &str| OWN_IO.iter().any(|(f, _)| *f == file);
     let new: Vec<&String> = found
         .iter()
-        .filter(|file| !KNOWN_IO.contains(&file.as_str()))
+        .filter(|file| !KNOWN_IO.contains(&file.as_str()) && !own(file))
         .collect();
     assert!(
         new.is_empty(),
         "Redis I/O outside src/store/ (put it behind a store function): {new:?}"
     );
-    let gone: Vec<&&str> = KNOWN_IO
+    let gone: Vec<&str> = KNOWN_IO
         .iter()
-        .filter(|file| !found.iter().any(|f| f == *file))
+        .copied()
+        .chain(OWN_IO.iter().map(|(f, _)| *f))
+        .filter(|file| !found.iter().any(|f| f == file))
         .collect();
     assert!(
         gone.is_empty(),
-        "these files no longer do Redis I/O: remove them from KNOWN_IO in tests/layers.rs: {gone:?}"
+        "these files no longer do Redis I/O: remove them from KNOWN_IO (or OWN_IO) in tests/layers.rs: {gone:?}"
     );
 }
 
