@@ -6,22 +6,34 @@
 //! cannot tell the difference.
 //!
 //! ## Layout
-//! - [`protocol`]: RQ's wire format, pure (job hash fields, payloads, results, timestamps).
-//! - [`keys`]: every Redis key name.
-//! - [`store`]: Redis I/O; the job lifecycle as atomic Lua scripts.
-//! - [`worker`]: the runtime (dequeue, execution, heartbeats, shutdown).
-//! - [`duties`]: RQ's scheduler (`--with-scheduler`) and maintenance, under RQ's locks.
-//! - [`handlers`]: the handler API, its registry, and the handlers themselves.
-//! - [`horses`]: Python horses for functions without a native handler (`--python`).
-//! - [`ops`]: operator commands (`rqw info`, `rqw inspect`, `rqw healthcheck`).
-//! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`.
-//! - [`run`]: the top-level run of `rqw worker`: the worker, and the duties beside it.
-//! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
-//!
-//! Imports point down only: `protocol` and `keys` name nothing else of the crate; `store`
-//! names neither the runtime nor handlers, horses or metrics; `handlers`, `horses` and
-//! `metrics` do not reach into the runtime. `tests/layers.rs` checks this (and that Redis I/O
-//! stays in `store`), with the arrows still to be removed listed there.
+//! Each room, and what it may touch (`tests/layers.rs` checks the imports and that Redis I/O
+//! stays in `store`):
+//! - [`protocol`]: RQ's wire format, pure (job hash fields, payloads, results, timestamps);
+//!   names nothing else of the crate.
+//! - [`keys`]: every Redis key name of RQ's; pure.
+//! - [`store`]: every read and write of RQ's keys and every Lua script (the job lifecycle,
+//!   the duties' scripts and their shared library, the reads of `rqw info`/`inspect` and of
+//!   `/metrics`, the command channel); names `protocol`, `keys`, `config`, `error`, never the
+//!   runtime, handlers, horses, metrics or ops.
+//! - [`worker`]: the runtime (dequeue, execution, heartbeats, commands, shutdown); names the
+//!   store, handlers (their context), horses and metrics (it feeds them); not the duties, ops
+//!   or the command line.
+//! - [`duties`]: RQ's scheduler (`--with-scheduler`) and maintenance, under RQ's locks; they
+//!   see only their [`duties::DutyContext`] and call store functions; never the worker.
+//! - [`handlers`]: the handler API, its registry, and the handlers themselves; a handler sees
+//!   only its [`handlers::JobContext`] (measures go to its `Recorder`; the last-attempt rule
+//!   is `is_last_attempt`). The recording semaphore's own keys are the one Redis I/O outside
+//!   the store, by design (they are that contract's, not RQ's).
+//! - [`horses`]: Python horses for functions without a native handler (`--python`); no
+//!   store, no metrics: the runtime records every outcome.
+//! - [`ops`]: operator commands (`rqw info`, `rqw inspect`, `rqw healthcheck`); plain option
+//!   structs in, reads through the store; not the command line, worker or duties.
+//! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`; fed by the
+//!   runtime (its probe is filled in by the worker and reads through the store).
+//! - [`run`]: the top-level run of `rqw worker`: starts the worker, the duties beside it,
+//!   and stops them; named by nothing else of the library.
+//! - [`config`], [`cli`], [`logging`], [`error`]: the edges (only `cli` names the operator
+//!   commands, to convert its flags into their options).
 //!
 //! ## Job lifecycle
 //! ```text
