@@ -32,8 +32,10 @@ pub async fn queue_names<C: ConnectionLike>(
 }
 
 /// One queue's counts, as `rq info` would print them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueCounts {
+    /// Queue name.
+    pub name: String,
     /// Jobs waiting (`LLEN rq:queue:<q>`).
     pub queued: i64,
     /// StartedJobRegistry entries not yet expired.
@@ -48,20 +50,20 @@ pub struct QueueCounts {
     pub scheduled: i64,
 }
 
-/// The counts of every queue of `names`, in order, in one pipelined round trip. Where RQ
+/// The counts of every queue of `names`, in that order, in one pipelined round trip. Where RQ
 /// would first prune (started, finished, failed), the count is `ZCARD` minus what the prune
 /// would remove (`ZCOUNT key 0 <now>`); deferred and scheduled are `ZCARD`.
 pub async fn queue_counts<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
-    names: &[String],
+    names: Vec<String>,
     now: i64,
 ) -> Result<Vec<QueueCounts>, StoreError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
-    for q in names {
+    for q in &names {
         pipe.llen(keys.queue(q));
         for registry in [keys.started(q), keys.finished(q), keys.failed(q)] {
             pipe.zcard(&registry).zcount(&registry, 0, now);
@@ -75,9 +77,11 @@ pub async fn queue_counts<C: ConnectionLike>(
             detail: format!("{} values for {} queues", counts.len(), names.len()),
         });
     }
-    Ok(counts
-        .chunks(9)
-        .map(|c| QueueCounts {
+    Ok(names
+        .into_iter()
+        .zip(counts.chunks(9))
+        .map(|(name, c)| QueueCounts {
+            name,
             queued: c[0],
             started: (c[1] - c[2]).max(0),
             finished: (c[3] - c[4]).max(0),

@@ -20,7 +20,7 @@ use super::config::RecordingConfig;
 use super::download::{DownloadError, Downloader};
 use super::params::RecordingParams;
 use super::semaphore::Semaphore;
-use super::slot::{acquire_slot_recorded, SlotOutcome, CLEANUP_TIMEOUT};
+use super::slot::{acquire_slot, SlotOutcome, CLEANUP_TIMEOUT};
 use super::storage::cached_size;
 use super::urls::recording_url;
 use crate::handlers::{HandlerError, HandlerResult, JobArgs, JobContext, Measure};
@@ -107,7 +107,7 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
     .map_err(|e| HandlerError::bad_argument(e.to_string()))?;
 
     let wait_started = Instant::now();
-    let outcome = acquire_slot_recorded(
+    let outcome = acquire_slot(
         &shared.semaphore,
         &params.business_id,
         sid,

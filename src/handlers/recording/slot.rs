@@ -231,31 +231,8 @@ async fn leave(sem: Semaphore, business: BusinessId, call_sid: Sid, token: Strin
 
 /// Gets a slot for `call_sid`, waiting as long as it takes (bounded by the job's timeout,
 /// which cancels `cancel`). Checks `dir` for the file whenever the call is free again.
-/// Reports no measure (see [`acquire_slot_recorded`]).
+/// A wait in the wait list is reported to `recorder` ([`Measure::RecordingSemaphoreWait`]).
 pub async fn acquire_slot(
-    sem: &Semaphore,
-    business: &BusinessId,
-    call_sid: &Sid,
-    dir: &Path,
-    poll_interval: Duration,
-    cancel: &CancellationToken,
-) -> Result<SlotOutcome, SlotError> {
-    let recorder = Recorder::default();
-    acquire_slot_recorded(
-        sem,
-        business,
-        call_sid,
-        dir,
-        poll_interval,
-        cancel,
-        &recorder,
-    )
-    .await
-}
-
-/// [`acquire_slot`], reporting a wait in the wait list to `recorder`
-/// ([`Measure::RecordingSemaphoreWait`]).
-pub async fn acquire_slot_recorded(
     sem: &Semaphore,
     business: &BusinessId,
     call_sid: &Sid,

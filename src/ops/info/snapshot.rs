@@ -20,24 +20,8 @@ use crate::store::overview::{queue_counts, queue_names, worker_records};
 /// How rqw's `version` field starts (see [`crate::store::worker_record::VERSION_FIELD`]).
 pub const RQW_VERSION_PREFIX: &str = "rqw-";
 
-/// One queue's counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueRow {
-    /// Queue name.
-    pub name: String,
-    /// Jobs waiting (`LLEN rq:queue:<q>`).
-    pub queued: i64,
-    /// StartedJobRegistry entries not yet expired.
-    pub started: i64,
-    /// FinishedJobRegistry entries not yet expired.
-    pub finished: i64,
-    /// FailedJobRegistry entries not yet expired.
-    pub failed: i64,
-    /// DeferredJobRegistry entries.
-    pub deferred: i64,
-    /// ScheduledJobRegistry entries.
-    pub scheduled: i64,
-}
+/// One queue's counts (read by the store).
+pub use crate::store::overview::QueueCounts as QueueRow;
 
 /// Which program a worker record belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,20 +143,7 @@ pub async fn read<C: ConnectionLike>(
     } else {
         only.to_vec()
     };
-    let counts = queue_counts(conn, keys, &names, now.timestamp()).await?;
-    let queues = names
-        .into_iter()
-        .zip(counts)
-        .map(|(name, c)| QueueRow {
-            name,
-            queued: c.queued,
-            started: c.started,
-            finished: c.finished,
-            failed: c.failed,
-            deferred: c.deferred,
-            scheduled: c.scheduled,
-        })
-        .collect();
+    let queues = queue_counts(conn, keys, names, now.timestamp()).await?;
     let mut workers: Vec<WorkerRow> = worker_records(conn, keys)
         .await?
         .iter()
