@@ -54,10 +54,10 @@ pub use maintenance::{maintenance_pass, run_maintenance};
 pub use scheduler::{run_scheduler, scheduler_pass};
 
 /// Starts the duties of a worker run, beside the worker (the top-level run calls this once the
-/// worker is registered, before it takes jobs). Burst: one scheduler pass (with `--with-scheduler`) and
-/// one maintenance pass now, before the worker takes jobs, as `rq worker --burst` does.
-/// Otherwise: the scheduler (with `--with-scheduler`) and maintenance as tasks in `tasks`,
-/// stopped by `stop`.
+/// worker is registered, before it takes jobs). Burst: one scheduler pass (with
+/// `--with-scheduler`) and one maintenance pass now, before the worker takes jobs, as
+/// `rq worker --burst` does. Otherwise: the scheduler (with `--with-scheduler`) and
+/// maintenance as tasks in `tasks`, stopped by `stop`.
 pub async fn start(ctx: &Arc<DutyContext>, tasks: &mut JoinSet<()>, stop: &CancellationToken) {
     if ctx.burst {
         if ctx.with_scheduler {
