@@ -11,6 +11,9 @@ use crate::config::{
     DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, MAX_CONCURRENCY,
 };
 use crate::horses::HorseConfig;
+use crate::ops::info::InfoOptions;
+use crate::ops::inspect::InspectOptions;
+use crate::ops::RedisTarget;
 use crate::protocol::payload::{
     DecodeLimits, Serializer, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_FIELD_BYTES,
     DEFAULT_MAX_INFLATED_BYTES,
@@ -318,6 +321,40 @@ impl SentinelArgs {
         };
         settings.check()?;
         Ok(Some(settings))
+    }
+}
+
+impl RedisArgs {
+    /// The options of `rqw inspect` (fails on invalid sentinel settings).
+    pub fn into_options(self) -> Result<InspectOptions, ConfigError> {
+        Ok(InspectOptions {
+            target: RedisTarget {
+                sentinel: self.sentinel.settings()?,
+                url: self.url,
+                tls_ca_cert: self.tls_ca_cert,
+            },
+            serializer: match self.serializer {
+                SerializerArg::Pickle => Serializer::Pickle,
+                SerializerArg::Json => Serializer::Json,
+            },
+            enable_testing_handlers: self.enable_testing_handlers,
+            python: self.python.is_some(),
+        })
+    }
+}
+
+impl InfoArgs {
+    /// The options of `rqw info` (fails on invalid sentinel settings).
+    pub fn into_options(self) -> Result<InfoOptions, ConfigError> {
+        Ok(InfoOptions {
+            target: RedisTarget {
+                sentinel: self.sentinel.settings()?,
+                url: self.url,
+                tls_ca_cert: self.tls_ca_cert,
+            },
+            interval: self.interval,
+            queues: self.queues,
+        })
     }
 }
 

@@ -6,28 +6,37 @@
 //! cannot tell the difference.
 //!
 //! ## Layout
+//! Each room, and what it may touch (`tests/layers.rs` checks the imports and that Redis I/O
+//! stays in `store`):
 //! - [`protocol`]: RQ's wire format, pure (job hash fields, payloads, results, timestamps,
 //!   and [`protocol::PyValue`], the Python value type); the `rqw-protocol` crate of
-//!   `src/protocol/`, re-exported here.
-//! - [`keys`]: every Redis key name.
-//! - [`store`]: Redis I/O; the job lifecycle as atomic Lua scripts.
-//! - [`worker`]: the runtime (dequeue, execution, heartbeats, shutdown).
-//! - [`duties`]: RQ's scheduler (`--with-scheduler`) and maintenance, under RQ's locks.
-//! - [`handlers`]: the handler API, its registry, and the handlers themselves.
-//! - [`horses`]: Python horses for functions without a native handler (`--python`).
-//! - [`ops`]: operator commands (`rqw info`, `rqw inspect`, `rqw healthcheck`).
-//! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`.
-//! - [`config`], [`cli`], [`logging`], [`error`]: the edges.
-//!
-//! Imports point down only: `protocol` (pure) <- `store` (every RQ key read and write, every
-//! Lua script) <- `worker` / `duties`. `protocol` and `keys` name nothing else of the crate:
-//! for `protocol` the compiler checks it, since a crate cannot import the crate that depends
-//! on it, and `tests/layers.rs` keeps its manifest free of Redis and async crates. `store`
-//! names neither the runtime nor handlers, horses or metrics; `handlers` see only their
-//! context (the value type they return is the protocol's, re-exported as
-//! [`handlers::PyValue`]); `horses` and `metrics` do not reach into the runtime.
-//! `tests/layers.rs` checks the rest (and that Redis I/O stays in `store`), with the arrows
-//! still to be removed listed there.
+//!   `src/protocol/`, re-exported here: the compiler checks that it names nothing else of
+//!   rqw (a crate cannot import the crate that depends on it), and `tests/layers.rs` keeps
+//!   its manifest free of Redis and async crates.
+//! - [`keys`]: every Redis key name of RQ's; pure.
+//! - [`store`]: every read and write of RQ's keys and every Lua script (the job lifecycle,
+//!   the duties' scripts and their shared library, the reads of `rqw info`/`inspect` and of
+//!   `/metrics`, the command channel); names `protocol`, `keys`, `config`, `error`, never the
+//!   runtime, handlers, horses, metrics or ops.
+//! - [`worker`]: the runtime (dequeue, execution, heartbeats, commands, shutdown); names the
+//!   store, handlers (their context), horses and metrics (it feeds them); not the duties, ops
+//!   or the command line.
+//! - [`duties`]: RQ's scheduler (`--with-scheduler`) and maintenance, under RQ's locks; they
+//!   see only their [`duties::DutyContext`] and call store functions; never the worker.
+//! - [`handlers`]: the handler API, its registry, and the handlers themselves; a handler sees
+//!   only its [`handlers::JobContext`] (measures go to its `Recorder`; the last-attempt rule
+//!   is `is_last_attempt`). The recording semaphore's own keys are the one Redis I/O outside
+//!   the store, by design (they are that contract's, not RQ's).
+//! - [`horses`]: Python horses for functions without a native handler (`--python`); no
+//!   store, no metrics: the runtime records every outcome.
+//! - [`ops`]: operator commands (`rqw info`, `rqw inspect`, `rqw healthcheck`); plain option
+//!   structs in, reads through the store; not the command line, worker or duties.
+//! - [`metrics`]: Prometheus `/metrics` and `/healthz` on `--metrics-addr`; fed by the
+//!   runtime (its probe is filled in by the worker and reads through the store).
+//! - [`run`]: the top-level run of `rqw worker`: starts the worker, the duties beside it,
+//!   and stops them; named by nothing else of the library.
+//! - [`config`], [`cli`], [`logging`], [`error`]: the edges (only `cli` names the operator
+//!   commands, to convert its flags into their options).
 //!
 //! ## Job lifecycle
 //! ```text
@@ -54,5 +63,6 @@ pub mod metrics;
 pub mod ops;
 /// RQ's wire format: the `rqw-protocol` crate of `src/protocol/`, pure by construction.
 pub use rqw_protocol as protocol;
+pub mod run;
 pub mod store;
 pub mod worker;

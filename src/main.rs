@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use rqw::cli::{Cli, Command, WorkerArgs};
 use rqw::handlers::recording::RecordingConfig;
 use rqw::handlers::{native_paths, HandlerOptions};
-use rqw::worker::{self, Shutdown};
+use rqw::worker::Shutdown;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,8 +29,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Worker(args) => run_worker(*args),
-        Command::Info(args) => run_ops(rqw::ops::info::run(args)),
-        Command::Inspect(args) => run_ops(rqw::ops::inspect::run(args)),
+        Command::Info(args) => {
+            run_ops(async move { rqw::ops::info::run(args.into_options()?).await })
+        }
+        Command::Inspect(args) => {
+            run_ops(async move { rqw::ops::inspect::run(args.into_options()?).await })
+        }
         Command::Healthcheck(args) => run_ops(rqw::ops::healthcheck::run(args)),
     }
 }
@@ -93,7 +97,7 @@ fn run_worker(args: WorkerArgs) -> ExitCode {
         let shutdown = Shutdown::new();
         let stop_signals = CancellationToken::new();
         let signals = tokio::spawn(shutdown.clone().listen_for_signals(stop_signals.clone()));
-        let result = worker::run(config, handler_options, shutdown).await;
+        let result = rqw::run::run(config, handler_options, shutdown).await;
         stop_signals.cancel();
         match signals.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "signal handling failed"),

@@ -1,15 +1,15 @@
-//! The Lua scripts of `rqw::duties` against a real `redis-server`: the edges the compat suite
-//! (which drives whole workers) does not reach easily.
+//! The Lua scripts of the duties (`rqw::store::duties`) against a real `redis-server`: the
+//! edges the compat suite (which drives whole workers) does not reach easily.
 
 mod support;
 
 use redis::AsyncCommands;
-use rqw::duties::scripts::{
+use rqw::protocol::timestamp::RqTimestamp;
+use rqw::store::connection::CommandConnection;
+use rqw::store::duties::{
     acquire_or_refresh, clean_workers, lease_acquire, lease_refresh, lease_release, move_scheduled,
     recover, release_locks, LockOutcome, Moved, QueueCall, RecoverRequest, Recovery,
 };
-use rqw::protocol::timestamp::RqTimestamp;
-use rqw::store::connection::CommandConnection;
 use support::RedisServer;
 
 const LOCK: &str = "rq:scheduler-lock:q";

@@ -47,7 +47,9 @@ fn ctx(retries_left: u32) -> JobContext {
         queue: "recordings".into(),
         meta: None,
         retries_left,
+        last_attempt: retries_left == 0,
         cancel: CancellationToken::new(),
+        recorder: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,13 +12,24 @@ use redis::AsyncCommands;
 use rqw::handlers::recording::params::{BusinessId, RecordingParams, Sid};
 use rqw::handlers::recording::semaphore::{Acquire, Leave, Poll, Semaphore};
 use rqw::handlers::recording::slot::{acquire_slot, SlotOutcome};
-use rqw::handlers::JobArgs;
+use rqw::handlers::{JobArgs, Measure, Recorder};
 use serde_pickle::Value;
 use support::reply_dropper::{Drop as Cut, ReplyDropper};
 use support::{call_sid, RedisServer};
 use tokio_util::sync::CancellationToken;
 
 const POLL: Duration = Duration::from_millis(20);
+
+/// A job's wait for a slot, owning what it needs (to be spawned); no measure is recorded.
+async fn acquire(
+    sem: Semaphore,
+    b: BusinessId,
+    call: Sid,
+    path: std::path::PathBuf,
+    cancel: CancellationToken,
+) -> Result<SlotOutcome, rqw::handlers::recording::slot::SlotError> {
+    acquire_slot(&sem, &b, &call, &path, POLL, &cancel, &Recorder::default()).await
+}
 
 fn sid(n: u32) -> Sid {
     Sid::parse("CA", &call_sid(n)).unwrap()
@@ -222,9 +234,17 @@ async fn a_waiting_job_gets_the_handed_over_slot() {
         sem.acquire(&b, &sid(n), "t").await.unwrap();
     }
     let cancel = CancellationToken::new();
+    let waits = Arc::new(AtomicUsize::new(0));
+    let counted = waits.clone();
+    let recorder = Recorder::new(move |m| {
+        if m == Measure::RecordingSemaphoreWait {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
     let (sem2, b2, path) = (sem.clone(), b.clone(), dir.path().to_path_buf());
-    let waiter =
-        tokio::spawn(async move { acquire_slot(&sem2, &b2, &sid(6), &path, POLL, &cancel).await });
+    let waiter = tokio::spawn(async move {
+        acquire_slot(&sem2, &b2, &sid(6), &path, POLL, &cancel, &recorder).await
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !waiter.is_finished(),
@@ -239,6 +259,11 @@ async fn a_waiting_job_gets_the_handed_over_slot() {
     let SlotOutcome::Acquired(guard) = outcome else {
         panic!("expected a slot, got {outcome:?}")
     };
+    assert_eq!(
+        waits.load(Ordering::SeqCst),
+        1,
+        "the wait is reported once, through the context's recorder"
+    );
     guard.release().await;
 }
 
@@ -286,8 +311,7 @@ async fn a_cancelled_waiter_leaves_the_wait_list() {
         dir.path().to_path_buf(),
         cancel.clone(),
     );
-    let waiter =
-        tokio::spawn(async move { acquire_slot(&sem2, &b2, &sid(6), &path, POLL, &c2).await });
+    let waiter = tokio::spawn(acquire(sem2, b2, sid(6), path, c2));
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
         conn.lrange::<_, Vec<String>>("rec_queue:3", 0, -1)
@@ -351,8 +375,7 @@ async fn a_duplicate_job_waits_and_finds_the_file() {
     );
     let cancel = CancellationToken::new();
     let (sem2, b2, path) = (sem.clone(), b.clone(), dir.path().to_path_buf());
-    let dup =
-        tokio::spawn(async move { acquire_slot(&sem2, &b2, &sid(1), &path, POLL, &cancel).await });
+    let dup = tokio::spawn(acquire(sem2, b2, sid(1), path, cancel));
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!dup.is_finished());
     std::fs::write(
@@ -386,8 +409,7 @@ async fn a_dead_waiters_place_is_adopted() {
         .unwrap(); // its TTL ran out
     let cancel = CancellationToken::new();
     let (sem2, b2, path) = (sem.clone(), b.clone(), dir.path().to_path_buf());
-    let retry =
-        tokio::spawn(async move { acquire_slot(&sem2, &b2, &sid(6), &path, POLL, &cancel).await });
+    let retry = tokio::spawn(acquire(sem2, b2, sid(6), path, cancel));
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(conn
         .exists::<_, bool>(format!("rec_waiter:6:{}", call_sid(6)))
@@ -417,9 +439,17 @@ async fn many_businesses_and_calls_never_exceed_five_slots() {
                 let business = business(b);
                 let call = sid(b as u32 * 1000 + n);
                 let cancel = CancellationToken::new();
-                let outcome = acquire_slot(&sem, &business, &call, &path, POLL, &cancel)
-                    .await
-                    .unwrap();
+                let outcome = acquire_slot(
+                    &sem,
+                    &business,
+                    &call,
+                    &path,
+                    POLL,
+                    &cancel,
+                    &Recorder::default(),
+                )
+                .await
+                .unwrap();
                 let SlotOutcome::Acquired(guard) = outcome else {
                     panic!("{outcome:?}")
                 };
@@ -505,6 +535,7 @@ async fn an_acquire_whose_reply_is_lost_gets_its_own_slot() {
             dir.path(),
             POLL,
             &CancellationToken::new(),
+            &Recorder::default(),
         ),
     )
     .await
@@ -626,7 +657,13 @@ async fn unusable_semaphore_keys_fail_at_once_and_never_half_write() {
     let _: () = conn.set("rec_slots:7", "not a set").await.unwrap();
     let outcome = tokio::time::timeout(
         Duration::from_secs(2),
-        acquire_slot(&sem, &b, &sid(1), dir.path(), POLL, &cancel),
+        acquire(
+            sem.clone(),
+            b.clone(),
+            sid(1),
+            dir.path().into(),
+            cancel.clone(),
+        ),
     )
     .await
     .expect("fails at once, does not spin");
@@ -645,9 +682,15 @@ async fn unusable_semaphore_keys_fail_at_once_and_never_half_write() {
         sem.acquire(&b, &sid(n), "t").await.unwrap();
     }
     let _: () = conn.set("rec_queue:8", "not a list").await.unwrap();
-    let error = acquire_slot(&sem, &b, &sid(6), dir.path(), POLL, &cancel)
-        .await
-        .unwrap_err();
+    let error = acquire(
+        sem.clone(),
+        b.clone(),
+        sid(6),
+        dir.path().into(),
+        cancel.clone(),
+    )
+    .await
+    .unwrap_err();
     assert!(error.is_permanent(), "{error}");
     assert!(!conn.exists::<_, bool>("rec_queued:8").await.unwrap());
     // A release still frees the slot whatever the wait list holds.

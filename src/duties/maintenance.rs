@@ -26,14 +26,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::scripts::{
-    clean_workers, enqueue_ready, lease_acquire, lease_refresh, lease_release, recover, QueueCall,
-    RecoverRequest, Recovered, Recovery,
-};
+use super::context::DutyContext;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::RqTimestamp;
-use crate::worker::context::WorkerContext;
+use crate::store::duties::{
+    clean_workers, enqueue_ready, expired_members, lease_acquire, lease_refresh, lease_release,
+    prune_expired, recover, QueueCall, RecoverRequest, Recovered, Recovery,
+};
 
 /// Shortest maintenance lease (seconds).
 pub const MIN_LEASE_TTL: u64 = 5;
@@ -76,8 +76,8 @@ pub fn abandoned_text(now: chrono::DateTime<Utc>) -> String {
 }
 
 /// Runs a maintenance pass now and then every `maintenance_interval` until `stop`.
-pub async fn run_maintenance(ctx: Arc<WorkerContext>, stop: CancellationToken) {
-    let interval = Duration::from_secs(ctx.config.maintenance_interval);
+pub async fn run_maintenance(ctx: Arc<DutyContext>, stop: CancellationToken) {
+    let interval = Duration::from_secs(ctx.maintenance_interval);
     loop {
         let pass = maintenance_pass(&ctx);
         tokio::pin!(pass);
@@ -107,18 +107,14 @@ pub fn lease_ttl(interval: u64) -> u64 {
 }
 
 /// One maintenance pass over the worker's queues.
-pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
+pub async fn maintenance_pass(ctx: &DutyContext) -> PassReport {
     let mut report = PassReport::default();
-    let ttl = lease_ttl(ctx.config.maintenance_interval);
-    for queue in &ctx.config.queues {
+    let ttl = lease_ttl(ctx.maintenance_interval);
+    for queue in &ctx.queues {
         let lock = ctx.keys.clean_registries(queue);
         let mut conn = ctx.conn.clone();
         // A fresh token per pass: only this pass refreshes or releases its lease.
-        let owner = format!(
-            "rqw:{}:{}",
-            ctx.identity.name,
-            uuid::Uuid::new_v4().simple()
-        );
+        let owner = format!("rqw:{}:{}", ctx.worker_name, uuid::Uuid::new_v4().simple());
         match lease_acquire(&mut conn, &lock, &owner, ttl).await {
             Ok(true) => {}
             Ok(false) => {
@@ -133,7 +129,7 @@ pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
         }
         tracing::info!(
             "Worker {}: cleaning registries for queue: {queue}",
-            ctx.identity.name
+            ctx.worker_name
         );
         match hold_lease(
             ctx,
@@ -163,7 +159,7 @@ pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
 /// Runs `work` while refreshing the lease every third of its TTL. `None` when the lease was
 /// found not ours any more (the work is then dropped between two of its steps).
 async fn hold_lease<T>(
-    ctx: &WorkerContext,
+    ctx: &DutyContext,
     lock: &str,
     owner: &str,
     ttl: u64,
@@ -190,7 +186,7 @@ async fn hold_lease<T>(
 
 /// `clean_registries` + `clean_worker_registry` + `IntermediateQueue.cleanup` for one queue.
 async fn clean_queue(
-    ctx: &WorkerContext,
+    ctx: &DutyContext,
     queue: &str,
     report: &mut PassReport,
 ) -> Result<(), StoreError> {
@@ -204,12 +200,7 @@ async fn clean_queue(
         default_timeout: DEFAULT_JOB_TIMEOUT_SECS,
         limit: READY_BATCH,
     };
-    redis::cmd("ZREMRANGEBYSCORE")
-        .arg(keys.finished(queue))
-        .arg(0)
-        .arg(now.unix_seconds())
-        .query_async::<()>(&mut conn)
-        .await?;
+    prune_expired(&mut conn, &keys.finished(queue), now).await?;
 
     let abandoned = recover_abandoned(ctx, &call).await?;
     if abandoned.failed + abandoned.retried > 0 {
@@ -217,12 +208,7 @@ async fn clean_queue(
     }
     add(&mut report.abandoned, abandoned);
 
-    redis::cmd("ZREMRANGEBYSCORE")
-        .arg(keys.failed(queue))
-        .arg(0)
-        .arg(now.unix_seconds())
-        .query_async::<()>(&mut conn)
-        .await?;
+    prune_expired(&mut conn, &keys.failed(queue), now).await?;
 
     let ready = enqueue_ready(&mut conn, &call).await?;
     if ready.enqueued > 0 {
@@ -239,8 +225,8 @@ async fn clean_queue(
             recovery: Recovery::Stuck {
                 after_secs: STUCK_AFTER_SECS,
             },
-            result_worker: &ctx.identity.name,
-            count_worker: &ctx.identity.name,
+            result_worker: &ctx.worker_name,
+            count_worker: &ctx.worker_name,
             exc_string: STUCK_TEXT,
         },
     )
@@ -256,23 +242,12 @@ async fn clean_queue(
 /// lapsed heartbeat of a job still running here does not make it abandoned), under either
 /// member form start.lua writes: `<id>:<execution id>`, or the plain id of an rq 1.x job.
 async fn recover_abandoned(
-    ctx: &WorkerContext,
+    ctx: &DutyContext,
     call: &QueueCall<'_>,
 ) -> Result<Recovered, StoreError> {
     let mut conn = ctx.conn.clone();
-    let own: Vec<String> = ctx
-        .running
-        .heartbeat_rows(ctx.config.job_monitoring_interval)
-        .0
-        .into_iter()
-        .flat_map(|r| [format!("{}:{}", r.job_id, r.execution_id), r.job_id])
-        .collect();
-    let expired: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-        .arg(ctx.keys.started(call.queue))
-        .arg(0)
-        .arg(call.now.unix_seconds())
-        .query_async(&mut conn)
-        .await?;
+    let own = (ctx.own_executions)();
+    let expired = expired_members(&mut conn, &ctx.keys.started(call.queue), call.now).await?;
     let members: Vec<String> = expired.into_iter().filter(|m| !own.contains(m)).collect();
     let mut total = Recovered::default();
     let text = abandoned_text(Utc::now());

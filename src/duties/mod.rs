@@ -6,7 +6,10 @@
 //!   `rq:scheduler-lock:<q>`.
 //! - [`maintenance`]: abandoned and stranded jobs, expired registry entries, dead worker keys,
 //!   3.0 ready leftovers, under `rq:clean_registries:<q>`.
-//! - [`scripts`]: their Lua scripts (`scripts/*.lua`), one atomic call each.
+//! - [`context`]: [`DutyContext`], the little they know of the worker they run beside.
+//!
+//! Their Redis side (Lua scripts, the maintenance lease, registry reads) is the store's
+//! (`crate::store::duties`): the duties decide what to do and when, the store does it.
 //!
 //! ## Scheduler locks across RQ versions
 //! rq 2.0.0 takes `rq:scheduler-lock:<q>` with `SET <pid> NX EX 61`, refreshes it with a bare
@@ -37,26 +40,27 @@
 //! `exc_info` instead and no result, but its `job.exc_info` and `latest_result()` read the
 //! result entry first, so every version sees the same failure.
 
+pub mod context;
 pub mod maintenance;
 pub mod scheduler;
-pub mod scripts;
 
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::worker::context::WorkerContext;
+pub use context::{DutyContext, OwnExecutions};
 pub use maintenance::{maintenance_pass, run_maintenance};
 pub use scheduler::{run_scheduler, scheduler_pass};
 
-/// Starts the duties of a worker run. Burst: one scheduler pass (with `--with-scheduler`) and
-/// one maintenance pass now, before the worker takes jobs, as `rq worker --burst` does.
-/// Otherwise: the scheduler (with `--with-scheduler`) and maintenance as tasks in `tasks`,
-/// stopped by `stop`.
-pub async fn start(ctx: &Arc<WorkerContext>, tasks: &mut JoinSet<()>, stop: &CancellationToken) {
-    if ctx.config.burst {
-        if ctx.config.with_scheduler {
+/// Starts the duties of a worker run, beside the worker (the top-level run calls this once the
+/// worker is registered, before it takes jobs). Burst: one scheduler pass (with
+/// `--with-scheduler`) and one maintenance pass now, before the worker takes jobs, as
+/// `rq worker --burst` does. Otherwise: the scheduler (with `--with-scheduler`) and
+/// maintenance as tasks in `tasks`, stopped by `stop`.
+pub async fn start(ctx: &Arc<DutyContext>, tasks: &mut JoinSet<()>, stop: &CancellationToken) {
+    if ctx.burst {
+        if ctx.with_scheduler {
             match scheduler_pass(ctx).await {
                 Ok(n) => tracing::debug!(jobs = n, "scheduler pass done"),
                 Err(e) => tracing::warn!(error = %e, "scheduler pass failed"),
@@ -65,7 +69,7 @@ pub async fn start(ctx: &Arc<WorkerContext>, tasks: &mut JoinSet<()>, stop: &Can
         maintenance_pass(ctx).await;
         return;
     }
-    if ctx.config.with_scheduler {
+    if ctx.with_scheduler {
         tasks.spawn(run_scheduler(ctx.clone(), stop.clone()));
     }
     tasks.spawn(run_maintenance(ctx.clone(), stop.clone()));

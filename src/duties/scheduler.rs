@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::scripts::{
-    acquire_or_refresh, move_scheduled, release_locks, LockOutcome, Moved, QueueCall,
-};
+use super::context::DutyContext;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::RqTimestamp;
-use crate::worker::context::WorkerContext;
+use crate::store::duties::{
+    acquire_or_refresh, move_scheduled, release_locks, LockOutcome, Moved, QueueCall,
+};
 
 /// Seconds between scheduler passes (`RQScheduler(interval=1)`).
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);
@@ -66,31 +66,31 @@ impl Scheduler {
     }
 
     /// `RQScheduler.to_dict`.
-    fn hash_fields(&self, ctx: &WorkerContext, now: RqTimestamp) -> Vec<(&'static str, String)> {
+    fn hash_fields(&self, ctx: &DutyContext, now: RqTimestamp) -> Vec<(&'static str, String)> {
         vec![
             ("name", self.name.clone()),
-            ("hostname", ctx.identity.hostname.clone()),
-            ("pid", ctx.identity.pid.to_string()),
-            ("queues", ctx.config.queues.join(",")),
+            ("hostname", ctx.hostname.clone()),
+            ("pid", ctx.pid.to_string()),
+            ("queues", ctx.queues.join(",")),
             ("created_at", self.created_at.rq_format()),
             ("last_heartbeat", now.rq_format()),
         ]
     }
 
     /// `should_reacquire_locks`.
-    fn should_try_all(&self, ctx: &WorkerContext) -> bool {
-        self.held.len() < ctx.config.queues.len()
+    fn should_try_all(&self, ctx: &DutyContext) -> bool {
+        self.held.len() < ctx.queues.len()
             && self
                 .last_attempt
-                .is_none_or(|at| at.elapsed() >= lock_retry_period(ctx.config.maintenance_interval))
+                .is_none_or(|at| at.elapsed() >= lock_retry_period(ctx.maintenance_interval))
     }
 
     /// Acquires free locks (every queue) or refreshes held ones (the heartbeat), and keeps
     /// `held` in step with what Redis says.
-    async fn lock(&mut self, ctx: &WorkerContext) -> Result<(), StoreError> {
+    async fn lock(&mut self, ctx: &DutyContext) -> Result<(), StoreError> {
         let try_all = self.should_try_all(ctx);
         let queues = if try_all {
-            ctx.config.queues.clone()
+            ctx.queues.clone()
         } else {
             self.held.clone()
         };
@@ -136,7 +136,7 @@ impl Scheduler {
     }
 
     /// Moves the due jobs of every held queue; returns how many were enqueued.
-    async fn move_due(&mut self, ctx: &WorkerContext) -> u64 {
+    async fn move_due(&mut self, ctx: &DutyContext) -> u64 {
         let mut total = 0;
         let mut lost = Vec::new();
         for queue in &self.held {
@@ -173,7 +173,7 @@ impl Scheduler {
     }
 
     /// Releases the locks still ours and deletes the hash.
-    async fn release(&mut self, ctx: &WorkerContext) -> Result<u64, StoreError> {
+    async fn release(&mut self, ctx: &DutyContext) -> Result<u64, StoreError> {
         let keys: Vec<String> = self
             .held
             .iter()
@@ -193,11 +193,11 @@ impl Scheduler {
 }
 
 /// Runs the scheduler until `stop` is cancelled, then releases its locks.
-pub async fn run_scheduler(ctx: Arc<WorkerContext>, stop: CancellationToken) {
+pub async fn run_scheduler(ctx: Arc<DutyContext>, stop: CancellationToken) {
     let mut scheduler = Scheduler::new();
     tracing::info!(
         scheduler = %scheduler.name,
-        "Scheduler for {} started", ctx.config.queues.join(", ")
+        "Scheduler for {} started", ctx.queues.join(", ")
     );
     let mut ticker = tokio::time::interval(SCHEDULER_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -226,7 +226,7 @@ pub async fn run_scheduler(ctx: Arc<WorkerContext>, stop: CancellationToken) {
 /// One scheduler pass, as `rq worker --burst --with-scheduler` makes before taking jobs:
 /// acquires the free locks, moves the due jobs of those queues, releases the locks. Returns
 /// the number of jobs enqueued.
-pub async fn scheduler_pass(ctx: &WorkerContext) -> Result<u64, StoreError> {
+pub async fn scheduler_pass(ctx: &DutyContext) -> Result<u64, StoreError> {
     let mut scheduler = Scheduler::new();
     scheduler.lock(ctx).await?;
     if scheduler.held.is_empty() {

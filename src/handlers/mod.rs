@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use args::JobArgs;
-pub use context::JobContext;
+pub use context::{JobContext, Measure, Recorder};
 pub use error::{HandlerError, HandlerErrorKind};
 
 use crate::store::connection::CommandConnection;

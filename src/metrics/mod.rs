@@ -4,7 +4,8 @@
 //! - [`registry`]: the metric families ([`Metrics`]) and the calls that record into them.
 //! - [`job`]: [`JobProbe`], one job's contribution (in flight, start, outcome, duration).
 //! - [`health`]: the `/healthz` verdict, pure.
-//! - [`probe`]: the Redis reads behind a scrape (queue depths) and a health check.
+//! - [`probe`]: what a scrape (queue depths) and a health check read, through the store; fed
+//!   by whoever starts the server.
 //! - [`server`]: the HTTP endpoint, owned by the worker's background tasks.
 //!
 //! Recording needs no plumbing: every part of the process records into [`global()`], whether

@@ -1,14 +1,17 @@
-//! [`WorkerProbe`]: the Redis reads behind a scrape and a health check, each bounded by
-//! [`PROBE_TIMEOUT`] so a slow Redis makes `/healthz` say so instead of hanging.
+//! [`WorkerProbe`]: what a scrape and a health check read, through the store
+//! (`crate::store::observe`), each bounded by [`PROBE_TIMEOUT`] so a slow Redis makes
+//! `/healthz` say so instead of hanging. The probe is fed: whoever starts the metrics server
+//! fills it in (the worker's name, queues and heartbeat staleness); it knows nothing of the
+//! worker.
 
 use std::time::Duration;
 
 use super::health::{judge, HealthReport, HeartbeatFields};
 use super::registry::Metrics;
+use crate::error::StoreError;
 use crate::keys::Keys;
 use crate::store::connection::CommandConnection;
-use crate::worker::context::WorkerContext;
-use crate::worker::heartbeat;
+use crate::store::observe::{queue_depths, worker_heartbeat, HeartbeatRead};
 
 /// Longest a probe waits for Redis.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,31 +34,19 @@ pub struct WorkerProbe {
 }
 
 impl WorkerProbe {
-    /// The probe of a running worker.
-    pub fn for_worker(ctx: &WorkerContext) -> Self {
-        let period = heartbeat::period(ctx.config.job_monitoring_interval, ctx.config.worker_ttl);
-        Self {
-            conn: ctx.conn.clone(),
-            keys: ctx.keys.clone(),
-            worker: ctx.identity.name.clone(),
-            queues: ctx.config.queues.clone(),
-            stale_after: period * STALE_PERIODS,
-        }
-    }
-
     /// Reads the worker's heartbeat and judges it.
     pub async fn health(&self) -> HealthReport {
-        let key = self.keys.worker(&self.worker);
         let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.hget(&key, "last_heartbeat").hexists(&key, "death");
-        let read = pipe.query_async::<(Option<String>, bool)>(&mut conn);
+        let read = worker_heartbeat(&mut conn, &self.keys, &self.worker);
         let fields = match tokio::time::timeout(PROBE_TIMEOUT, read).await {
-            Ok(Ok((last_heartbeat, dead))) => Ok(HeartbeatFields {
+            Ok(Ok(HeartbeatRead {
+                last_heartbeat,
+                dead,
+            })) => Ok(HeartbeatFields {
                 last_heartbeat,
                 dead,
             }),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(redis_detail(e)),
             Err(_) => Err(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
         };
         judge(&self.worker, fields, chrono::Utc::now(), self.stale_after)
@@ -65,12 +56,8 @@ impl WorkerProbe {
     /// often the master changed).
     pub async fn refresh_queue_depths(&self, metrics: &Metrics) {
         metrics.set_master_changes(self.conn.endpoint().generation());
-        let mut pipe = redis::pipe();
-        for q in &self.queues {
-            pipe.llen(self.keys.queue(q));
-        }
         let mut conn = self.conn.clone();
-        let read = pipe.query_async::<Vec<i64>>(&mut conn);
+        let read = queue_depths(&mut conn, &self.keys, &self.queues);
         match tokio::time::timeout(PROBE_TIMEOUT, read).await {
             Ok(Ok(depths)) => {
                 for (q, depth) in self.queues.iter().zip(depths) {
@@ -84,5 +71,14 @@ impl WorkerProbe {
             }
             Err(_) => metrics.set_redis_up(false),
         }
+    }
+}
+
+/// The client's own text of a Redis error (what `/healthz` has always shown), other errors
+/// as they read.
+fn redis_detail(e: StoreError) -> String {
+    match e {
+        StoreError::Redis(e) => e.to_string(),
+        other => other.to_string(),
     }
 }

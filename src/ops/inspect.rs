@@ -2,7 +2,8 @@
 //! failed, started), the function paths of the jobs waiting there, with a count per path and
 //! whether this rqw runs each natively ([`native_paths`]).
 //!
-//! Read-only (SMEMBERS, LLEN, LRANGE, ZCARD, ZRANGE, HGET) and bounded: at most
+//! Read-only (through `crate::store::overview`: SMEMBERS, LLEN, LRANGE, ZCARD, ZRANGE, HGET)
+//! and bounded: at most
 //! [`SCAN_CAP`] jobs are read per registry, and the output says when a registry holds more.
 //! Function names are decoded with [`decode_job_data`], which never executes anything; a
 //! payload it refuses is reported as undecodable, with the reason.
@@ -13,16 +14,15 @@ use std::fmt::Write;
 use anyhow::Context;
 use redis::aio::ConnectionLike;
 
-use crate::cli::{RedisArgs, SerializerArg};
+use super::RedisTarget;
 use crate::handlers::native_paths;
 use crate::keys::Keys;
 use crate::protocol::payload::{decode_job_data, Serializer};
 use crate::protocol::text::shown;
+use crate::store::overview::{job_data, list_ids, queue_names, registry_ids};
 
 /// Most jobs read per registry.
 pub const SCAN_CAP: usize = 1000;
-/// Job hashes fetched per round trip.
-const FETCH_CHUNK: usize = 200;
 
 /// What a job waiting somewhere is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,18 +57,23 @@ pub struct QueueReport {
     pub sources: Vec<Source>,
 }
 
+/// What `rqw inspect` is asked (the command line fills it in).
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    /// Where to read.
+    pub target: RedisTarget,
+    /// The producers' serializer (to read function paths of JSON jobs).
+    pub serializer: Serializer,
+    /// Count the diagnostic `rqw.testing.*` handlers as native.
+    pub enable_testing_handlers: bool,
+    /// The worker runs Python horses: paths without a native handler are Python's.
+    pub python: bool,
+}
+
 /// Runs `rqw inspect`.
-pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
-    let serializer = match args.serializer {
-        SerializerArg::Pickle => Serializer::Pickle,
-        SerializerArg::Json => Serializer::Json,
-    };
-    let (mut conn, masked) = super::connect(
-        &args.url,
-        args.sentinel.settings(),
-        args.tls_ca_cert.as_deref(),
-    )
-    .await?;
+pub async fn run(args: InspectOptions) -> anyhow::Result<()> {
+    let serializer = args.serializer;
+    let (mut conn, masked) = super::connect(&args.target).await?;
     let queues = inspect(&mut conn, &Keys::default(), serializer, SCAN_CAP)
         .await
         .with_context(|| format!("cannot read from Redis at {masked}"))?;
@@ -81,10 +86,7 @@ pub async fn run(args: RedisArgs) -> anyhow::Result<()> {
             Serializer::Json => "json",
         }
     );
-    print!(
-        "{}",
-        render(&header, &queues, &native, args.python.is_some())
-    );
+    print!("{}", render(&header, &queues, &native, args.python));
     Ok(())
 }
 
@@ -95,16 +97,7 @@ pub async fn inspect<C: ConnectionLike>(
     serializer: Serializer,
     cap: usize,
 ) -> anyhow::Result<Vec<QueueReport>> {
-    let queue_keys: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(keys.queues())
-        .query_async(conn)
-        .await?;
-    let prefix = keys.queue("");
-    let mut names: Vec<String> = queue_keys
-        .iter()
-        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
-        .collect();
-    names.sort();
+    let names = queue_names(conn, keys).await?;
     let mut reports = Vec::new();
     for name in names {
         let mut sources = Vec::new();
@@ -116,53 +109,12 @@ pub async fn inspect<C: ConnectionLike>(
             ("failed", keys.failed(&name)),
             ("started", keys.started(&name)),
         ] {
-            let (total, ids) = zset_ids(conn, &key, cap).await?;
+            let (total, ids) = registry_ids(conn, &key, cap).await?;
             sources.push(source(conn, keys, serializer, label, total, ids).await?);
         }
         reports.push(QueueReport { name, sources });
     }
     Ok(reports)
-}
-
-async fn list_ids<C: ConnectionLike>(
-    conn: &mut C,
-    key: &str,
-    cap: usize,
-) -> anyhow::Result<(u64, Vec<String>)> {
-    let total: u64 = redis::cmd("LLEN").arg(key).query_async(conn).await?;
-    let ids: Vec<String> = redis::cmd("LRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(cap as i64 - 1)
-        .query_async(conn)
-        .await?;
-    Ok((total, ids))
-}
-
-/// Members of a registry; StartedJobRegistry members `<id>:<execution id>` become job ids.
-async fn zset_ids<C: ConnectionLike>(
-    conn: &mut C,
-    key: &str,
-    cap: usize,
-) -> anyhow::Result<(u64, Vec<String>)> {
-    let total: u64 = redis::cmd("ZCARD").arg(key).query_async(conn).await?;
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(cap as i64 - 1)
-        .query_async(conn)
-        .await?;
-    let mut ids: Vec<String> = Vec::with_capacity(members.len());
-    for m in members {
-        let id = m
-            .rsplit_once(':')
-            .map_or(m.as_str(), |(id, _)| id)
-            .to_string();
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    Ok((total, ids))
 }
 
 async fn source<C: ConnectionLike>(
@@ -174,17 +126,10 @@ async fn source<C: ConnectionLike>(
     ids: Vec<String>,
 ) -> anyhow::Result<Source> {
     let mut waiting = BTreeMap::new();
-    for chunk in ids.chunks(FETCH_CHUNK) {
-        let mut pipe = redis::pipe();
-        for id in chunk {
-            pipe.hget(keys.job(id), "data");
-        }
-        let datas: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await?;
-        for data in datas {
-            *waiting
-                .entry(classify(data.as_deref(), serializer))
-                .or_insert(0) += 1;
-        }
+    for data in job_data(conn, keys, &ids).await? {
+        *waiting
+            .entry(classify(data.as_deref(), serializer))
+            .or_insert(0) += 1;
     }
     Ok(Source {
         name,

@@ -1,19 +1,30 @@
 //! Read-only operator commands: `rqw info` (like `rq info`) and `rqw inspect` (what is
-//! waiting, and whether rqw runs it natively).
+//! waiting, and whether rqw runs it natively), and `rqw healthcheck`. They take plain option
+//! structs (the command line converts its flags) and read Redis only through the store
+//! (`crate::store::overview`).
 
 pub mod healthcheck;
 pub mod info;
 pub mod inspect;
 
+/// Where an operator command reads from: a Redis URL, or the sentinels when any are given.
+#[derive(Debug, Clone)]
+pub struct RedisTarget {
+    /// Redis URL (redis://, rediss://, unix://).
+    pub url: String,
+    /// Redis Sentinel settings, instead of the URL's host.
+    pub sentinel: Option<crate::config::SentinelSettings>,
+    /// PEM CA certificate to trust for rediss:// URLs.
+    pub tls_ca_cert: Option<std::path::PathBuf>,
+}
+
 /// The command connection of an operator command and the endpoint's description (passwords
 /// masked), for its output and its error messages.
 pub async fn connect(
-    url: &str,
-    sentinel: Result<Option<crate::config::SentinelSettings>, crate::config::ConfigError>,
-    ca_cert: Option<&std::path::Path>,
+    target: &RedisTarget,
 ) -> anyhow::Result<(crate::store::connection::CommandConnection, String)> {
     use anyhow::Context;
-    let redis = endpoint(url, sentinel, ca_cert)?;
+    let redis = endpoint(target)?;
     let described = redis.describe().to_string();
     let conn = crate::store::connection::command_connection(&redis)
         .await
@@ -22,17 +33,15 @@ pub async fn connect(
 }
 
 /// The endpoint of an operator command: the sentinels when any are given, else the URL.
-pub fn endpoint(
-    url: &str,
-    sentinel: Result<Option<crate::config::SentinelSettings>, crate::config::ConfigError>,
-    ca_cert: Option<&std::path::Path>,
-) -> anyhow::Result<crate::store::connection::Endpoint> {
+pub fn endpoint(target: &RedisTarget) -> anyhow::Result<crate::store::connection::Endpoint> {
     use anyhow::Context;
-    let settings = sentinel?;
-    crate::store::connection::Endpoint::from_settings(url, settings.as_ref(), ca_cert).with_context(
-        || match &settings {
-            Some(s) => format!("invalid sentinel settings {}", s.describe()),
-            None => format!("invalid Redis URL {}", crate::config::mask_url(url)),
-        },
+    crate::store::connection::Endpoint::from_settings(
+        &target.url,
+        target.sentinel.as_ref(),
+        target.tls_ca_cert.as_deref(),
     )
+    .with_context(|| match &target.sentinel {
+        Some(s) => format!("invalid sentinel settings {}", s.describe()),
+        None => format!("invalid Redis URL {}", crate::config::mask_url(&target.url)),
+    })
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::context::WorkerContext;
 use super::running::StopReason;
 use crate::protocol::text::shown;
+use crate::store::command_channel::CommandChannel;
 use crate::store::connection::Endpoint;
 
 /// A parsed command.
@@ -97,32 +98,25 @@ pub async fn listen(ctx: Arc<WorkerContext>, endpoint: Endpoint, stop: Cancellat
     let mut moved = endpoint.watch_generation();
     loop {
         moved.borrow_and_update();
-        let connect = async {
-            match endpoint.master().await {
-                Ok(client) => Ok(client.get_async_pubsub().await?),
-                Err(e) => Err(e),
-            }
-        };
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
-            c = connect => c,
+            c = CommandChannel::open(&endpoint) => c,
         };
         match connected {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
+            Ok(channel_connection) => match channel_connection.listen_to(&channel).await {
+                Ok(mut messages) => {
                     backoff = Duration::from_millis(200);
-                    let mut messages = pubsub.into_on_message();
                     loop {
                         let message = tokio::select! {
                             _ = stop.cancelled() => return,
                             m = messages.next() => m,
                             _ = moved.changed() => None,
                         };
-                        let Some(message) = message else { break };
-                        match parse(message.get_payload_bytes()) {
+                        let Some(payload) = message else { break };
+                        match parse(&payload) {
                             Some(command) => handle(&ctx, command),
                             None => tracing::warn!(
-                                payload = %shown(message.get_payload_bytes()),
+                                payload = %shown(&payload),
                                 "ignoring an unknown command"
                             ),
                         }

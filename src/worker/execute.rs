@@ -342,7 +342,10 @@ async fn execute_native(
             .as_deref()
             .and_then(|m| decode_meta_within(m, ctx.config.serializer, &limits.for_meta()).ok()),
         retries_left: record.retries_left.unwrap_or(0),
+        // The rule the outcome retries by (`worker::outcome`): a retry needs a next interval.
+        last_attempt: record.next_retry_interval().is_none(),
         cancel: cancel.clone(),
+        recorder: super::measures::handler_recorder(),
     };
     let args = JobArgs {
         args: call.args,

@@ -1,16 +1,19 @@
 //! The runtime: dequeue -> execute -> record, with heartbeats and shutdown.
 //!
 //! ```text
-//!  run()
+//!  Worker::start
 //!   ├─ register worker (rq:worker:<name>, rq:workers, rq:workers:<q>)
 //!   ├─ heartbeat task ─────────── every tick: worker key + all running executions
 //!   ├─ unblock task ───────────── on shutdown: CLIENT UNBLOCK the pending BLMOVE
-//!   ├─ duties (crate::duties) ─── scheduler + maintenance tasks (burst: one pass each, now)
+//!   (the top-level run, crate::run, starts the duties beside the worker here)
+//!  Worker::work
 //!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE wait on one queue)
 //!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), finish.lua
-//!   └─ drain running jobs, stop tasks, register death
+//!   └─ drain running jobs, stop the horses
+//!  Worker::finish ─────────────── stop tasks, register death
 //! ```
-//! Every task is owned by a `JoinSet` of `run()` and stopped before it returns.
+//! Every task is owned by the `JoinSet` of [`Worker`] and stopped by `finish`. The worker
+//! does not know the duties: the top-level run starts them beside it.
 
 pub mod callbacks;
 pub mod commands;
@@ -18,6 +21,7 @@ pub mod context;
 pub mod dequeue;
 pub mod execute;
 pub mod heartbeat;
+pub mod measures;
 pub mod outcome;
 pub mod python;
 pub mod running;
@@ -58,125 +62,169 @@ pub struct RunSummary {
     pub jobs_started: u64,
 }
 
-/// Runs a worker until burst completion, `--max-jobs`, `--max-idle-time` or shutdown.
-pub async fn run(
-    config: WorkerConfig,
-    handler_options: HandlerOptions,
-    shutdown: Shutdown,
-) -> Result<RunSummary, WorkerError> {
-    let redis = Endpoint::from_settings(
-        &config.redis_url,
-        config.sentinel.as_ref(),
-        config.tls_ca_cert.as_deref(),
-    )?;
-    let Some(mut conn) = startup::connect(&redis, &config, &shutdown).await? else {
-        return Ok(RunSummary::default());
-    };
-    let keys = Keys::default();
-    if is_suspended(&mut conn, &keys).await? {
-        return Err(WorkerError::Suspended);
-    }
-    let identity = WorkerIdentity {
-        name: config.name.clone(),
-        queues: config.queues.clone(),
-        pid: std::process::id(),
-        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
-        ip_address: client_address(&mut conn).await,
-    };
-    let handlers = native_registry(conn.clone(), handler_options);
-    let horses = config.python.clone().map(|python| {
-        let observer: crate::horses::pool::PoolObserver = Arc::new(|event| {
-            use crate::horses::pool::PoolEvent;
-            let metrics = crate::metrics::global();
-            match event {
-                PoolEvent::Replaced(cause) => metrics.horse_replaced(cause.label()),
-                PoolEvent::Rss { pid, bytes } => metrics.horse_rss(pid, bytes),
-                PoolEvent::Gone { pid } => metrics.horse_gone(pid),
-            }
-        });
-        tracing::info!(
-            command = %python.command.join(" "),
-            processes = python.processes,
-            "functions without a native handler run in Python horses"
-        );
-        crate::horses::HorsePool::start(python, Some(observer))
-    });
-    let ctx = Arc::new(WorkerContext {
-        config,
-        keys,
-        identity,
-        handlers,
-        conn,
-        running: RunningJobs::default(),
-        shutdown,
-        horses,
-    });
-    let metrics_listener = match ctx.config.metrics_addr {
-        Some(addr) => Some(crate::metrics::server::bind(addr).await?),
-        None => None,
-    };
-    let mut conn = ctx.conn.clone();
-    register(
-        &mut conn,
-        &ctx.keys,
-        &ctx.identity,
-        ctx.worker_key_ttl(),
-        RqTimestamp::now(),
-    )
-    .await?;
-    tracing::info!(
-        worker = %ctx.identity.name,
-        queues = %ctx.config.queues.join(","),
-        url = %redis.describe(),
-        concurrency = ctx.config.concurrency,
-        handlers = ctx.handlers.paths().count(),
-        "Worker {} started, listening on {}", ctx.identity.name, ctx.config.queues.join(",")
-    );
+/// A registered worker with its background tasks running (heartbeat, commands, shutdown
+/// unblock, metrics server), ready to take jobs: [`Worker::start`], then [`Worker::work`],
+/// then [`Worker::finish`]. The top-level run (`crate::run`) starts the duties beside it,
+/// between `start` and `work`.
+pub struct Worker {
+    ctx: Arc<WorkerContext>,
+    dequeuer: Dequeuer,
+    background: JoinSet<()>,
+    stop_tasks: CancellationToken,
+}
 
-    let mut dequeuer = Dequeuer::new(
-        redis.clone(),
-        ctx.config.queues.clone(),
-        ctx.config.dequeue_strategy,
-    );
-    let stop_tasks = CancellationToken::new();
-    let mut background = JoinSet::new();
-    background.spawn(heartbeat::run(ctx.clone(), stop_tasks.clone()));
-    background.spawn(commands::listen(ctx.clone(), redis, stop_tasks.clone()));
-    background.spawn(unblock_on_shutdown(
-        ctx.clone(),
-        dequeuer.blocking_id(),
-        stop_tasks.clone(),
-    ));
-    if let Some(listener) = metrics_listener {
-        let probe = crate::metrics::WorkerProbe::for_worker(&ctx);
-        let metrics = crate::metrics::global();
-        background.spawn(crate::metrics::server::serve(
-            listener,
-            metrics,
-            probe,
+impl Worker {
+    /// Connects (waiting for Redis), registers the worker and starts its background tasks.
+    /// `Ok(None)` when a shutdown was requested before Redis answered.
+    pub async fn start(
+        config: WorkerConfig,
+        handler_options: HandlerOptions,
+        shutdown: Shutdown,
+    ) -> Result<Option<Self>, WorkerError> {
+        let redis = Endpoint::from_settings(
+            &config.redis_url,
+            config.sentinel.as_ref(),
+            config.tls_ca_cert.as_deref(),
+        )?;
+        let Some(mut conn) = startup::connect(&redis, &config, &shutdown).await? else {
+            return Ok(None);
+        };
+        let keys = Keys::default();
+        if is_suspended(&mut conn, &keys).await? {
+            return Err(WorkerError::Suspended);
+        }
+        let identity = WorkerIdentity {
+            name: config.name.clone(),
+            queues: config.queues.clone(),
+            pid: std::process::id(),
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            ip_address: client_address(&mut conn).await,
+        };
+        let handlers = native_registry(conn.clone(), handler_options);
+        let horses = config.python.clone().map(|python| {
+            let observer: crate::horses::pool::PoolObserver = Arc::new(|event| {
+                use crate::horses::pool::PoolEvent;
+                let metrics = crate::metrics::global();
+                match event {
+                    PoolEvent::Replaced(cause) => metrics.horse_replaced(cause.label()),
+                    PoolEvent::Rss { pid, bytes } => metrics.horse_rss(pid, bytes),
+                    PoolEvent::Gone { pid } => metrics.horse_gone(pid),
+                }
+            });
+            tracing::info!(
+                command = %python.command.join(" "),
+                processes = python.processes,
+                "functions without a native handler run in Python horses"
+            );
+            crate::horses::HorsePool::start(python, Some(observer))
+        });
+        let ctx = Arc::new(WorkerContext {
+            config,
+            keys,
+            identity,
+            handlers,
+            conn,
+            running: RunningJobs::default(),
+            shutdown,
+            horses,
+        });
+        let metrics_listener = match ctx.config.metrics_addr {
+            Some(addr) => Some(crate::metrics::server::bind(addr).await?),
+            None => None,
+        };
+        let mut conn = ctx.conn.clone();
+        register(
+            &mut conn,
+            &ctx.keys,
+            &ctx.identity,
+            ctx.worker_key_ttl(),
+            RqTimestamp::now(),
+        )
+        .await?;
+        tracing::info!(
+            worker = %ctx.identity.name,
+            queues = %ctx.config.queues.join(","),
+            url = %redis.describe(),
+            concurrency = ctx.config.concurrency,
+            handlers = ctx.handlers.paths().count(),
+            "Worker {} started, listening on {}", ctx.identity.name, ctx.config.queues.join(",")
+        );
+
+        let dequeuer = Dequeuer::new(
+            redis.clone(),
+            ctx.config.queues.clone(),
+            ctx.config.dequeue_strategy,
+        );
+        let stop_tasks = CancellationToken::new();
+        let mut background = JoinSet::new();
+        background.spawn(heartbeat::run(ctx.clone(), stop_tasks.clone()));
+        background.spawn(commands::listen(ctx.clone(), redis, stop_tasks.clone()));
+        background.spawn(unblock_on_shutdown(
+            ctx.clone(),
+            dequeuer.blocking_id(),
             stop_tasks.clone(),
         ));
+        if let Some(listener) = metrics_listener {
+            let probe = crate::metrics::WorkerProbe {
+                conn: ctx.conn.clone(),
+                keys: ctx.keys.clone(),
+                worker: ctx.identity.name.clone(),
+                queues: ctx.config.queues.clone(),
+                stale_after: heartbeat::period(
+                    ctx.config.job_monitoring_interval,
+                    ctx.config.worker_ttl,
+                ) * crate::metrics::probe::STALE_PERIODS,
+            };
+            let metrics = crate::metrics::global();
+            background.spawn(crate::metrics::server::serve(
+                listener,
+                metrics,
+                probe,
+                stop_tasks.clone(),
+            ));
+        }
+        Ok(Some(Self {
+            ctx,
+            dequeuer,
+            background,
+            stop_tasks,
+        }))
     }
-    crate::duties::start(&ctx, &mut background, &stop_tasks).await;
 
-    let summary = work(&ctx, &mut dequeuer).await;
-    if let Some(pool) = &ctx.horses {
-        pool.shutdown().await;
+    /// The state shared by the worker's tasks (what the top-level run builds the duties'
+    /// context from).
+    pub fn context(&self) -> &Arc<WorkerContext> {
+        &self.ctx
     }
 
-    stop_tasks.cancel();
-    while background.join_next().await.is_some() {}
-    let mut conn = ctx.conn.clone();
-    if let Err(e) = register_death(&mut conn, &ctx.keys, &ctx.identity, RqTimestamp::now()).await {
-        tracing::warn!(error = %e, "could not deregister the worker; its key expires by itself");
+    /// Takes and runs jobs until burst completion, `--max-jobs`, `--max-idle-time` or
+    /// shutdown, drains the running ones and stops the Python horses.
+    pub async fn work(&mut self) -> RunSummary {
+        let summary = work(&self.ctx, &mut self.dequeuer).await;
+        if let Some(pool) = &self.ctx.horses {
+            pool.shutdown().await;
+        }
+        summary
     }
-    tracing::info!(
-        executions = summary.jobs_started,
-        "Worker {}: done, quitting ({} executions started: a retried job counts once per attempt)",
-        ctx.identity.name,
-        summary.jobs_started
-    );
-    Ok(summary)
+
+    /// Stops the background tasks and registers the worker's death.
+    pub async fn finish(mut self, summary: RunSummary) {
+        let ctx = &self.ctx;
+        self.stop_tasks.cancel();
+        while self.background.join_next().await.is_some() {}
+        let mut conn = ctx.conn.clone();
+        if let Err(e) =
+            register_death(&mut conn, &ctx.keys, &ctx.identity, RqTimestamp::now()).await
+        {
+            tracing::warn!(error = %e, "could not deregister the worker; its key expires by itself");
+        }
+        tracing::info!(
+            executions = summary.jobs_started,
+            "Worker {}: done, quitting ({} executions started: a retried job counts once per attempt)",
+            ctx.identity.name,
+            summary.jobs_started
+        );
+    }
 }
 
 /// The dequeue loop and the drain of running jobs.

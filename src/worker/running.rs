@@ -89,6 +89,18 @@ impl RunningJobs {
         (rows, longest)
     }
 
+    /// The StartedJobRegistry members of every execution, in both forms start.lua writes
+    /// (`<id>:<execution id>`, and the plain id of an rq 1.x job): what maintenance must not
+    /// take for abandoned.
+    pub fn registry_members(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .flat_map(|(execution_id, e)| {
+                [format!("{}:{execution_id}", e.job_id), e.job_id.clone()]
+            })
+            .collect()
+    }
+
     /// Stops every execution for which `matches(job_id, execution_id)` holds; returns how many.
     pub fn stop_matching(&self, matches: impl Fn(&str, &str) -> bool, reason: StopReason) -> usize {
         let map = self.lock();

@@ -23,7 +23,7 @@ use super::semaphore::Semaphore;
 use super::slot::{acquire_slot, SlotOutcome, CLEANUP_TIMEOUT};
 use super::storage::cached_size;
 use super::urls::recording_url;
-use crate::handlers::{HandlerError, HandlerResult, JobArgs, JobContext};
+use crate::handlers::{HandlerError, HandlerResult, JobArgs, JobContext, Measure};
 
 /// Exception type of a failed download.
 pub const DOWNLOAD_ERROR: &str = "rqw.errors.RecordingDownloadError";
@@ -58,7 +58,7 @@ pub async fn run(shared: Arc<Shared>, ctx: JobContext, args: JobArgs) -> Handler
     );
     let result = process(&shared, &ctx, &params).await;
     if let Err(e) = &result {
-        let last_attempt = !e.is_retryable() || ctx.retries_left == 0;
+        let last_attempt = !e.is_retryable() || ctx.is_last_attempt();
         tracing::warn!(
             "[RQ_RECORDING] Download failed: call_sid={} business_id={} final={last_attempt} error={e}",
             params.call_sid,
@@ -114,6 +114,7 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
         dir,
         shared.config.wait_poll_interval,
         &ctx.cancel,
+        &ctx.recorder,
     )
     .await
     .map_err(|e| {
@@ -123,7 +124,9 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
             HandlerError::retryable(DOWNLOAD_ERROR, e.to_string())
         }
     })?;
-    crate::metrics::global().recording_slot_wait(wait_started.elapsed().as_secs_f64());
+    ctx.recorder.record(Measure::RecordingSlotWait(
+        wait_started.elapsed().as_secs_f64(),
+    ));
     let slot = match outcome {
         SlotOutcome::Acquired(slot) => slot,
         SlotOutcome::Cached(bytes) => {
@@ -163,7 +166,8 @@ async fn process(shared: &Shared, ctx: &JobContext, params: &RecordingParams) ->
                 "✅ [RQ_RECORDING] Downloaded: call_sid={sid} duration_ms={duration_ms}"
             );
             tracing::debug!(bytes = done.bytes, format = done.format, "recording saved");
-            crate::metrics::global().recording_downloaded(done.bytes);
+            ctx.recorder
+                .record(Measure::RecordingDownloaded(done.bytes));
             Ok(success_result(sid.as_str(), duration_ms))
         }
         Some(Ok(Err(e))) => Err(download_error(&e)),

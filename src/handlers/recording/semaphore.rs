@@ -4,6 +4,11 @@
 //! `cleanup`, `acquire`, `release` and `mark_failed` keep Python's semantics exactly;
 //! `poll` and `leave` are rqw's additions, which let a job wait for a slot instead of failing
 //! and take the slot that `release` hands to its call.
+//!
+//! The one place outside `crate::store` that sends Redis commands, by design: these keys are
+//! the recording contract's, shared with its Python API, not RQ's. The store is RQ's keys and
+//! scripts and knows no handler's business; this handler keeps its own keys and scripts, over
+//! the connection its registry is given (`tests/layers.rs`, `OWN_IO`).
 
 use std::sync::LazyLock;
 

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::params::{BusinessId, Sid};
 use super::semaphore::{Acquire, Leave, Poll, Semaphore};
 use super::storage::cached_size;
+use crate::handlers::{Measure, Recorder};
 
 /// Longest a release or leave may take on a cancelled job's way out.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -230,6 +231,7 @@ async fn leave(sem: Semaphore, business: BusinessId, call_sid: Sid, token: Strin
 
 /// Gets a slot for `call_sid`, waiting as long as it takes (bounded by the job's timeout,
 /// which cancels `cancel`). Checks `dir` for the file whenever the call is free again.
+/// A wait in the wait list is reported to `recorder` ([`Measure::RecordingSemaphoreWait`]).
 pub async fn acquire_slot(
     sem: &Semaphore,
     business: &BusinessId,
@@ -237,6 +239,7 @@ pub async fn acquire_slot(
     dir: &Path,
     poll_interval: Duration,
     cancel: &CancellationToken,
+    recorder: &Recorder,
 ) -> Result<SlotOutcome, SlotError> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     let mut errors_since: Option<tokio::time::Instant> = None;
@@ -248,7 +251,7 @@ pub async fn acquire_slot(
         match acquired {
             Ok(Acquire::Acquired) => return Ok(SlotOutcome::Acquired(SlotGuard::new(sem, business, call_sid))),
             Ok(Acquire::Queued { position }) => {
-                crate::metrics::global().recording_semaphore_wait();
+                recorder.record(Measure::RecordingSemaphoreWait);
                 tracing::info!(
                     "[RQ_RECORDING] Waiting for a slot: call_sid={call_sid} business_id={business} position={position}"
                 );

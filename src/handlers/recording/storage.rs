@@ -2,31 +2,34 @@
 //! API never sees a partial file.
 //!
 //! A body is streamed into a hidden, uniquely named temporary file in the same folder
-//! (`.<call_sid>.<uuid>.part`), capped at a maximum size, flushed and fsynced, then renamed
-//! over `<call_sid>.mp3` (atomic on one filesystem), and the folder is fsynced. A temporary
-//! file that is not committed is removed when its [`TempRecording`] is dropped, whatever the
-//! reason (error, cap, cancellation, panic). Two jobs for the same call each write their own
-//! temporary file; whichever renames last wins with a complete file.
+//! (`.<call_sid>.<uuid>.part`, made by `tempfile`'s `Builder::tempfile_in`, created
+//! exclusively), capped at a maximum size, flushed and fsynced, then renamed over
+//! `<call_sid>.mp3` (`TempPath::persist`: atomic on one filesystem), and the folder is
+//! fsynced. A temporary file that is not committed is removed when its [`TempRecording`] is
+//! dropped, whatever the reason (error, cap, cancellation, panic). Two jobs for the same call
+//! each write their own temporary file; whichever renames last wins with a complete file.
 //!
 //! A worker killed mid-download (kill -9, power loss) cannot remove its temporary file; the
 //! first download of the next process sweeps such leftovers ([`sweep_stale_temp_files`]).
 //!
-//! Memory per download stays small and flat: a network chunk is handed to a blocking write
-//! as it is (no copy), and only chunks smaller than [`COALESCE_BYTES`] are gathered first, so
-//! that a body arriving in small pieces does not cost one blocking write per piece.
+//! Memory per download stays small and flat: writes go through tokio's `BufWriter` of
+//! [`COALESCE_BYTES`], so a body arriving in small pieces costs one file write per 64 KiB,
+//! and a larger chunk goes past the buffer to the file.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use tempfile::TempPath;
 use tokio::fs;
+use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::params::Sid;
 
 /// A file of this many bytes or fewer counts as missing (the API's `check_local_recording_exists`).
 pub const MIN_VALID_BYTES: u64 = 1000;
-/// Chunks smaller than this are gathered up to this size before they are written.
+/// Size of the write buffer: chunks smaller than this are gathered up to it before a write.
 pub const COALESCE_BYTES: usize = 64 * 1024;
 
 /// A temporary file not modified for this long belongs to no live download: a live one
@@ -114,39 +117,46 @@ pub async fn cached_size(dir: &Path, call_sid: &Sid) -> Option<u64> {
 /// A download in progress. Removed on drop unless committed.
 #[derive(Debug)]
 pub struct TempRecording {
+    /// The buffered file (declared first: closed before the path removes the file on drop);
+    /// `None` after commit.
+    writer: Option<BufWriter<fs::File>>,
+    /// The temporary file's path, removed on drop unless persisted.
+    temp: Option<TempPath>,
+    /// Where it is, kept for [`TempRecording::path`].
     path: PathBuf,
     dir: PathBuf,
-    /// The open file; `None` while a blocking write holds it (or after commit).
-    file: Option<std::fs::File>,
-    /// Small chunks not written yet.
-    pending: Vec<u8>,
-    /// Bytes accepted so far (written or pending).
+    /// Bytes accepted so far (written or buffered).
     written: u64,
     max_bytes: u64,
 }
 
 impl TempRecording {
-    /// Creates the folder if needed and a new temporary file in it for `call_sid` (one trip
-    /// to the blocking pool).
+    /// Creates the folder if needed and a new temporary file in it for `call_sid`,
+    /// `.<call_sid>.<uuid>.part` (one trip to the blocking pool).
     pub async fn create(dir: &Path, call_sid: &Sid, max_bytes: u64) -> io::Result<Self> {
-        let path = dir.join(format!(
-            ".{call_sid}.{}.part",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let (folder, open) = (dir.to_path_buf(), path.clone());
-        let file = blocking(move || {
-            std::fs::create_dir_all(folder)?;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(open)
+        // The uuid is the random part (tempfile's own is turned off): the name keeps the
+        // shape the stale sweep recognises ([`is_temp_file_name`]).
+        let prefix = format!(".{call_sid}.{}", uuid::Uuid::new_v4().simple());
+        let folder = dir.to_path_buf();
+        let (file, temp) = blocking(move || {
+            std::fs::create_dir_all(&folder)?;
+            let named = tempfile::Builder::new()
+                .prefix(&prefix)
+                .suffix(".part")
+                .rand_bytes(0)
+                .tempfile_in(&folder)?;
+            Ok(named.into_parts())
         })
         .await?;
+        let path = temp.to_path_buf();
         Ok(Self {
+            writer: Some(BufWriter::with_capacity(
+                COALESCE_BYTES,
+                fs::File::from_std(file),
+            )),
+            temp: Some(temp),
             path,
             dir: dir.to_path_buf(),
-            file: Some(file),
-            pending: Vec::new(),
             written: 0,
             max_bytes,
         })
@@ -170,89 +180,40 @@ impl TempRecording {
                 max: self.max_bytes,
             });
         }
-        if self.pending.len() + chunk.len() > COALESCE_BYTES {
-            self.flush_pending().await?;
-        }
-        if chunk.len() >= COALESCE_BYTES {
-            self.write_blocking(chunk).await?;
-        } else {
-            if self.pending.capacity() == 0 {
-                self.pending.reserve_exact(COALESCE_BYTES);
-            }
-            self.pending.extend_from_slice(&chunk);
-        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| io::Error::other("temporary file already closed"))?
+            .write_all(&chunk)
+            .await?;
         self.written = total;
         Ok(())
     }
 
-    async fn flush_pending(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let data = Bytes::from(std::mem::take(&mut self.pending));
-        self.write_blocking(data).await
-    }
-
-    /// Writes `data` on the blocking pool; the file comes back with the result.
-    async fn write_blocking(&mut self, data: Bytes) -> io::Result<()> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("temporary file already closed"))?;
-        let (file, result) = tokio::task::spawn_blocking(move || {
-            let result = file.write_all(&data);
-            (file, result)
-        })
-        .await
-        .map_err(io::Error::other)?;
-        self.file = Some(file);
-        result
-    }
-
-    /// Writes what is pending, fsyncs the file, renames it to `target` and fsyncs the folder,
-    /// in one trip to the blocking pool. Returns the number of bytes.
+    /// Writes what is buffered, fsyncs the file, renames it to `target` and fsyncs the
+    /// folder. Returns the number of bytes.
     pub async fn commit(mut self, target: &Path) -> io::Result<u64> {
-        let mut file = self
-            .file
+        let mut writer = self
+            .writer
             .take()
             .ok_or_else(|| io::Error::other("temporary file already closed"))?;
-        let pending = std::mem::take(&mut self.pending);
-        let (from, to, dir) = (self.path.clone(), target.to_path_buf(), self.dir.clone());
-        // Err((renamed, error)): whether the error came after the rename.
-        let done = tokio::task::spawn_blocking(move || {
-            let synced = file.write_all(&pending).and_then(|()| file.sync_all());
-            drop(file);
-            synced.map_err(|e| (false, e))?;
-            std::fs::rename(&from, &to).map_err(|e| (false, e))?;
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| (true, e))
+        writer.flush().await?;
+        let file = writer.into_inner();
+        file.sync_all().await?;
+        drop(file);
+        let temp = self
+            .temp
+            .take()
+            .ok_or_else(|| io::Error::other("temporary file already committed"))?;
+        let (to, dir) = (target.to_path_buf(), self.dir.clone());
+        // After a failed rename the temporary path comes back in the error and is removed
+        // when dropped; after the rename nothing is left to clean up, even if syncing the
+        // folder fails.
+        blocking(move || {
+            temp.persist(&to).map_err(|e| e.error)?;
+            std::fs::File::open(&dir).and_then(|d| d.sync_all())
         })
-        .await
-        .map_err(io::Error::other)?;
-        match done {
-            Ok(()) => {
-                self.path = PathBuf::new();
-                Ok(self.written)
-            }
-            Err((renamed, e)) => {
-                if renamed {
-                    // Renamed: nothing left to clean up, even though syncing the folder failed.
-                    self.path = PathBuf::new();
-                }
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Drop for TempRecording {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            // Close before unlinking; a quick, local, best-effort removal.
-            self.file.take();
-            let _ = std::fs::remove_file(&self.path);
-        }
+        .await?;
+        Ok(self.written)
     }
 }
 
@@ -348,6 +309,24 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap().len(), 1400);
         assert_eq!(entries(dir.path()), [format!("{}.mp3", sid())]);
         assert_eq!(cached_size(dir.path(), &sid()).await, Some(1400));
+    }
+
+    #[tokio::test]
+    async fn a_failed_rename_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A non-empty directory in the way: the rename fails.
+        let target = final_path(dir.path(), &sid());
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("x"), b"x").unwrap();
+        let mut t = TempRecording::create(dir.path(), &sid(), 10_000)
+            .await
+            .unwrap();
+        assert!(is_temp_file_name(
+            &t.path().file_name().unwrap().to_string_lossy()
+        ));
+        t.write_chunk(Bytes::from(vec![1u8; 1200])).await.unwrap();
+        assert!(t.commit(&target).await.is_err());
+        assert_eq!(entries(dir.path()), [format!("{}.mp3", sid())]);
     }
 
     #[tokio::test]

@@ -15,21 +15,27 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::cli::InfoArgs;
+use super::RedisTarget;
 use crate::keys::Keys;
 
 /// Shortest `--interval` accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
+/// What `rqw info` is asked (the command line fills it in).
+#[derive(Debug, Clone)]
+pub struct InfoOptions {
+    /// Where to read.
+    pub target: RedisTarget,
+    /// Redraw every this many seconds (validated by [`interval`]); `None`: print once.
+    pub interval: Option<f64>,
+    /// Only these queues (empty: all).
+    pub queues: Vec<String>,
+}
+
 /// Runs `rqw info`.
-pub async fn run(args: InfoArgs) -> anyhow::Result<()> {
+pub async fn run(args: InfoOptions) -> anyhow::Result<()> {
     let interval = args.interval.map(interval).transpose()?;
-    let (mut conn, masked) = super::connect(
-        &args.url,
-        args.sentinel.settings(),
-        args.tls_ca_cert.as_deref(),
-    )
-    .await?;
+    let (mut conn, masked) = super::connect(&args.target).await?;
     let keys = Keys::default();
     let Some(every) = interval else {
         let snapshot = snapshot::read(&mut conn, &keys, &args.queues, chrono::Utc::now())

@@ -1,5 +1,5 @@
-//! Reading what `rqw info` shows, read-only: queue lengths, registry counts and worker
-//! records. Nothing is written or cleaned up (unlike `rq info`, which prunes expired
+//! What `rqw info` shows, read-only through the store (`crate::store::overview`): queue
+//! lengths, registry counts and worker records. Nothing is written or cleaned up (unlike `rq info`, which prunes expired
 //! registry entries and handles abandoned jobs as it counts).
 //!
 //! Where RQ's count would first prune (`ZREMRANGEBYSCORE key 0 <now>` for the started,
@@ -15,28 +15,13 @@ use redis::aio::ConnectionLike;
 use crate::error::StoreError;
 use crate::keys::Keys;
 use crate::protocol::timestamp::parse_rq_timestamp;
+use crate::store::overview::{queue_counts, queue_names, worker_records};
 
 /// How rqw's `version` field starts (see [`crate::store::worker_record::VERSION_FIELD`]).
 pub const RQW_VERSION_PREFIX: &str = "rqw-";
 
-/// One queue's counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueRow {
-    /// Queue name.
-    pub name: String,
-    /// Jobs waiting (`LLEN rq:queue:<q>`).
-    pub queued: i64,
-    /// StartedJobRegistry entries not yet expired.
-    pub started: i64,
-    /// FinishedJobRegistry entries not yet expired.
-    pub finished: i64,
-    /// FailedJobRegistry entries not yet expired.
-    pub failed: i64,
-    /// DeferredJobRegistry entries.
-    pub deferred: i64,
-    /// ScheduledJobRegistry entries.
-    pub scheduled: i64,
-}
+/// One queue's counts (read by the store).
+pub use crate::store::overview::QueueCounts as QueueRow;
 
 /// Which program a worker record belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,23 +139,16 @@ pub async fn read<C: ConnectionLike>(
     now: DateTime<Utc>,
 ) -> Result<Snapshot, StoreError> {
     let names = if only.is_empty() {
-        let members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys.queues())
-            .query_async(conn)
-            .await?;
-        let prefix = keys.queue("");
-        let mut names: Vec<String> = members
-            .iter()
-            .filter_map(|m| m.strip_prefix(&prefix).map(String::from))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+        queue_names(conn, keys).await?
     } else {
         only.to_vec()
     };
-    let queues = read_queues(conn, keys, names, now.timestamp()).await?;
-    let mut workers = read_workers(conn, keys).await?;
+    let queues = queue_counts(conn, keys, names, now.timestamp()).await?;
+    let mut workers: Vec<WorkerRow> = worker_records(conn, keys)
+        .await?
+        .iter()
+        .map(|w| WorkerRow::from_hash(&w.name, &w.hash, &w.executions))
+        .collect();
     if !only.is_empty() {
         workers.retain(|w| w.queues.iter().any(|q| only.contains(q)));
     }
@@ -179,75 +157,6 @@ pub async fn read<C: ConnectionLike>(
         queues,
         workers,
     })
-}
-
-async fn read_queues<C: ConnectionLike>(
-    conn: &mut C,
-    keys: &Keys,
-    names: Vec<String>,
-    now: i64,
-) -> Result<Vec<QueueRow>, StoreError> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for q in &names {
-        pipe.llen(keys.queue(q));
-        for registry in [keys.started(q), keys.finished(q), keys.failed(q)] {
-            pipe.zcard(&registry).zcount(&registry, 0, now);
-        }
-        pipe.zcard(keys.deferred(q)).zcard(keys.scheduled(q));
-    }
-    let counts: Vec<i64> = pipe.query_async(conn).await?;
-    if counts.len() != names.len() * 9 {
-        return Err(StoreError::UnexpectedReply {
-            what: "queue counts",
-            detail: format!("{} values for {} queues", counts.len(), names.len()),
-        });
-    }
-    Ok(names
-        .into_iter()
-        .zip(counts.chunks(9))
-        .map(|(name, c)| QueueRow {
-            name,
-            queued: c[0],
-            started: (c[1] - c[2]).max(0),
-            finished: (c[3] - c[4]).max(0),
-            failed: (c[5] - c[6]).max(0),
-            deferred: c[7],
-            scheduled: c[8],
-        })
-        .collect())
-}
-
-async fn read_workers<C: ConnectionLike>(
-    conn: &mut C,
-    keys: &Keys,
-) -> Result<Vec<WorkerRow>, StoreError> {
-    let mut worker_keys: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(keys.workers())
-        .query_async(conn)
-        .await?;
-    worker_keys.sort();
-    if worker_keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for key in &worker_keys {
-        pipe.hgetall(key).smembers(format!("{key}:executions"));
-    }
-    let replies: Vec<(HashMap<String, String>, Vec<String>)> = pipe.query_async(conn).await?;
-    let prefix = keys.worker("");
-    Ok(worker_keys
-        .iter()
-        .zip(replies)
-        // A key still in the set whose hash expired is a dead worker: RQ skips it too.
-        .filter(|(_, (hash, _))| !hash.is_empty())
-        .map(|(key, (hash, executions))| {
-            let name = key.strip_prefix(&prefix).unwrap_or(key);
-            WorkerRow::from_hash(name, &hash, &executions)
-        })
-        .collect())
 }
 
 #[cfg(test)]

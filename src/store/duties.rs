@@ -1,7 +1,9 @@
-//! The Lua scripts of the worker's duties (`scripts/*.lua`) and their typed wrappers. Each
-//! call is one atomic round trip. The libraries in `src/store/scripts/lib/` (RQ's
-//! `Queue._enqueue_job`, rate-limit promotion, dependents) are prepended at compile time to
-//! the scripts that use them, shared with the job lifecycle's `finish.lua`.
+//! The Redis side of the worker's duties (`crate::duties`): their Lua scripts
+//! (`scripts/{scheduler_lock,scheduler_release,move_scheduled,enqueue_ready,recover,
+//! clean_workers}.lua`), the maintenance lease, and the registry reads and prunes of a
+//! maintenance pass, with typed wrappers. Each call is one atomic round trip. The libraries in
+//! `scripts/lib/` (RQ's `Queue._enqueue_job`, rate-limit promotion, dependents) are prepended
+//! at compile time to the scripts that use them, shared with the job lifecycle's `finish.lua`.
 
 use std::sync::LazyLock;
 
@@ -18,21 +20,21 @@ static SCHEDULER_RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/scheduler_release.lua")));
 static MOVE_SCHEDULED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("../store/scripts/lib/enqueue.lua"),
+        include_str!("scripts/lib/enqueue.lua"),
         include_str!("scripts/move_scheduled.lua")
     ))
 });
 static ENQUEUE_READY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("../store/scripts/lib/enqueue.lua"),
+        include_str!("scripts/lib/enqueue.lua"),
         include_str!("scripts/enqueue_ready.lua")
     ))
 });
 static RECOVER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("../store/scripts/lib/enqueue.lua"),
-        include_str!("../store/scripts/lib/dependents.lua"),
-        include_str!("../store/scripts/lib/failure.lua"),
+        include_str!("scripts/lib/enqueue.lua"),
+        include_str!("scripts/lib/dependents.lua"),
+        include_str!("scripts/lib/failure.lua"),
         include_str!("scripts/recover.lua")
     ))
 });
@@ -166,6 +168,37 @@ pub async fn lease_release<C: ConnectionLike>(
 ) -> Result<bool, StoreError> {
     let deleted: i64 = LEASE_RELEASE.key(key).arg(owner).invoke_async(conn).await?;
     Ok(deleted == 1)
+}
+
+/// Removes the entries of the registry `key` (a sorted set scored by expiry) that expired at
+/// or before `now` (`BaseRegistry.cleanup` of FinishedJobRegistry and FailedJobRegistry).
+pub async fn prune_expired<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    now: RqTimestamp,
+) -> Result<(), StoreError> {
+    redis::cmd("ZREMRANGEBYSCORE")
+        .arg(key)
+        .arg(0)
+        .arg(now.unix_seconds())
+        .query_async::<()>(conn)
+        .await?;
+    Ok(())
+}
+
+/// The members of the StartedJobRegistry `key` whose heartbeat score expired at or before
+/// `now` (candidates for abandoned jobs).
+pub async fn expired_members<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    now: RqTimestamp,
+) -> Result<Vec<String>, StoreError> {
+    Ok(redis::cmd("ZRANGEBYSCORE")
+        .arg(key)
+        .arg(0)
+        .arg(now.unix_seconds())
+        .query_async(conn)
+        .await?)
 }
 
 /// Where and when a batch of queue work happens.
