@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
@@ -131,6 +131,22 @@ impl WatchSignal {
             _ => true,
         }
     }
+}
+
+/// Whether any of `queues` holds a job: one `EXISTS` over their keys (an empty list does not
+/// exist). The cheap safety poll of a watched idle worker: one command, where a pop touches
+/// every queue.
+pub async fn any_queued<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queues: &[String],
+) -> Result<bool, StoreError> {
+    let mut cmd = redis::cmd("EXISTS");
+    for queue in queues {
+        cmd.arg(keys.queue(queue));
+    }
+    let existing: u64 = cmd.query_async(conn).await?;
+    Ok(existing > 0)
 }
 
 /// The `PREFIX` arguments for `queues`: their queue keys, without any that another one

@@ -1,0 +1,95 @@
+"""An idle worker on several queues costs Redis (almost) nothing, and still takes every job.
+
+The count of commands is read from `INFO commandstats` (which also counts the commands run
+inside scripts, what Redis actually spends), over a window in which the test itself sends
+nothing but the two `INFO`/`CONFIG RESETSTAT` calls it excludes. The bound is on the count,
+never on time: a slow machine can only lower it.
+"""
+
+import time
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from rq.worker import Worker
+
+SIX = ["high", "default", "low", "maintenance", "broadcasts", "recordings"]
+WINDOW = 20.0
+# rqw: one EXISTS over the queues and one suspension check per 5 s safety poll, a heartbeat
+# (a script: EVALSHA + HSET + EXPIREs) per --job-monitoring-interval; 1 per second is the goal.
+# Before the safety poll, the same window saw about 70 per second (ten 6-queue pops a second).
+MAX_PER_SECOND = 1.0
+
+
+def command_calls(conn):
+    stats = conn.info("commandstats")
+    ignored = {"cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config", "cmdstat_client|list"}
+    return {k: v["calls"] for k, v in stats.items() if k not in ignored}
+
+
+def idle_count(conn, seconds):
+    conn.config_resetstat()
+    time.sleep(seconds)
+    calls = command_calls(conn)
+    return sum(calls.values()), calls
+
+
+def tracking_clients(conn):
+    return [c for c in conn.client_list() if "t" in c.get("flags", "")]
+
+
+def registered(conn, n=1):
+    return lambda: len(Worker.all(connection=conn)) >= n
+
+
+@pytest.mark.rqw_only("the bound is rqw's idle budget (an idle rq worker sits in BLPOP: 0)")
+def test_idle_worker_on_six_queues_sends_at_most_one_command_a_second(conn, worker, wait):
+    handle = worker.start(SIX, "--job-monitoring-interval", "10")
+    wait(registered(conn), timeout=30, message="the worker registered")
+    wait(lambda: tracking_clients(conn), timeout=30, message="a tracking connection open")
+    # Let the start-up maintenance pass end (it runs once per --maintenance-interval, 600 s).
+    wait(lambda: "cleaning registries for queue: recordings" in "".join(handle.output()), timeout=30,
+         message="the first maintenance pass")
+    time.sleep(2)
+    total, calls = idle_count(conn, WINDOW)
+    print(f"idle commands over {WINDOW}s on six queues: {total} {calls}")
+    assert total <= MAX_PER_SECOND * WINDOW, calls
+    # A job after the idle window is taken (the watch woke the worker, or its safety poll).
+    job = Queue("broadcasts", connection=conn).enqueue("rqw.testing.echo", "after idle")
+    wait(lambda: job.get_status(refresh=True) == "finished", timeout=30, message="the job finished")
+    assert handle.alive()
+
+
+@pytest.mark.rqw_only("rqw's client tracking watch")
+def test_a_lost_watch_is_said_and_reopened_and_jobs_still_come(conn, worker, wait):
+    handle = worker.start(SIX)
+    wait(registered(conn), timeout=30, message="the worker registered")
+    [tracker] = wait(lambda: tracking_clients(conn), timeout=30, message="a tracking connection open")
+    conn.execute_command("CLIENT", "KILL", "ID", tracker["id"])
+    job = Queue("low", connection=conn).enqueue("rqw.testing.echo", 1)
+    wait(lambda: job.get_status(refresh=True) == "finished", timeout=30, message="the job finished")
+    wait(lambda: "queue watch (client tracking) was lost" in "".join(handle.output()), timeout=30,
+         message="the loss logged")
+    wait(lambda: [c for c in tracking_clients(conn) if c["id"] != tracker["id"]], timeout=30,
+         message="a new tracking connection")
+    assert handle.alive()
+
+
+def test_scheduled_and_requeued_jobs_are_taken_by_an_idle_worker(conn, worker, wait):
+    """Jobs that land on a queue other than by `Queue.enqueue` (RQ's scheduler moving a due
+    job, `FailedJobRegistry.requeue` as `rq requeue` does) are taken too."""
+    handle = worker.start(SIX, "--with-scheduler")
+    wait(registered(conn), timeout=30, message="the worker registered")
+    q = Queue("recordings", connection=conn)
+    failing = q.enqueue("rqw.testing.fail")
+    wait(lambda: failing.get_status(refresh=True) == "failed", timeout=30, message="the job failed")
+    time.sleep(6)  # past one safety poll of the idle worker
+    scheduled = q.enqueue_in(timedelta(seconds=1), "rqw.testing.echo", "scheduled")
+    wait(lambda: scheduled.get_status(refresh=True) == "finished", timeout=30, message="the scheduled job ran")
+    time.sleep(6)
+    FailedJobRegistry(queue=q).requeue(failing.id)
+    assert failing.get_status(refresh=True) == "queued"
+    wait(lambda: failing.get_status(refresh=True) == "failed", timeout=30, message="the requeued job ran again")
+    assert q.count == 0
+    assert handle.alive()
