@@ -6,6 +6,7 @@ nothing but the two `INFO`/`CONFIG RESETSTAT` calls it excludes. The bound is on
 never on time: a slow machine can only lower it.
 """
 
+import re
 import time
 from datetime import timedelta
 
@@ -89,7 +90,9 @@ def test_scheduled_and_requeued_jobs_are_taken_by_an_idle_worker(conn, worker, w
     wait(lambda: scheduled.get_status(refresh=True) == "finished", timeout=30, message="the scheduled job ran")
     time.sleep(6)
     FailedJobRegistry(queue=q).requeue(failing.id)
-    assert failing.get_status(refresh=True) == "queued"
+    # requeue set it queued; failed again means it ran again.
     wait(lambda: failing.get_status(refresh=True) == "failed", timeout=30, message="the requeued job ran again")
+    wait(lambda: len(re.findall(rf"job_id={failing.id}[^\n]*job failed", "".join(handle.output()))) == 2,
+         timeout=30, message="two failed runs of the requeued job in the log")
     assert q.count == 0
     assert handle.alive()

@@ -5,7 +5,12 @@
 //! never refreshes it, so a worker killed inside a pass blocks that queue's recovery for 15
 //! minutes; rqw takes it as a lease instead: `SET <token> NX EX <ttl>` with a short TTL
 //! ([`lease_ttl`]: the interval, within 5..=60 s), refreshed while the pass runs, and released
-//! with a compare-and-delete at its end. Python workers, which only `SET NX`, honour it:
+//! with a compare-and-delete at its end, or, after a pass that cleaned the queue to the end,
+//! kept until this worker's next pass is due ([`hold_ttl`]: the interval), so
+//! the other workers of a fleet skip that queue meanwhile (one pass per queue and interval
+//! for the fleet, as RQ's 899 s lock gives a Python fleet); kept locks are released at
+//! shutdown, and a burst worker's pass releases them. Python workers, which only `SET NX`,
+//! honour it:
 //!
 //! 1. expired FinishedJobRegistry entries pruned;
 //! 2. abandoned jobs (StartedJobRegistry members whose score expired: their worker died)
@@ -76,25 +81,34 @@ pub fn abandoned_text(now: chrono::DateTime<Utc>) -> String {
 }
 
 /// Runs a maintenance pass now and then every `maintenance_interval` until `stop`.
+/// Each queue's lock is kept after a completed pass ([`hold_ttl`]), so a fleet shares one
+/// pass per queue and interval; the kept locks are released at shutdown.
 pub async fn run_maintenance(ctx: Arc<WorkerContext>, stop: CancellationToken) {
     let interval = Duration::from_secs(ctx.config.maintenance_interval);
+    let mut held: Vec<Held> = Vec::new();
     loop {
-        let pass = maintenance_pass(&ctx);
-        tokio::pin!(pass);
-        tokio::select! {
-            _ = &mut pass => {}
-            _ = stop.cancelled() => {
-                // Let the pass finish (each step is short) so no lock is left behind.
-                if tokio::time::timeout(PASS_GRACE, pass).await.is_err() {
-                    tracing::warn!("maintenance pass cut short at shutdown");
+        let done = {
+            let running = pass(&ctx, &mut held, true);
+            tokio::pin!(running);
+            tokio::select! {
+                _ = &mut running => true,
+                _ = stop.cancelled() => {
+                    // Let the pass finish (each step is short) so no lock is left behind.
+                    if tokio::time::timeout(PASS_GRACE, running).await.is_err() {
+                        tracing::warn!("maintenance pass cut short at shutdown");
+                    }
+                    false
                 }
-                return;
+            }
+        };
+        if done {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(interval) => continue,
             }
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
+        release_held(&ctx, &mut held, None).await;
+        return;
     }
 }
 
@@ -106,13 +120,33 @@ pub fn lease_ttl(interval: u64) -> u64 {
     interval.clamp(MIN_LEASE_TTL, MAX_LEASE_TTL)
 }
 
-/// One maintenance pass over the worker's queues.
+/// How long a worker keeps a queue's lock after a completed pass: until its own next pass
+/// is due (the interval; it releases its own lock just before that pass), so the other
+/// workers of a fleet skip that queue meanwhile and the fleet cleans each queue about once
+/// per interval, as RQ's never-released `SET NX EX 899` lock has a Python fleet do. A pass
+/// cut short keeps nothing.
+pub fn hold_ttl(interval: u64) -> u64 {
+    interval.max(1)
+}
+
+/// A maintenance lock kept after a completed pass: its key and this pass's token.
+type Held = (String, String);
+
+/// One maintenance pass over the worker's queues, releasing every lock at its end (burst).
 pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
+    pass(ctx, &mut Vec::new(), false).await
+}
+
+/// One pass; with `keep`, the lock of each queue cleaned to the end is kept for
+/// [`hold_ttl`] and noted in `held` (this worker's own is released before its next pass of
+/// that queue, and at shutdown).
+async fn pass(ctx: &WorkerContext, held: &mut Vec<Held>, keep: bool) -> PassReport {
     let mut report = PassReport::default();
     let ttl = lease_ttl(ctx.config.maintenance_interval);
     for queue in &ctx.config.queues {
         let lock = ctx.keys.clean_registries(queue);
         let mut conn = ctx.conn.clone();
+        release_held(ctx, held, Some(&lock)).await;
         // A fresh token per pass: only this pass refreshes or releases its lease.
         let owner = format!(
             "rqw:{}:{}",
@@ -144,7 +178,16 @@ pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
         )
         .await
         {
-            Some(Ok(())) => {}
+            Some(Ok(())) => {
+                if keep {
+                    let hold = hold_ttl(ctx.config.maintenance_interval);
+                    if let Ok(true) = lease_refresh(&mut conn, &lock, &owner, hold).await {
+                        report.queues_cleaned += 1;
+                        held.push((lock, owner));
+                        continue;
+                    }
+                }
+            }
             Some(Err(e)) => {
                 tracing::warn!(queue = %queue, error = %e, "maintenance of {queue} stopped early")
             }
@@ -158,6 +201,20 @@ pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
         }
     }
     report
+}
+
+/// Releases the kept locks (all, or only `only`'s), each only if it still holds its token.
+async fn release_held(ctx: &WorkerContext, held: &mut Vec<Held>, only: Option<&str>) {
+    let mut conn = ctx.conn.clone();
+    let mut kept = Vec::new();
+    for (lock, owner) in held.drain(..) {
+        if only.is_some_and(|l| l != lock) {
+            kept.push((lock, owner));
+        } else if let Err(e) = lease_release(&mut conn, &lock, &owner).await {
+            tracing::debug!(error = %e, "could not release a kept maintenance lock; it expires by itself");
+        }
+    }
+    *held = kept;
 }
 
 /// Runs `work` while refreshing the lease every third of its TTL. `None` when the lease was
