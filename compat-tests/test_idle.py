@@ -15,6 +15,8 @@ from rq import Queue
 from rq.registry import FailedJobRegistry
 from rq.worker import Worker
 
+from faults import ReplyDropProxy
+
 SIX = ["high", "default", "low", "maintenance", "broadcasts", "recordings"]
 WINDOW = 20.0
 # rqw: one EXISTS over the queues and one suspension check per 5 s safety poll, a heartbeat
@@ -96,3 +98,75 @@ def test_scheduled_and_requeued_jobs_are_taken_by_an_idle_worker(conn, worker, w
          timeout=30, message="two failed runs of the requeued job in the log")
     assert q.count == 0
     assert handle.alive()
+
+
+class SilencingProxy(ReplyDropProxy):
+    """A proxy in front of Redis that turns the next tracking connection half-open: once its
+    `CLIENT TRACKING` reply has passed, nothing more reaches the client (no pushes, no
+    replies), and no disconnection is seen either. Other connections are untouched."""
+
+    def __init__(self, upstream_port):
+        self.silence_next = True
+        super().__init__(upstream_port)
+
+    def _up(self, client, server, state):
+        original = client.recv
+
+        def recv(n):
+            data = original(n)
+            if b"TRACKING" in data and self.silence_next:
+                self.silence_next = False
+                state["silence_after_reply"] = True
+            return data
+
+        try:
+            while True:
+                data = recv(65536)
+                if not data:
+                    break
+                server.sendall(data)
+        except OSError:
+            pass
+        for s in (client, server):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _down(self, client, server, state):
+        try:
+            while True:
+                data = server.recv(65536)
+                if not data:
+                    break
+                if state.get("silent"):
+                    continue
+                client.sendall(data)
+                if state.get("silence_after_reply"):
+                    state["silent"] = True
+        except OSError:
+            pass
+
+
+@pytest.mark.rqw_only("rqw's client tracking watch")
+def test_a_half_open_watch_is_found_out_by_the_safety_poll(redis_server, conn, worker, wait):
+    """The tracking connection goes silent without closing: the job is still taken (by the
+    safety poll), the silent watch is found out (it does not answer a PING), logged and
+    replaced by a new tracking connection."""
+    proxy = SilencingProxy(redis_server.port)
+    try:
+        worker.url = proxy.url
+        handle = worker.start(SIX)
+        wait(registered(conn), timeout=30, message="the worker registered")
+        wait(lambda: tracking_clients(conn), timeout=30, message="a tracking connection open")
+        assert not proxy.silence_next, "the tracking connection went through the proxy"
+        [silent] = tracking_clients(conn)
+        time.sleep(1)
+        job = Queue("maintenance", connection=conn).enqueue("rqw.testing.echo", "unannounced")
+        wait(lambda: job.get_status(refresh=True) == "finished", timeout=30, message="the job finished")
+        wait(lambda: "does not answer" in "".join(handle.output()), timeout=30, message="the silent watch found out")
+        wait(lambda: [c for c in tracking_clients(conn) if c["id"] != silent["id"]], timeout=30,
+             message="a new tracking connection")
+        assert handle.alive()
+    finally:
+        proxy.close()

@@ -14,7 +14,9 @@
 //! [`SAFETY_POLL_INTERVAL`] (a safety net for a notification that never came, e.g. a
 //! half-open tracking connection), and that poll is one `EXISTS` over the queue keys (the pop
 //! follows only if it finds a job): with the suspension check, two commands per 5 s on any
-//! number of queues. The watch is
+//! number of queues. A job that poll finds was not announced: the watch is then asked to
+//! answer a `PING` and, if it does not, dropped and reopened (a half-open connection sends
+//! no disconnection push). The watch is
 //! armed before the poll that finds the queues empty, so a push between that poll and the
 //! wait still ends the wait (the wake is remembered).
 //!
@@ -235,11 +237,16 @@ impl Dequeuer {
             self.ensure_watch(ctx).await;
         }
         let quiet = std::mem::take(&mut self.quiet) && self.watch.is_some() && !wait.is_zero();
-        let found = if quiet && !any_queued(&mut ctx.conn.clone(), &ctx.keys, &self.order).await? {
+        let unannounced =
+            quiet && any_queued(&mut ctx.conn.clone(), &ctx.keys, &self.order).await?;
+        let found = if quiet && !unannounced {
             Vec::new()
         } else {
             self.start(ctx, None, max).await?
         };
+        if unannounced {
+            self.check_watch().await;
+        }
         if let Some(last) = found.last() {
             self.poll_interval = MIN_POLL_INTERVAL;
             self.reorder(&last.job.queue);
@@ -275,6 +282,21 @@ impl Dequeuer {
         };
         self.quiet = timed_out && self.watch.is_some();
         Ok(Vec::new())
+    }
+
+    /// After the safety poll found a job no push announced (the queues were empty at the last
+    /// pop and a whole pause passed in silence): the push may just be in flight, but a watch
+    /// that does not answer is dead (a half-open connection sends no disconnection push) and
+    /// is dropped, to be reopened before the next poll.
+    async fn check_watch(&mut self) {
+        if let Some(watch) = &self.watch {
+            if !watch.answers().await {
+                tracing::warn!("the queue watch (client tracking) was lost (it does not answer); polling until it is open again");
+                crate::metrics::global().set_queue_watch_open(false);
+                self.watch = None;
+                self.watch_failed_at = None;
+            }
+        }
     }
 
     /// Opens the [`QueueWatch`] of a multi-queue worker, or opens it again after it was lost
