@@ -65,7 +65,7 @@ def report(bench, args, v, w):
         if not rows:
             continue
         r = rows[0]
-        top = ", ".join(f"{k} {c}" for k, c in sorted(r["calls"].items(), key=lambda kv: -kv[1]))
+        top = ", ".join(f"{k} {c}".replace("|", "\\|") for k, c in sorted(r["calls"].items(), key=lambda kv: -kv[1]))
         w(f"| {var.label} | {r['cmds_per_s']:.2f} | {r['cmds_per_s'] * 50:.0f}/s | {top or '–'} |")
     rows = bench.results.get(("h", v["rqw1"].label))
     if rows:
