@@ -5,12 +5,14 @@
 //! never refreshes it, so a worker killed inside a pass blocks that queue's recovery for 15
 //! minutes; rqw takes it as a lease instead: `SET <token> NX EX <ttl>` with a short TTL
 //! ([`lease_ttl`]: the interval, within 5..=60 s), refreshed while the pass runs, and released
-//! with a compare-and-delete at its end, or, after a pass that cleaned the queue to the end,
-//! kept until this worker's next pass is due ([`hold_ttl`]: the interval), so
-//! the other workers of a fleet skip that queue meanwhile (one pass per queue and interval
-//! for the fleet, as RQ's 899 s lock gives a Python fleet); kept locks are released at
-//! shutdown, and a burst worker's pass releases them. Python workers, which only `SET NX`,
-//! honour it:
+//! with a compare-and-delete at its end. Python workers, which only `SET NX`, honour it.
+//! After a pass that cleaned a queue to the end, rqw sets its own marker
+//! `rq:rqw:cleaned:<q>` for the interval ([`hold_ttl`]); the later passes of other rqw
+//! workers skip a queue so marked, so a fleet cleans each queue about once per interval, not
+//! once per replica (RQ's never-released 899 s lock has a Python fleet do the same). A
+//! worker's first pass (and a burst pass) ignores markers, so a worker started after another
+//! was killed cleans at once; Python workers never see the marker. Markers are released at
+//! shutdown:
 //!
 //! 1. expired FinishedJobRegistry entries pruned;
 //! 2. abandoned jobs (StartedJobRegistry members whose score expired: their worker died)
@@ -81,14 +83,15 @@ pub fn abandoned_text(now: chrono::DateTime<Utc>) -> String {
 }
 
 /// Runs a maintenance pass now and then every `maintenance_interval` until `stop`.
-/// Each queue's lock is kept after a completed pass ([`hold_ttl`]), so a fleet shares one
-/// pass per queue and interval; the kept locks are released at shutdown.
+/// Each completed pass marks its queues ([`hold_ttl`]), so a fleet shares one pass per queue
+/// and interval; the markers are released at shutdown.
 pub async fn run_maintenance(ctx: Arc<WorkerContext>, stop: CancellationToken) {
     let interval = Duration::from_secs(ctx.config.maintenance_interval);
     let mut held: Vec<Held> = Vec::new();
+    let mut first = true;
     loop {
         let done = {
-            let running = pass(&ctx, &mut held, true);
+            let running = pass(&ctx, &mut held, true, std::mem::take(&mut first));
             tokio::pin!(running);
             tokio::select! {
                 _ = &mut running => true,
@@ -120,39 +123,59 @@ pub fn lease_ttl(interval: u64) -> u64 {
     interval.clamp(MIN_LEASE_TTL, MAX_LEASE_TTL)
 }
 
-/// How long a worker keeps a queue's lock after a completed pass: until its own next pass
-/// is due (the interval; it releases its own lock just before that pass), so the other
-/// workers of a fleet skip that queue meanwhile and the fleet cleans each queue about once
-/// per interval, as RQ's never-released `SET NX EX 899` lock has a Python fleet do. A pass
-/// cut short keeps nothing.
+/// How long the marker of a completed pass lives: until the worker's own next pass is due
+/// (the interval; it releases its own marker just before that pass), so the later passes of
+/// the other rqw workers of a fleet skip that queue meanwhile and the fleet cleans each queue
+/// about once per interval, as RQ's never-released `SET NX EX 899` lock has a Python fleet
+/// do. A pass cut short sets none.
 pub fn hold_ttl(interval: u64) -> u64 {
     interval.max(1)
 }
 
-/// A maintenance lock kept after a completed pass: its key and this pass's token.
+/// A marker set after a completed pass: its key and this pass's token.
 type Held = (String, String);
 
 /// One maintenance pass over the worker's queues, releasing every lock at its end (burst).
+/// Like a worker's first pass, it ignores the markers of other rqw workers.
 pub async fn maintenance_pass(ctx: &WorkerContext) -> PassReport {
-    pass(ctx, &mut Vec::new(), false).await
+    pass(ctx, &mut Vec::new(), false, true).await
 }
 
-/// One pass; with `keep`, the lock of each queue cleaned to the end is kept for
-/// [`hold_ttl`] and noted in `held` (this worker's own is released before its next pass of
-/// that queue, and at shutdown).
-async fn pass(ctx: &WorkerContext, held: &mut Vec<Held>, keep: bool) -> PassReport {
+/// One pass; with `keep`, each queue cleaned to the end gets the marker
+/// `rq:rqw:cleaned:<q>` for [`hold_ttl`], noted in `held` (this worker's own is released
+/// before its next pass of that queue, and at shutdown). Without `first`, a queue another
+/// rqw marked is skipped; a worker's first pass (or a burst one) cleans every queue whose
+/// lock is free, so a worker started to replace a killed one recovers its jobs at once.
+async fn pass(ctx: &WorkerContext, held: &mut Vec<Held>, keep: bool, first: bool) -> PassReport {
     let mut report = PassReport::default();
     let ttl = lease_ttl(ctx.config.maintenance_interval);
     for queue in &ctx.config.queues {
         let lock = ctx.keys.clean_registries(queue);
         let mut conn = ctx.conn.clone();
-        release_held(ctx, held, Some(&lock)).await;
+        release_held(ctx, held, Some(&ctx.keys.cleaned_marker(queue))).await;
         // A fresh token per pass: only this pass refreshes or releases its lease.
         let owner = format!(
             "rqw:{}:{}",
             ctx.identity.name,
             uuid::Uuid::new_v4().simple()
         );
+        let marker = ctx.keys.cleaned_marker(queue);
+        if !first {
+            match redis::cmd("EXISTS")
+                .arg(&marker)
+                .query_async::<bool>(&mut conn)
+                .await
+            {
+                Ok(true) => {
+                    tracing::debug!(queue = %queue, "{queue} was cleaned by another rqw less than an interval ago; skipped");
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(queue = %queue, error = %e, "could not read the maintenance marker")
+                }
+            }
+        }
         match lease_acquire(&mut conn, &lock, &owner, ttl).await {
             Ok(true) => {}
             Ok(false) => {
@@ -181,10 +204,18 @@ async fn pass(ctx: &WorkerContext, held: &mut Vec<Held>, keep: bool) -> PassRepo
             Some(Ok(())) => {
                 if keep {
                     let hold = hold_ttl(ctx.config.maintenance_interval);
-                    if let Ok(true) = lease_refresh(&mut conn, &lock, &owner, hold).await {
-                        report.queues_cleaned += 1;
-                        held.push((lock, owner));
-                        continue;
+                    let set = redis::cmd("SET")
+                        .arg(&marker)
+                        .arg(&owner)
+                        .arg("EX")
+                        .arg(hold)
+                        .query_async::<()>(&mut conn)
+                        .await;
+                    match set {
+                        Ok(()) => held.push((marker, owner.clone())),
+                        Err(e) => {
+                            tracing::debug!(queue = %queue, error = %e, "could not set the maintenance marker")
+                        }
                     }
                 }
             }
@@ -203,7 +234,8 @@ async fn pass(ctx: &WorkerContext, held: &mut Vec<Held>, keep: bool) -> PassRepo
     report
 }
 
-/// Releases the kept locks (all, or only `only`'s), each only if it still holds its token.
+/// Releases this worker's markers (all, or only `only`), each only if it still holds its
+/// token (compare-and-delete).
 async fn release_held(ctx: &WorkerContext, held: &mut Vec<Held>, only: Option<&str>) {
     let mut conn = ctx.conn.clone();
     let mut kept = Vec::new();
@@ -211,7 +243,7 @@ async fn release_held(ctx: &WorkerContext, held: &mut Vec<Held>, only: Option<&s
         if only.is_some_and(|l| l != lock) {
             kept.push((lock, owner));
         } else if let Err(e) = lease_release(&mut conn, &lock, &owner).await {
-            tracing::debug!(error = %e, "could not release a kept maintenance lock; it expires by itself");
+            tracing::debug!(error = %e, "could not release a maintenance marker; it expires by itself");
         }
     }
     *held = kept;
