@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks rqw beside rq's own workers and writes docs/BENCHMARKS.md.
-#   benches/run.sh            full run (about 15-20 minutes on 2 cores)
+#   benches/run.sh            full run (about 30 minutes on 2 cores)
 #   benches/run.sh --quick    smoke run (a few minutes)
-# Other options go to benches/bench.py (see --help), e.g. --only ab --reps 5.
+# Other options go to benches/bench.py (see --help), e.g. --only ab --reps 5, or --only g
+# for the scale-out benchmark alone (--rqw BIN after them measures another build).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

@@ -125,6 +125,12 @@ impl Keys {
     pub fn clean_registries(&self, queue: &str) -> String {
         format!("{}clean_registries:{queue}", self.prefix)
     }
+
+    /// `rq:rqw:cleaned:<q>`: rqw's own marker that a queue was cleaned less than an interval
+    /// ago (Python workers do not read it; RQ's lock above stays as RQ has it).
+    pub fn cleaned_marker(&self, queue: &str) -> String {
+        format!("{}rqw:cleaned:{queue}", self.prefix)
+    }
 }
 
 #[cfg(test)]

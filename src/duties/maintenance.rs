@@ -5,7 +5,14 @@
 //! never refreshes it, so a worker killed inside a pass blocks that queue's recovery for 15
 //! minutes; rqw takes it as a lease instead: `SET <token> NX EX <ttl>` with a short TTL
 //! ([`lease_ttl`]: the interval, within 5..=60 s), refreshed while the pass runs, and released
-//! with a compare-and-delete at its end. Python workers, which only `SET NX`, honour it:
+//! with a compare-and-delete at its end. Python workers, which only `SET NX`, honour it.
+//! After a pass that cleaned a queue to the end, rqw sets its own marker
+//! `rq:rqw:cleaned:<q>` for the interval ([`hold_ttl`]); the later passes of other rqw
+//! workers skip a queue so marked, so a fleet cleans each queue about once per interval, not
+//! once per replica (RQ's never-released 899 s lock has a Python fleet do the same). A
+//! worker's first pass (and a burst pass) ignores markers, so a worker started after another
+//! was killed cleans at once; Python workers never see the marker. Markers are released at
+//! shutdown:
 //!
 //! 1. expired FinishedJobRegistry entries pruned;
 //! 2. abandoned jobs (StartedJobRegistry members whose score expired: their worker died)
@@ -32,7 +39,8 @@ use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::RqTimestamp;
 use crate::store::duties::{
     clean_workers, enqueue_ready, expired_members, lease_acquire, lease_refresh, lease_release,
-    prune_expired, recover, QueueCall, RecoverRequest, Recovered, Recovery,
+    marker_exists, marker_set, prune_expired, recover, QueueCall, RecoverRequest, Recovered,
+    Recovery,
 };
 
 /// Shortest maintenance lease (seconds).
@@ -76,25 +84,35 @@ pub fn abandoned_text(now: chrono::DateTime<Utc>) -> String {
 }
 
 /// Runs a maintenance pass now and then every `maintenance_interval` until `stop`.
+/// Each completed pass marks its queues ([`hold_ttl`]), so a fleet shares one pass per queue
+/// and interval; the markers are released at shutdown.
 pub async fn run_maintenance(ctx: Arc<DutyContext>, stop: CancellationToken) {
     let interval = Duration::from_secs(ctx.maintenance_interval);
+    let mut held: Vec<Held> = Vec::new();
+    let mut first = true;
     loop {
-        let pass = maintenance_pass(&ctx);
-        tokio::pin!(pass);
-        tokio::select! {
-            _ = &mut pass => {}
-            _ = stop.cancelled() => {
-                // Let the pass finish (each step is short) so no lock is left behind.
-                if tokio::time::timeout(PASS_GRACE, pass).await.is_err() {
-                    tracing::warn!("maintenance pass cut short at shutdown");
+        let done = {
+            let running = pass(&ctx, &mut held, true, std::mem::take(&mut first));
+            tokio::pin!(running);
+            tokio::select! {
+                _ = &mut running => true,
+                _ = stop.cancelled() => {
+                    // Let the pass finish (each step is short) so no lock is left behind.
+                    if tokio::time::timeout(PASS_GRACE, running).await.is_err() {
+                        tracing::warn!("maintenance pass cut short at shutdown");
+                    }
+                    false
                 }
-                return;
+            }
+        };
+        if done {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(interval) => continue,
             }
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
+        release_held(&ctx, &mut held, None).await;
+        return;
     }
 }
 
@@ -106,15 +124,51 @@ pub fn lease_ttl(interval: u64) -> u64 {
     interval.clamp(MIN_LEASE_TTL, MAX_LEASE_TTL)
 }
 
-/// One maintenance pass over the worker's queues.
+/// How long the marker of a completed pass lives: until the worker's own next pass is due
+/// (the interval; it releases its own marker just before that pass), so the later passes of
+/// the other rqw workers of a fleet skip that queue meanwhile and the fleet cleans each queue
+/// about once per interval, as RQ's never-released `SET NX EX 899` lock has a Python fleet
+/// do. A pass cut short sets none.
+pub fn hold_ttl(interval: u64) -> u64 {
+    interval.max(1)
+}
+
+/// A marker set after a completed pass: its key and this pass's token.
+type Held = (String, String);
+
+/// One maintenance pass over the worker's queues, releasing every lock at its end (burst).
+/// Like a worker's first pass, it ignores the markers of other rqw workers.
 pub async fn maintenance_pass(ctx: &DutyContext) -> PassReport {
+    pass(ctx, &mut Vec::new(), false, true).await
+}
+
+/// One pass; with `keep`, each queue cleaned to the end gets the marker
+/// `rq:rqw:cleaned:<q>` for [`hold_ttl`], noted in `held` (this worker's own is released
+/// before its next pass of that queue, and at shutdown). Without `first`, a queue another
+/// rqw marked is skipped; a worker's first pass (or a burst one) cleans every queue whose
+/// lock is free, so a worker started to replace a killed one recovers its jobs at once.
+async fn pass(ctx: &DutyContext, held: &mut Vec<Held>, keep: bool, first: bool) -> PassReport {
     let mut report = PassReport::default();
     let ttl = lease_ttl(ctx.maintenance_interval);
     for queue in &ctx.queues {
         let lock = ctx.keys.clean_registries(queue);
         let mut conn = ctx.conn.clone();
+        release_held(ctx, held, Some(&ctx.keys.cleaned_marker(queue))).await;
         // A fresh token per pass: only this pass refreshes or releases its lease.
         let owner = format!("rqw:{}:{}", ctx.worker_name, uuid::Uuid::new_v4().simple());
+        let marker = ctx.keys.cleaned_marker(queue);
+        if !first {
+            match marker_exists(&mut conn, &marker).await {
+                Ok(true) => {
+                    tracing::debug!(queue = %queue, "{queue} was cleaned by another rqw less than an interval ago; skipped");
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(queue = %queue, error = %e, "could not read the maintenance marker")
+                }
+            }
+        }
         match lease_acquire(&mut conn, &lock, &owner, ttl).await {
             Ok(true) => {}
             Ok(false) => {
@@ -140,7 +194,17 @@ pub async fn maintenance_pass(ctx: &DutyContext) -> PassReport {
         )
         .await
         {
-            Some(Ok(())) => {}
+            Some(Ok(())) => {
+                if keep {
+                    let hold = hold_ttl(ctx.maintenance_interval);
+                    match marker_set(&mut conn, &marker, &owner, hold).await {
+                        Ok(()) => held.push((marker, owner.clone())),
+                        Err(e) => {
+                            tracing::debug!(queue = %queue, error = %e, "could not set the maintenance marker")
+                        }
+                    }
+                }
+            }
             Some(Err(e)) => {
                 tracing::warn!(queue = %queue, error = %e, "maintenance of {queue} stopped early")
             }
@@ -154,6 +218,21 @@ pub async fn maintenance_pass(ctx: &DutyContext) -> PassReport {
         }
     }
     report
+}
+
+/// Releases this worker's markers (all, or only `only`), each only if it still holds its
+/// token (compare-and-delete).
+async fn release_held(ctx: &DutyContext, held: &mut Vec<Held>, only: Option<&str>) {
+    let mut conn = ctx.conn.clone();
+    let mut kept = Vec::new();
+    for (lock, owner) in held.drain(..) {
+        if only.is_some_and(|l| l != lock) {
+            kept.push((lock, owner));
+        } else if let Err(e) = lease_release(&mut conn, &lock, &owner).await {
+            tracing::debug!(error = %e, "could not release a maintenance marker; it expires by itself");
+        }
+    }
+    *held = kept;
 }
 
 /// Runs `work` while refreshing the lease every third of its TTL. `None` when the lease was

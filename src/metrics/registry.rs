@@ -15,6 +15,7 @@
 //! | `rqw_queue_depth` (`LLEN`, read at scrape) | gauge | queue |
 //! | `rqw_redis_up` (the scrape's Redis read worked) | gauge | |
 //! | `rqw_redis_master_changes` (the command connection moved to another master) | gauge | |
+//! | `rqw_queue_watch_open` (a multi-queue worker's client tracking is open; 0 = polling) | gauge | |
 //! | `rqw_recording_semaphore_waits_total` | counter | |
 //! | `rqw_recording_slot_wait_seconds` | histogram | |
 //! | `rqw_recording_downloaded_bytes_total` | counter | |
@@ -125,6 +126,7 @@ pub struct Metrics {
     queue_depth: Family<QueueLabels, Gauge>,
     redis_up: Gauge,
     master_changes: Gauge,
+    queue_watch_open: Gauge,
     semaphore_waits: Counter,
     slot_wait: Histogram,
     downloaded_bytes: Counter,
@@ -157,6 +159,7 @@ impl Metrics {
             queue_depth: Family::default(),
             redis_up: Gauge::default(),
             master_changes: Gauge::default(),
+            queue_watch_open: Gauge::default(),
             semaphore_waits: Counter::default(),
             slot_wait: Histogram::new(SLOT_WAIT_BUCKETS),
             downloaded_bytes: Counter::default(),
@@ -209,6 +212,11 @@ impl Metrics {
             "redis_master_changes",
             "Times this process found the Redis master again and moved its connections (failover, READONLY)",
             m.master_changes.clone(),
+        );
+        r.register(
+            "queue_watch_open",
+            "1 while a multi-queue worker is told of enqueues by client tracking; 0 while it polls",
+            m.queue_watch_open.clone(),
         );
         r.register(
             "recording_semaphore_waits",
@@ -324,6 +332,11 @@ impl Metrics {
     pub fn set_master_changes(&self, changes: u64) {
         self.master_changes
             .set(i64::try_from(changes).unwrap_or(i64::MAX));
+    }
+
+    /// Records whether the queue watch (client tracking) of a multi-queue worker is open.
+    pub fn set_queue_watch_open(&self, open: bool) {
+        self.queue_watch_open.set(i64::from(open));
     }
 
     /// Counts a recording job that had to wait for a download slot.

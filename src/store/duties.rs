@@ -170,6 +170,30 @@ pub async fn lease_release<C: ConnectionLike>(
     Ok(deleted == 1)
 }
 
+/// Whether rqw's maintenance marker `key` (`Keys::cleaned_marker`: a queue cleaned less than
+/// an interval ago by some rqw) is set.
+pub async fn marker_exists<C: ConnectionLike>(conn: &mut C, key: &str) -> Result<bool, StoreError> {
+    Ok(redis::cmd("EXISTS").arg(key).query_async(conn).await?)
+}
+
+/// Sets rqw's maintenance marker `key` to `token` for `ttl` seconds (a completed pass; it
+/// overwrites, and [`lease_release`] removes it only while it still holds `token`).
+pub async fn marker_set<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    token: &str,
+    ttl: u64,
+) -> Result<(), StoreError> {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(token)
+        .arg("EX")
+        .arg(ttl.max(1))
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
 /// Removes the entries of the registry `key` (a sorted set scored by expiry) that expired at
 /// or before `now` (`BaseRegistry.cleanup` of FinishedJobRegistry and FailedJobRegistry).
 pub async fn prune_expired<C: ConnectionLike>(

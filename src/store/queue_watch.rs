@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
@@ -25,10 +25,14 @@ use super::endpoint::Endpoint;
 use crate::error::StoreError;
 use crate::keys::Keys;
 
+/// How long [`QueueWatch::answers`] waits for its `PING` (a false alarm only reopens the
+/// watch).
+pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A tracking connection watching queue keys. Dropping it closes the connection.
 pub struct QueueWatch {
     /// Held for the tracking to last: it ends with the connection.
-    _conn: MultiplexedConnection,
+    conn: MultiplexedConnection,
     signal: Arc<WatchSignal>,
     /// [`Endpoint::generation`] when it was opened.
     generation: u64,
@@ -80,7 +84,7 @@ impl QueueWatch {
         }
         let () = tracking.query_async(&mut conn).await?;
         Ok(Self {
-            _conn: conn,
+            conn,
             signal,
             generation,
         })
@@ -94,6 +98,16 @@ impl QueueWatch {
     /// [`Endpoint::generation`] when it was opened: an older one may watch a demoted master.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether the tracking connection still answers a `PING` within [`PING_TIMEOUT`]. For
+    /// when a job was found that no push announced: a half-open connection sends no
+    /// disconnection push.
+    pub async fn answers(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)))
     }
 
     /// Resolves at the next change of a watched queue, or at once if one happened since the
@@ -131,6 +145,22 @@ impl WatchSignal {
             _ => true,
         }
     }
+}
+
+/// Whether any of `queues` holds a job: one `EXISTS` over their keys (an empty list does not
+/// exist). The cheap safety poll of a watched idle worker: one command, where a pop touches
+/// every queue.
+pub async fn any_queued<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queues: &[String],
+) -> Result<bool, StoreError> {
+    let mut cmd = redis::cmd("EXISTS");
+    for queue in queues {
+        cmd.arg(keys.queue(queue));
+    }
+    let existing: u64 = cmd.query_async(conn).await?;
+    Ok(existing > 0)
 }
 
 /// The `PREFIX` arguments for `queues`: their queue keys, without any that another one

@@ -8,10 +8,24 @@
 //!
 //! With one queue the wait is RQ's `BLMOVE` into the intermediate list (pickup is immediate).
 //! With several queues Redis has no blocking multi-list move, and a plain `BLPOP` (what RQ
-//! uses there) would leave a popped id only in our memory; rqw polls the atomic pop instead,
-//! backing off from 1 ms to [`MAX_POLL_INTERVAL`] while idle, and a [`QueueWatch`] (Redis
-//! client tracking) ends each pause as soon as a watched queue changes. Without tracking
-//! (Redis before 6, an ACL without `HELLO`/`CLIENT`) the polls alone remain.
+//! uses there) would leave a popped id only in our memory; rqw calls the atomic pop instead,
+//! and between calls waits on a [`QueueWatch`] (Redis client tracking), which wakes it as soon
+//! as a watched queue changes. While the watch is open an idle worker polls only every
+//! [`SAFETY_POLL_INTERVAL`] (a safety net for a notification that never came, e.g. a
+//! half-open tracking connection), and that poll is one `EXISTS` over the queue keys (the pop
+//! follows only if it finds a job): with the suspension check, two commands per 5 s on any
+//! number of queues. A job that poll finds was not announced: the watch is then asked to
+//! answer a `PING` and, if it does not, dropped and reopened (a half-open connection sends
+//! no disconnection push). The watch is
+//! armed before the poll that finds the queues empty, so a push between that poll and the
+//! wait still ends the wait (the wake is remembered).
+//!
+//! Without tracking (Redis before 6, an ACL without `HELLO`/`CLIENT`, or while a lost watch
+//! cannot be reopened) the polls alone remain, backing off from 1 ms to [`MAX_POLL_INTERVAL`]
+//! while idle: ten pops a second (each one script call touching every queue). A lost watch is
+//! logged (`warn`), `rqw_queue_watch_open` drops to 0, and the watch is reopened before the
+//! next poll (then at most once per minute while that fails); a master change under Sentinel
+//! reopens it on the new master.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -25,12 +39,15 @@ use crate::protocol::timestamp::parse_rq_timestamp;
 use crate::protocol::timestamp::RqTimestamp;
 use crate::store::connection::{blocking_connection, BlockingConnection, Endpoint};
 use crate::store::queue_wait::wait_for_job;
-use crate::store::queue_watch::QueueWatch;
+use crate::store::queue_watch::{any_queued, QueueWatch};
 use crate::store::reconcile::{adopt_started, claimed_id_still_parked, reply_may_be_lost};
 use crate::store::scripts::{execution_ids, start_batch, StartRequest, StartedJob};
 
-/// Longest pause between polls of several idle queues.
+/// Longest pause between polls of several idle queues without a [`QueueWatch`].
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Pause between polls of several idle queues while a [`QueueWatch`] is open: the watch
+/// ends it at the first enqueue; the poll only covers a notification that never came.
+pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(5);
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// How long to poll without a [`QueueWatch`] before trying to open one again.
 const WATCH_RETRY: Duration = Duration::from_secs(60);
@@ -56,6 +73,9 @@ pub struct Dequeuer {
     strategy: DequeueStrategy,
     /// Wakes the multi-queue poll when a queue changes (`None`: not open, or unavailable).
     watch: Option<QueueWatch>,
+    /// The last pause ran its full length with the watch open: nothing was notified, so the
+    /// next poll is one `EXISTS` over the queues, and the pop only if that finds a job.
+    quiet: bool,
     /// When opening a watch last failed.
     watch_failed_at: Option<tokio::time::Instant>,
     /// A start call whose reply was lost, to look up before anything else.
@@ -82,6 +102,7 @@ impl Dequeuer {
             order: queues,
             strategy,
             watch: None,
+            quiet: false,
             watch_failed_at: None,
             pending: None,
         }
@@ -215,7 +236,17 @@ impl Dequeuer {
         if !wait.is_zero() {
             self.ensure_watch(ctx).await;
         }
-        let found = self.start(ctx, None, max).await?;
+        let quiet = std::mem::take(&mut self.quiet) && self.watch.is_some() && !wait.is_zero();
+        let unannounced =
+            quiet && any_queued(&mut ctx.conn.clone(), &ctx.keys, &self.order).await?;
+        let found = if quiet && !unannounced {
+            Vec::new()
+        } else {
+            self.start(ctx, None, max).await?
+        };
+        if unannounced {
+            self.check_watch().await;
+        }
         if let Some(last) = found.last() {
             self.poll_interval = MIN_POLL_INTERVAL;
             self.reorder(&last.job.queue);
@@ -231,20 +262,41 @@ impl Dequeuer {
                 None => Ok(Vec::new()),
             };
         }
-        let pause = self.poll_interval.min(wait);
-        self.poll_interval = (self.poll_interval * 2).min(MAX_POLL_INTERVAL);
+        let pause = if self.watch.is_some() {
+            SAFETY_POLL_INTERVAL.min(wait)
+        } else {
+            let pause = self.poll_interval.min(wait);
+            self.poll_interval = (self.poll_interval * 2).min(MAX_POLL_INTERVAL);
+            pause
+        };
         let changed = async {
             match &self.watch {
                 Some(watch) => watch.changed().await,
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = changed => {}
-            _ = ctx.shutdown.warm().cancelled() => {}
-        }
+        let timed_out = tokio::select! {
+            _ = tokio::time::sleep(pause) => true,
+            _ = changed => false,
+            _ = ctx.shutdown.warm().cancelled() => false,
+        };
+        self.quiet = timed_out && self.watch.is_some();
         Ok(Vec::new())
+    }
+
+    /// After the safety poll found a job no push announced (the queues were empty at the last
+    /// pop and a whole pause passed in silence): the push may just be in flight, but a watch
+    /// that does not answer is dead (a half-open connection sends no disconnection push) and
+    /// is dropped, to be reopened before the next poll.
+    async fn check_watch(&mut self) {
+        if let Some(watch) = &self.watch {
+            if !watch.answers().await {
+                tracing::warn!("the queue watch (client tracking) was lost (it does not answer); polling until it is open again");
+                crate::metrics::global().set_queue_watch_open(false);
+                self.watch = None;
+                self.watch_failed_at = None;
+            }
+        }
     }
 
     /// Opens the [`QueueWatch`] of a multi-queue worker, or opens it again after it was lost
@@ -260,7 +312,15 @@ impl Dequeuer {
         {
             return;
         }
-        if self.watch.take().is_some() {
+        if let Some(old) = self.watch.take() {
+            if old.is_lost() {
+                tracing::warn!(
+                    "the queue watch (client tracking) was lost; polling until it is open again"
+                );
+            } else {
+                tracing::info!("the Redis master changed; watching the queues on the new one");
+            }
+            crate::metrics::global().set_queue_watch_open(false);
             self.watch_failed_at = None;
         }
         if self
@@ -278,11 +338,13 @@ impl Dequeuer {
         match opened {
             Ok(watch) => {
                 tracing::debug!("watching the queues with client tracking");
+                crate::metrics::global().set_queue_watch_open(true);
                 self.watch = Some(watch);
                 self.watch_failed_at = None;
             }
             Err(e) => {
                 tracing::info!(error = %e, poll_interval = ?MAX_POLL_INTERVAL, "cannot watch the queues with client tracking (Redis 6+); polling them");
+                crate::metrics::global().set_queue_watch_open(false);
                 self.watch = None;
                 self.watch_failed_at = Some(tokio::time::Instant::now());
             }
