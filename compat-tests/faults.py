@@ -110,12 +110,16 @@ def wip_members(conn, queue="default"):
     return [m.decode() for m in conn.zrange(f"rq:wip:{queue}", 0, -1)]
 
 
-# Moves scores only while no registry cleaning of the queue is under way: RQ's workers and
-# rqw hold the queue's maintenance lock (rq:clean_registries:<q>) from their read of the
-# expired members to their last write. KEYS: 1 registry, 2 lock; ARGV: 1 score, 2.. members.
-# Returns -1 (lock held, nothing written) or the number of scores changed.
+# Moves scores only while no RQ registry cleaning of the queue is under way: RQ's workers hold
+# the queue's maintenance lock (rq:clean_registries:<q>, value "1") from their read of the
+# expired members to their last write. rqw's lease (value "rqw:<worker>:<token>") is no reason
+# to wait: its recovery removes only the members it read, each re-checked in one script, and
+# a killed rqw's lease would only stall the caller for its TTL.
+# KEYS: 1 registry, 2 lock; ARGV: 1 score, 2.. members.
+# Returns -1 (RQ's lock held, nothing written) or the number of scores changed.
 _EXPIRE_OUTSIDE_CLEANUPS = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local holder = redis.call('GET', KEYS[2])
+if holder and string.sub(holder, 1, 4) ~= 'rqw:' then return -1 end
 local n = 0
 for i = 2, #ARGV do n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i]) end
 return n
@@ -133,7 +137,7 @@ def expire_heartbeats(conn, queue="default", members=None, timeout=30):
     (`zremrangebyscore(key, 0, score)`): a score moved into the past in between would be
     removed without its job being failed or retried (the soak's job left `started` in no
     registry, docs/RELIABILITY.md). So all scores move in one atomic call, made only while no
-    worker holds the queue's maintenance lock (retried until then, up to `timeout` s)."""
+    RQ worker holds the queue's maintenance lock (retried until then, up to `timeout` s)."""
     key = f"rq:wip:{queue}"
     lock = f"rq:clean_registries:{queue}"
     members = list(members) if members is not None else wip_members(conn, queue)
@@ -142,7 +146,7 @@ def expire_heartbeats(conn, queue="default", members=None, timeout=30):
     deadline = time.monotonic() + timeout
     while conn.eval(_EXPIRE_OUTSIDE_CLEANUPS, 2, key, lock, time.time() - 1, *members) < 0:
         if time.monotonic() > deadline:
-            raise AssertionError(f"{lock} held for {timeout} s: no registry cleaning ends")
+            raise AssertionError(f"{lock} held by RQ for {timeout} s: no registry cleaning ends")
         time.sleep(0.005)
 
 

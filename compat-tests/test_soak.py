@@ -2,8 +2,10 @@
 queues, while rqw processes are killed (kill -9) at random and restarted, then an accounting
 of every job id through rq.
 
-    CI (default): 2,000 jobs, 3 rqw + 1 rq worker, 2 kills; the dead workers' heartbeats are
-                  made to expire at once (faults.expire_heartbeats) so recovery is quick.
+    CI (default): 2,000 jobs, 3 rqw + 1 rq worker (cleaning the registries every second, so
+                  rq's cleanup races rqw's recovery), 2 kills (RQW_SOAK_KILLS); the dead
+                  workers' heartbeats are made to expire at once (faults.expire_heartbeats,
+                  never inside a cleanup) so recovery is quick. Every pinned rq version.
     RQW_SOAK=1:   50,000 jobs (RQW_SOAK_JOBS), a kill every 8-20 s (RQW_SOAK_KILL_EVERY),
                   half the rqw on one queue (BLMOVE path), recovery in real time (61 s
                   heartbeat TTL, rqw's maintenance). Writes a summary to RQW_SOAK_REPORT if set.
