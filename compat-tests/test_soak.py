@@ -222,23 +222,24 @@ def test_soak_with_random_kills(conn, url, tmp_path):
     started = time.monotonic()
     # RQW_SOAK_MONITOR=<file>: every command Redis runs (MONITOR, scripts' calls included), to
     # read the exact sequence behind a job left unaccounted for.
-    monitor = None
+    monitor = capture = None
     if os.environ.get("RQW_SOAK_MONITOR"):
-        monitor = subprocess.Popen(["redis-cli", "-u", url, "MONITOR"],
-                                   stdout=open(os.environ["RQW_SOAK_MONITOR"], "wb"))
+        capture = open(os.environ["RQW_SOAK_MONITOR"], "wb")
+        monitor = subprocess.Popen(["redis-cli", "-u", url, "MONITOR"], stdout=capture)
         time.sleep(0.2)
     try:
         for slot in range(RQW_WORKERS):
             fleet.start_rqw(slot)
         py = py_runner.start(QUEUES, "--name", "soak-py", "--maintenance-interval", PY_MAINTENANCE)
-        # Its first maintenance pass runs before its first dequeue (state idle or busy). rq
-        # 2.0.0's cleanup drops rqw's `<id>:<execution>` members without failing their jobs (its
-        # own defect, docs/RELIABILITY.md), so there the kills wait until that pass is over.
+        # Its first maintenance pass runs before its first dequeue (state idle or busy); the run
+        # starts once it is over. On rq 2.0.0 it is its only one: that cleanup drops rqw's
+        # `<id>:<execution>` members without failing their jobs (its own defect,
+        # docs/RELIABILITY.md), so it must not meet a dead worker's expired members.
         wait_for(lambda: conn.hget("rq:worker:soak-py", "state") in (b"idle", b"busy"), timeout=60,
                  message="the rq worker's first maintenance pass")
         queues = {q: Queue(q, connection=conn) for q in QUEUES}
 
-        # RQW_SOAK_KILLS=N (CI mode): N kills spread over the first half instead of 2.
+        # RQW_SOAK_KILLS=N (CI mode): N kills between 5 % and 35 % of the jobs done, instead of 2.
         kills_planned = int(os.environ.get("RQW_SOAK_KILLS", "2")) if not LONG else None
         kill_every = float(os.environ.get("RQW_SOAK_KILL_EVERY", "14"))
         next_kill = time.monotonic() + (0 if not LONG else rng.uniform(8, 20))
@@ -293,6 +294,7 @@ def test_soak_with_random_kills(conn, url, tmp_path):
         if monitor is not None:
             monitor.terminate()
             monitor.wait()
+            capture.close()
 
     # ------------------------------------------------------------------ accounting
     ids = [f"soak-{i}" for i in range(JOBS)]
