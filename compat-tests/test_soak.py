@@ -127,8 +127,8 @@ class Fleet:
         (read from the dead connection before it closes), possibly after the SMEMBERS above.
         Its jobs are in flight with the dead worker like the others (recovered as abandoned,
         never run), and their heartbeats must be expired too (else recovery waits the real
-        61 s). Seen once in 22 runs with 6 kills: a job failed as abandoned, run 0 times, "not
-        touched by a kill"."""
+        61 s). Seen once, with 6 kills: a job failed as abandoned, run 0 times, "not touched by
+        a kill", after the real TTL."""
         for name, held in self.killed:
             for m in conn.smembers(f"rq:worker:{name}:executions"):
                 if m.decode() not in held:
