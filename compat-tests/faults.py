@@ -110,14 +110,44 @@ def wip_members(conn, queue="default"):
     return [m.decode() for m in conn.zrange(f"rq:wip:{queue}", 0, -1)]
 
 
-def expire_heartbeats(conn, queue="default", members=None):
+# Moves scores only while no RQ registry cleaning of the queue is under way: RQ's workers hold
+# the queue's maintenance lock (rq:clean_registries:<q>, value "1") from their read of the
+# expired members to their last write. rqw's lease (value "rqw:<worker>:<token>") is no reason
+# to wait: its recovery removes only the members it read, each re-checked in one script, and
+# a killed rqw's lease would only stall the caller for its TTL.
+# KEYS: 1 registry, 2 lock; ARGV: 1 score, 2.. members.
+# Returns -1 (RQ's lock held, nothing written) or the number of scores changed.
+_EXPIRE_OUTSIDE_CLEANUPS = """
+local holder = redis.call('GET', KEYS[2])
+if holder and string.sub(holder, 1, 4) ~= 'rqw:' then return -1 end
+local n = 0
+for i = 2, #ARGV do n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i]) end
+return n
+"""
+
+
+def expire_heartbeats(conn, queue="default", members=None, timeout=30):
     """Moves StartedJobRegistry scores into the past, as if the heartbeat TTL had run out
     (61 s at least, see HEARTBEAT_TTL_FLOOR) — only for members of workers that are dead.
-    The registry entries, job hashes and everything else stay as the crash left them."""
+    The registry entries, job hashes and everything else stay as the crash left them.
+
+    A real expiry only lets the clock pass a score; it never moves a score behind the cutoff
+    of a cleanup that has already read the expired members. RQ's `StartedJobRegistry.cleanup`
+    reads them, handles each, then removes *every* member up to its cutoff
+    (`zremrangebyscore(key, 0, score)`): a score moved into the past in between would be
+    removed without its job being failed or retried (the soak's job left `started` in no
+    registry, docs/RELIABILITY.md). So all scores move in one atomic call, made only while no
+    RQ worker holds the queue's maintenance lock (retried until then, up to `timeout` s)."""
     key = f"rq:wip:{queue}"
-    past = time.time() - 1
-    for member in members if members is not None else wip_members(conn, queue):
-        conn.zadd(key, {member: past}, xx=True)
+    lock = f"rq:clean_registries:{queue}"
+    members = list(members) if members is not None else wip_members(conn, queue)
+    if not members:
+        return
+    deadline = time.monotonic() + timeout
+    while conn.eval(_EXPIRE_OUTSIDE_CLEANUPS, 2, key, lock, time.time() - 1, *members) < 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{lock} held by RQ for {timeout} s: no registry cleaning ends")
+        time.sleep(0.005)
 
 
 def fetch_status(conn, job_id):
