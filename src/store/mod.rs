@@ -3,7 +3,8 @@
 //!
 //! - [`connection`]: opening connections (commands, blocking pops), following the master.
 //! - [`endpoint`]: where the master is (a URL, or Redis Sentinel).
-//! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat, finish).
+//! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat).
+//! - [`finish`]: recording outcomes, a batch of them per call (`finish.lua`).
 //! - [`worker_record`]: the worker hash: registration, state, death.
 //! - [`queue_wait`]: the blocking wait for a job on one queue.
 //! - [`queue_watch`]: being woken when a job lands on one of several queues.
@@ -11,6 +12,7 @@
 
 pub mod connection;
 pub mod endpoint;
+pub mod finish;
 pub mod queue_wait;
 pub mod queue_watch;
 pub mod reconcile;

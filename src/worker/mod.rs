@@ -7,7 +7,8 @@
 //!   ├─ unblock task ───────────── on shutdown: CLIENT UNBLOCK the pending BLMOVE
 //!   ├─ duties (crate::duties) ─── scheduler + maintenance tasks (burst: one pass each, now)
 //!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE wait on one queue)
-//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), finish.lua
+//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), outcome to the finisher
+//!   ├─ finisher task ──────────── finish.lua: every outcome ready at once in one call
 //!   └─ drain running jobs, stop tasks, register death
 //! ```
 //! Every task is owned by a `JoinSet` of `run()` and stopped before it returns.
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod context;
 pub mod dequeue;
 pub mod execute;
+pub mod finisher;
 pub mod heartbeat;
 pub mod outcome;
 pub mod python;
@@ -183,6 +185,7 @@ pub async fn run(
 async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
     let config = &ctx.config;
     let mut jobs: JoinSet<()> = JoinSet::new();
+    let (finisher, finisher_task) = finisher::Finisher::start(ctx.clone());
     let mut summary = RunSummary::default();
     let mut idle_since = tokio::time::Instant::now();
     let mut error_backoff = Duration::from_millis(100);
@@ -252,7 +255,7 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
                 summary.jobs_started += started.len() as u64;
                 idle_since = tokio::time::Instant::now();
                 for dequeued in started {
-                    jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+                    jobs.spawn(execute::run_job(ctx.clone(), finisher.clone(), dequeued));
                 }
             }
             Ok(_) if config.burst => {
@@ -281,7 +284,7 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
         match dequeuer.reconcile(ctx).await {
             Ok(adopted) => {
                 for dequeued in adopted {
-                    jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+                    jobs.spawn(execute::run_job(ctx.clone(), finisher.clone(), dequeued));
                 }
             }
             Err(e) if attempt < SHUTDOWN_RECONCILE_ATTEMPTS => {
@@ -312,6 +315,11 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
             }
         }
         _ => drain.await,
+    }
+    // Every job task has ended: the finisher writes what it holds, then stops.
+    drop(finisher);
+    if let Err(e) = finisher_task.await {
+        tracing::error!(error = %e, "the outcome batching task failed");
     }
     summary
 }
