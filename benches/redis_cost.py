@@ -12,7 +12,9 @@ finished registry = N, nothing left started, failed or queued). Reported per job
 - commands: `INFO commandstats` calls delta (those run inside scripts included), by command;
 - redis-server CPU: `INFO cpu` (user + sys) delta: depends on the machine's load;
 - commandstats usec: time Redis measured in each command (an EVALSHA's includes the
-  commands it ran; "script's own" = EVALSHA usec minus the usec of the commands run inside);
+  commands it ran; "the scripts' own" = EVALSHA usec minus the usec of all other commands,
+  nearly all of them run inside scripts: Lua, and the cost of each redis.call around the
+  command itself);
 - with `--callgrind`: redis-server runs under `valgrind --tool=callgrind` and the instructions
   it executed during the worker's run (Ir) are counted: independent of the machine's load,
   but the slower Redis makes batches larger, so compare binaries within one such run only;
@@ -58,7 +60,7 @@ class Server:
         argv = [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(workdir), "--maxclients", "10000"]
         if callgrind:
-            argv = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                     f"--callgrind-out-file={workdir}/callgrind.out.%p"] + argv
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
@@ -83,12 +85,14 @@ class Server:
 
     def callgrind_ctl(self, *args):
         out = subprocess.run(["callgrind_control", *args, str(self.proc.pid)], capture_output=True, text=True)
+        if os.environ.get("RQW_COST_DEBUG"):
+            print(args, out.stdout, out.stderr)
         return out.stdout
 
     def instructions(self, label):
         """Dumps the counters gathered since the last zeroing; returns Ir."""
         before = set(self.workdir.glob("callgrind.out.*"))
-        self.callgrind_ctl("-d", label)
+        self.callgrind_ctl(f"--dump={label}")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             new = set(self.workdir.glob("callgrind.out.*")) - before
@@ -146,16 +150,17 @@ def one_run(server, label, binary, args, workdir, index):
     server.conn.flushall()
     ids = enqueue(server.conn, args.jobs)
     if server.callgrind:
-        server.callgrind_ctl("-z")
         server.callgrind_ctl("-i", "on")
+        server.callgrind_ctl("-z")
     before = server.snapshot()
     worker_cpu = run_worker(binary, server, args.concurrency, workdir / f"worker-{index}-{label}.log")
     after = server.snapshot()
     ir = None
     if server.callgrind:
-        server.callgrind_ctl("-i", "off")
+        # Dumped while instrumented: callgrind reads its commands only in instrumented code.
         ir, path = server.instructions(f"{index}-{label}")
-        ir -= 0
+        server.callgrind_ctl("-i", "off")
+        print(f"  callgrind dump of {label}: {path}")
     n = args.jobs
     calls = {k: v - before["calls"].get(k, 0) for k, v in after["calls"].items()}
     calls["info"] = max(0, calls.get("info", 0) - 2)
@@ -166,12 +171,12 @@ def one_run(server, label, binary, args, workdir, index):
     evalsha = usec.get("evalsha", 0)
     inside = sum(v for k, v in usec.items() if k not in ("evalsha", "eval", "info", "flushall", "script|load",
                                                         "script"))
-    client_other = 0  # commands sent by clients other than EVALSHA are counted in `inside` too
     return {
         "cmds": sum(calls.values()) / n,
         "by_cmd": {k: v / n for k, v in sorted(calls.items(), key=lambda kv: -kv[1])},
         "cpu_us": (after["cpu"] - before["cpu"]) / n * 1e6,
-        "usec_total": (evalsha + inside - client_other) / n,
+        # EVALSHA's usec includes the commands it ran; the others are almost all run inside.
+        "usec_own": (evalsha - inside) / n,
         "usec_evalsha": evalsha / n,
         "usec_inside": inside / n,
         "ir": ir / n if ir else None,
@@ -235,7 +240,7 @@ def main():
                 r = one_run(server, label, binary, args, workdir, len(results[label]) + rep * 10)
                 results[label].append(r)
                 print(f"rep {rep + 1} {label:6s} {r['cmds']:.2f} cmds/job  cpu {r['cpu_us']:.1f} us/job  "
-                      f"usec {r['usec_total']:.1f} (evalsha {r['usec_evalsha']:.1f}, inside {r['usec_inside']:.1f})  "
+                      f"usec: evalsha {r['usec_evalsha']:.1f} = commands {r['usec_inside']:.1f} + own {r['usec_own']:.1f}  "
                       + (f"Ir {r['ir']:.0f}/job  " if r["ir"] else "")
                       + f"worker {r['worker_cpu_us']:.1f} us/job  {r['jobs_per_s']:.0f} jobs/s  "
                       f"evalsha calls {r['evalsha_calls']}", flush=True)
@@ -248,12 +253,13 @@ def main():
     print(f"\n{args.jobs} no-op jobs, -c {args.concurrency}, {args.reps} reps"
           f"{', redis-server under callgrind' if args.callgrind else ''}; load {' '.join(load_before)} -> "
           f"{' '.join(load_after)}")
-    print("| binary | cmds/job | redis CPU us/job | commandstats usec/job (EVALSHA) | Ir/job | worker CPU us/job | jobs/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| binary | cmds/job | redis CPU us/job | EVALSHA usec/job | of which commands | of which the scripts' own | Ir/job | worker CPU us/job | jobs/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, _ in binaries:
         rs = results[label]
         print(f"| {label} | {med([r['cmds'] for r in rs])} | {med([r['cpu_us'] for r in rs])} | "
-              f"{med([r['usec_total'] for r in rs])} ({med([r['usec_evalsha'] for r in rs])}) | "
+              f"{med([r['usec_evalsha'] for r in rs])} | {med([r['usec_inside'] for r in rs])} | "
+              f"{med([r['usec_own'] for r in rs])} | "
               f"{med([r['ir'] for r in rs])} | {med([r['worker_cpu_us'] for r in rs])} | "
               f"{med([r['jobs_per_s'] for r in rs])} |")
     for label, _ in binaries:

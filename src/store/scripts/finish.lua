@@ -67,6 +67,34 @@ local NARGV = #ARGV
 local wk = P .. 'worker:' .. NAME
 local wek = wk .. ':executions'
 
+-- Numbers read from ARGV, each text converted once per call (jobs of a batch share their
+-- TTLs and mostly their second), and the texts of numbers this script computes: a Lua
+-- number given to redis.call is formatted with sprintf every time.
+local NUMS = {}
+local function num(text)
+  local v = NUMS[text]
+  if v == nil then
+    v = tonumber(text)
+    NUMS[text] = v
+  end
+  return v
+end
+local SCORES = {}
+-- now + ttl as text, for the FinishedJobRegistry.
+local function score_text(now_text, ttl_text)
+  local by_now = SCORES[now_text]
+  if not by_now then
+    by_now = {}
+    SCORES[now_text] = by_now
+  end
+  local score = by_now[ttl_text]
+  if not score then
+    score = tostring(num(now_text) + num(ttl_text))
+    by_now[ttl_text] = score
+  end
+  return score
+end
+
 -- Where each job's items start in ARGV.
 local at = {}
 local n = 0
@@ -80,7 +108,7 @@ do
     end
     n = n + 1
     at[n] = i
-    i = i + FIELDS + tonumber(ARGV[i + FIELDS - 1])
+    i = i + FIELDS + num(ARGV[i + FIELDS - 1])
   end
 end
 if n == 0 then return {} end
@@ -238,7 +266,7 @@ do
 end
 
 -- The job being written (set by the loop below for each job in turn).
-local K, ID, Q, TS, NOW, MODE, TTL, A12, A13, RATE_LIMIT_KEY, HAS_DEPENDENCIES
+local K, ID, Q, TS, NOW, NOW_TEXT, MODE, TTL, A12, A13, RATE_LIMIT_KEY, HAS_DEPENDENCIES
 local RESULT_AT, RESULT_N
 local jk, dependents_key, dependencies_key, results_key
 
@@ -320,15 +348,16 @@ local function write_outcome()
   -- the hash again.
   local repeating = MODE == 'finished' and A12 ~= ''
   local failure_ttl = nil
-  if (MODE == 'failed' or MODE == 'stopped') and TTL ~= '' then failure_ttl = tonumber(TTL) end
-  local job_ttl = nil
-  if MODE == 'finished' and not repeating and tonumber(TTL) > 0 then
-    job_ttl = tonumber(TTL)
+  if (MODE == 'failed' or MODE == 'stopped') and TTL ~= '' then failure_ttl = num(TTL) end
+  local job_ttl, job_ttl_text = nil, nil
+  if MODE == 'finished' and not repeating and num(TTL) > 0 then
+    job_ttl, job_ttl_text = num(TTL), TTL
   elseif (MODE == 'failed' or MODE == 'stopped') and (failure_ttl or RQ_DEFAULT_FAILURE_TTL) > 0 then
     job_ttl = failure_ttl or RQ_DEFAULT_FAILURE_TTL
+    job_ttl_text = failure_ttl and TTL or tostring(RQ_DEFAULT_FAILURE_TTL)
   end
   if job_ttl then
-    if redis.call('EXPIRE', jk, job_ttl) == 0 then
+    if redis.call('EXPIRE', jk, job_ttl_text) == 0 then
       return 0
     end
   elseif redis.call('EXISTS', jk) == 0 then
@@ -337,7 +366,7 @@ local function write_outcome()
 
   local final_status = MODE
   if MODE == 'finished' then
-    local ttl = tonumber(TTL)
+    local ttl = num(TTL)
     local dependents_left = enqueue_dependents('finished')
     if ttl == 0 and not repeating then
       redis.call('DEL', P .. 'executions:' .. ID, jk, dependents_key, dependencies_key, results_key)
@@ -348,17 +377,17 @@ local function write_outcome()
       if job_is_gone(redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
       add_result()
       if ttl > 0 then
-        redis.call('EXPIRE', results_key, ttl)
+        redis.call('EXPIRE', results_key, TTL)
         if repeating then
           final_status = place(final_status, 'ZADD', P .. 'finished:' .. Q, NOW + ttl, ID)
         else
-          place_finished_later(NOW + ttl)
+          place_finished_later(score_text(NOW_TEXT, TTL))
           -- The job hash got this TTL above (the existence check).
           if dependents_left then
-            redis.call('EXPIRE', dependents_key, ttl)
+            redis.call('EXPIRE', dependents_key, TTL)
           end
           if HAS_DEPENDENCIES then
-            redis.call('EXPIRE', dependencies_key, ttl)
+            redis.call('EXPIRE', dependencies_key, TTL)
           end
         end
       else
@@ -421,10 +450,11 @@ end
 local function select_job(k)
   local base = at[k]
   K = k
-  ID, Q, TS, NOW = ARGV[base], ARGV[base + 2], ARGV[base + 4], tonumber(ARGV[base + 5])
+  ID, Q, TS, NOW_TEXT = ARGV[base], ARGV[base + 2], ARGV[base + 4], ARGV[base + 5]
+  NOW = num(NOW_TEXT)
   MODE, TTL, A12, A13 = ARGV[base + 6], ARGV[base + 7], ARGV[base + 10], ARGV[base + 11]
   RATE_LIMIT_KEY, HAS_DEPENDENCIES = ARGV[base + 12], ARGV[base + 13] == '1'
-  RESULT_AT, RESULT_N = base + FIELDS, tonumber(ARGV[base + 14])
+  RESULT_AT, RESULT_N = base + FIELDS, num(ARGV[base + 14])
   jk = P .. 'job:' .. ID
   dependents_key = jk .. ':dependents'
   dependencies_key = P .. 'job::' .. ID .. ':dependencies'
