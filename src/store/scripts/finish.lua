@@ -33,7 +33,8 @@
 -- gets nothing written (2), whichever batch it is repeated in.
 --
 -- One command per batch, not per job, wherever the end state is the same (issue 15): the
--- registry check (ZMSCORE) and removal (ZREM) per queue, the execution hashes (DEL), the
+-- registry check (ZMSCORE) and removal (ZREM) per queue (for a lone "<id>:<execution id>"
+-- member, its ZREM is the check), the execution hashes (DEL), the
 -- worker's executions set (SREM), the worker hash (one HMGET, each counter's HINCRBY, one
 -- HINCRBYFLOAT of the summed working time, one SRANDMEMBER for current_job and state),
 -- whether any dependents set exists (EXISTS; SMEMBERS only then), and the FinishedJobRegistry
@@ -141,7 +142,15 @@ for _, q in ipairs(queues) do
   local wip = P .. 'wip:' .. q
   local members = {}
   for j = 1, #g do members[j] = ARGV[at[g[j]] + 3] end
-  local scores = redis.pcall('ZMSCORE', wip, unpack(members))
+  local single = #g == 1 and members[1] ~= ARGV[at[g[1]]]
+  local scores
+  if single then
+    -- One "<id>:<execution id>" member: its ZREM is the check (one command, not two).
+    scores = redis.pcall('ZREM', wip, members[1])
+    if not rqw_failed(scores) then scores = {scores == 1} end
+  else
+    scores = redis.pcall('ZMSCORE', wip, unpack(members))
+  end
   if rqw_failed(scores) then
     -- start.lua put the executions there; the key was replaced since. Record the outcomes.
     for j = 1, #g do note(g[j], wip .. ' is not a sorted set') end
@@ -160,7 +169,7 @@ for _, q in ipairs(queues) do
         has_execution = redis.call('EXISTS', P .. 'execution:' .. id .. ':' .. x) == 1
       end
       if scores[j] and (not plain or has_execution) then
-        found[#found + 1] = members[j]
+        if not single then found[#found + 1] = members[j] end -- (a single one is removed)
       else
         -- Under the other member form (the job hash gained or lost group_id between the
         -- start and a look-up after a lost reply)? Under the same condition.
