@@ -8,12 +8,11 @@ use redis::AsyncCommands;
 use rqw::protocol::result::{success_fields, ExecutionSpan};
 use rqw::protocol::timestamp::{parse_rq_timestamp, RqTimestamp};
 use rqw::store::connection::{CommandConnection, Endpoint};
+use rqw::store::finish::{finish_job, FinishRequest, Outcome};
 use rqw::store::reconcile::{
     adopt_started, finish_until_known, reply_may_be_lost, FinishKnown, FinishReport,
 };
-use rqw::store::scripts::{
-    finish_job, start_batch, FinishRequest, Outcome, StartRequest, StartedJob,
-};
+use rqw::store::scripts::{start_batch, StartRequest, StartedJob};
 use support::reply_dropper::{Drop, ReplyDropper};
 use support::RedisServer;
 use tokio_util::sync::CancellationToken;
@@ -69,17 +68,12 @@ async fn start(
     start_batch(conn, &req, ids).await
 }
 
-fn finish_request<'a>(
-    job_id: &'a str,
-    execution_id: &'a str,
-    outcome: Outcome,
-) -> FinishRequest<'a> {
+fn finish_request(job_id: &str, execution_id: &str, outcome: Outcome) -> FinishRequest {
     FinishRequest {
-        prefix: "rq:",
-        worker_name: WORKER,
-        job_id,
-        execution_id,
-        queue: "q",
+        job_id: job_id.into(),
+        execution_id: execution_id.into(),
+        queue: "q".into(),
+        rq1_member: false,
         now: RqTimestamp::now(),
         working_time: 0.01,
         rate_limit_key: None,
@@ -109,9 +103,14 @@ async fn load_scripts(conn: &mut CommandConnection) {
         .await
         .unwrap()
         .is_empty());
-    let _ = finish_job(conn, &finish_request("none", "none", finished("none")))
-        .await
-        .unwrap();
+    let _ = finish_job(
+        conn,
+        "rq:",
+        WORKER,
+        &finish_request("none", "none", finished("none")),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -182,8 +181,9 @@ async fn a_start_whose_reply_is_lost_is_found_and_its_finish_written_once() {
     // The finish of j1 loses its reply too: repeated, it knows the lost call wrote it.
     proxy.arm(b"x-lost-1", Drop::Reply);
     let req = finish_request("j1", "x-lost-1", finished("x-lost-1"));
-    let report = finish_until_known(&conn, &req, &CancellationToken::new())
+    let report = finish_until_known(&conn, "rq:", WORKER, &[&req], &CancellationToken::new())
         .await
+        .remove(0)
         .unwrap();
     assert_eq!(
         report,
@@ -262,8 +262,9 @@ async fn a_lost_requeue_reply_is_not_pushed_twice() {
             at_front: false,
         },
     );
-    let report = finish_until_known(&conn, &req, &CancellationToken::new())
+    let report = finish_until_known(&conn, "rq:", WORKER, &[&req], &CancellationToken::new())
         .await
+        .remove(0)
         .unwrap();
     assert_eq!(report.known, FinishKnown::GoneAfterLostReply);
     assert_eq!(report.lost_replies, 1);

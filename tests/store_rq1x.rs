@@ -8,10 +8,8 @@ mod support;
 use redis::AsyncCommands;
 use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
-use rqw::store::scripts::{
-    finish_job, heartbeat, start_jobs, FinishRequest, FinishStatus, Outcome, RunningExecution,
-    StartRequest,
-};
+use rqw::store::finish::{finish_job, FinishRequest, FinishStatus, Outcome};
+use rqw::store::scripts::{heartbeat, start_jobs, RunningExecution, StartRequest};
 use support::RedisServer;
 
 const WIP: &str = "rq:wip:q";
@@ -55,15 +53,22 @@ async fn start(conn: &mut CommandConnection, execution_id: &str, now: RqTimestam
     started[0].id.clone()
 }
 
-async fn finish(conn: &mut CommandConnection, id: &str, execution_id: &str) -> FinishStatus {
+/// A finish naming the member form `rq1` (as the worker knows it from the start).
+async fn finish(
+    conn: &mut CommandConnection,
+    id: &str,
+    execution_id: &str,
+    rq1: bool,
+) -> FinishStatus {
     finish_job(
         conn,
+        "rq:",
+        "w",
         &FinishRequest {
-            prefix: "rq:",
-            worker_name: "w",
-            job_id: id,
-            execution_id,
-            queue: "q",
+            job_id: id.into(),
+            execution_id: execution_id.into(),
+            queue: "q".into(),
+            rq1_member: rq1,
             now: RqTimestamp::now(),
             working_time: 0.5,
             rate_limit_key: None,
@@ -103,6 +108,7 @@ async fn a_job_from_rq_1x_is_registered_under_its_plain_id() {
         execution_id: "x1".into(),
         queue: "q".into(),
         ttl: 90,
+        rq1_member: true,
     };
     assert!(heartbeat(&mut conn, "rq:", "w", later, 480, None, &[row])
         .await
@@ -113,12 +119,15 @@ async fn a_job_from_rq_1x_is_registered_under_its_plain_id() {
     );
 
     // The outcome leaves the registry; the same call again (a lost reply) writes nothing.
-    assert_eq!(finish(&mut conn, "old", "x1").await, FinishStatus::Written);
+    assert_eq!(
+        finish(&mut conn, "old", "x1", true).await,
+        FinishStatus::Written
+    );
     assert!(members(&mut conn).await.is_empty());
     let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
     assert_eq!(queued, ["old"]);
     assert_eq!(
-        finish(&mut conn, "old", "x1").await,
+        finish(&mut conn, "old", "x1", true).await,
         FinishStatus::AlreadyRecorded
     );
     let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
@@ -131,17 +140,23 @@ async fn a_repeated_finish_leaves_a_later_execution_of_the_same_1x_job_alone() {
     let mut conn = redis.manager().await;
     enqueue(&mut conn, "old", None).await;
     start(&mut conn, "x1", RqTimestamp::now()).await;
-    assert_eq!(finish(&mut conn, "old", "x1").await, FinishStatus::Written);
+    assert_eq!(
+        finish(&mut conn, "old", "x1", true).await,
+        FinishStatus::Written
+    );
     // Requeued, started again (another execution, the same plain member), then the first
     // execution's finish arrives again: the new execution keeps its entry.
     start(&mut conn, "x2", RqTimestamp::now()).await;
     assert_eq!(
-        finish(&mut conn, "old", "x1").await,
+        finish(&mut conn, "old", "x1", true).await,
         FinishStatus::AlreadyRecorded
     );
     let held: Vec<String> = conn.zrange(WIP, 0, -1).await.unwrap();
     assert_eq!(held, ["old"]);
-    assert_eq!(finish(&mut conn, "old", "x2").await, FinishStatus::Written);
+    assert_eq!(
+        finish(&mut conn, "old", "x2", true).await,
+        FinishStatus::Written
+    );
     assert!(members(&mut conn).await.is_empty());
 }
 
@@ -153,10 +168,35 @@ async fn a_job_from_rq_2_or_3_keeps_the_execution_member() {
     start(&mut conn, "x1", RqTimestamp::now()).await;
     let held: Vec<String> = conn.zrange(WIP, 0, -1).await.unwrap();
     assert_eq!(held, ["new:x1"]);
-    assert_eq!(finish(&mut conn, "new", "x1").await, FinishStatus::Written);
+    assert_eq!(
+        finish(&mut conn, "new", "x1", false).await,
+        FinishStatus::Written
+    );
     assert!(members(&mut conn).await.is_empty());
     assert_eq!(
-        finish(&mut conn, "new", "x1").await,
+        finish(&mut conn, "new", "x1", false).await,
         FinishStatus::AlreadyRecorded
     );
+}
+
+#[tokio::test]
+async fn a_finish_naming_the_other_member_form_still_finds_its_execution_once() {
+    // The job hash gained group_id after the start (so a worker that looked it up again
+    // would take it for a 2.x job): the execution is found under the plain member all the
+    // same, while its execution hash exists, and only once.
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    enqueue(&mut conn, "old", None).await;
+    start(&mut conn, "x1", RqTimestamp::now()).await;
+    assert_eq!(
+        finish(&mut conn, "old", "x1", false).await,
+        FinishStatus::Written
+    );
+    assert!(members(&mut conn).await.is_empty());
+    assert_eq!(
+        finish(&mut conn, "old", "x1", false).await,
+        FinishStatus::AlreadyRecorded
+    );
+    let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
+    assert_eq!(queued, ["old"], "requeued once");
 }

@@ -4,7 +4,8 @@
 //! - [`command_channel`]: the worker's pub/sub command channel (`rq:pubsub:<name>`).
 //! - [`connection`]: opening connections (commands, blocking pops), following the master.
 //! - [`endpoint`]: where the master is (a URL, or Redis Sentinel).
-//! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat, finish).
+//! - [`scripts`]: the Lua scripts and their typed wrappers (start, heartbeat).
+//! - [`finish`]: recording outcomes, a batch of them per call (`finish.lua`).
 //! - [`duties`]: the duties' Lua scripts (scheduler locks and moves, recovery, ready jobs, dead
 //!   workers), the maintenance lease and the registry reads of a maintenance pass.
 //! - [`observe`]: the reads behind `/metrics` and `/healthz` (heartbeat fields, queue depths).
@@ -18,6 +19,7 @@ pub mod command_channel;
 pub mod connection;
 pub mod duties;
 pub mod endpoint;
+pub mod finish;
 pub mod observe;
 pub mod overview;
 pub mod queue_wait;

@@ -10,7 +10,7 @@
 //! | call | kept by the caller | after a lost reply |
 //! | --- | --- | --- |
 //! | `start.lua` | its execution ids ([`crate::store::scripts::execution_ids`]) | [`adopt_started`]: the executions that started are returned (their heartbeat renewed), to be run as if the reply had come; an id not found never started (its job, if any, is still queued) |
-//! | `finish.lua` | the [`FinishRequest`] | [`finish_until_known`]: the call is repeated until a reply comes; a repeat that finds the execution gone looks for its own result entry, so the log says whether the earlier call wrote it |
+//! | `finish.lua` | the [`FinishRequest`]s of the batch | [`finish_until_known`]: the call is repeated until a reply comes; a repeat that finds an execution gone looks for its own result entry, so the log says whether the earlier call wrote it |
 //!
 //! Everything else whose reply can be lost is safe to repeat as it is, and is repeated by
 //! its own loop: the heartbeat (next tick), the scheduler's lock script (the next tick finds
@@ -28,7 +28,8 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::scripts::{finish_job, parse_started, FinishRequest, FinishStatus, Outcome, StartedJob};
+use super::finish::{finish_jobs, FinishRequest, FinishStatus};
+use super::scripts::{parse_started, StartedJob};
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 
@@ -121,7 +122,7 @@ pub async fn claimed_id_still_parked<C: ConnectionLike>(
     Ok(position.is_some())
 }
 
-/// The end of [`finish_until_known`].
+/// The end of [`finish_until_known`] for one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FinishReport {
     /// What is known.
@@ -130,55 +131,113 @@ pub struct FinishReport {
     pub lost_replies: u32,
 }
 
-/// Writes an outcome and does not stop before it knows what happened: `finish.lua` is
-/// repeated (backing off from 100 ms to [`MAX_RETRY_PAUSE`]) while its reply may have been
-/// lost, for as long as it takes, unless `give_up` is cancelled (a forced shutdown); an error
-/// answered by Redis is repeated for [`ERROR_REPLY_RETRY_WINDOW`]. A repeat is safe: the
-/// script writes nothing once the execution has left the StartedJobRegistry. `Err` only when
-/// it gave up; the execution is then still in the StartedJobRegistry (RQ's abandoned-job
-/// handling recovers it) unless a lost call wrote it.
+/// Writes outcomes (a batch, one `finish.lua` call) and does not stop before it knows what
+/// happened to each: the call is repeated (backing off from 100 ms to [`MAX_RETRY_PAUSE`])
+/// while its reply may have been lost, for as long as it takes, unless `give_up` is cancelled
+/// (a forced shutdown). A repeat is safe: the script writes nothing for a job whose execution
+/// has left the StartedJobRegistry. When Redis answers a batch with an error, each job is
+/// repeated alone from then on (so what made the call fail stays with its job), each for
+/// [`ERROR_REPLY_RETRY_WINDOW`]. One result per job, in order; `Err` only for a job it gave
+/// up on: its execution is then still in the StartedJobRegistry (RQ's abandoned-job handling
+/// recovers it) unless a lost call wrote it.
 pub async fn finish_until_known<C: ConnectionLike + Clone>(
     conn: &C,
-    req: &FinishRequest<'_>,
+    prefix: &str,
+    worker_name: &str,
+    jobs: &[&FinishRequest],
     give_up: &CancellationToken,
-) -> Result<FinishReport, StoreError> {
-    let mut lost_replies = 0;
+) -> Vec<Result<FinishReport, StoreError>> {
+    if jobs.len() <= 1 {
+        return match repeat_until_known(conn, prefix, worker_name, jobs, give_up, 0, false).await {
+            Ok(reports) => reports.into_iter().map(Ok).collect(),
+            Err((e, _)) => vec![Err(e)],
+        };
+    }
+    match repeat_until_known(conn, prefix, worker_name, jobs, give_up, 0, true).await {
+        Ok(reports) => reports.into_iter().map(Ok).collect(),
+        Err((e, lost_replies)) => {
+            tracing::warn!(jobs = jobs.len(), error = %e, "Redis refused a batch of outcomes; recording each job alone");
+            let alone = jobs.iter().map(|job| async move {
+                repeat_until_known(
+                    conn,
+                    prefix,
+                    worker_name,
+                    &[*job],
+                    give_up,
+                    lost_replies,
+                    false,
+                )
+                .await
+                .map(|mut reports| reports.remove(0))
+                .map_err(|(e, _)| e)
+            });
+            futures::future::join_all(alone).await
+        }
+    }
+}
+
+/// The loop of [`finish_until_known`]: `lost_replies` earlier calls lost their reply; with
+/// `stop_at_error_reply`, the first error Redis answers ends it (with the lost replies so far).
+async fn repeat_until_known<C: ConnectionLike + Clone>(
+    conn: &C,
+    prefix: &str,
+    worker_name: &str,
+    jobs: &[&FinishRequest],
+    give_up: &CancellationToken,
+    mut lost_replies: u32,
+    stop_at_error_reply: bool,
+) -> Result<Vec<FinishReport>, (StoreError, u32)> {
     let mut backoff = Duration::from_millis(100);
     let error_deadline = tokio::time::Instant::now() + ERROR_REPLY_RETRY_WINDOW;
     loop {
         let mut c = conn.clone();
-        let e = match finish_job(&mut c, req).await {
-            Ok(status) => {
-                let known = match status {
-                    FinishStatus::Written => FinishKnown::Written,
-                    FinishStatus::JobMissing => FinishKnown::JobMissing,
-                    FinishStatus::AlreadyRecorded if lost_replies == 0 => {
-                        FinishKnown::AlreadyRecorded
-                    }
-                    FinishStatus::AlreadyRecorded => {
-                        if has_result_entry(&mut c, req).await {
-                            FinishKnown::WrittenEarlier
-                        } else {
-                            FinishKnown::GoneAfterLostReply
+        let e = match finish_jobs(&mut c, prefix, worker_name, jobs).await {
+            Ok(statuses) => {
+                let mut reports = Vec::with_capacity(jobs.len());
+                for (job, status) in jobs.iter().zip(statuses) {
+                    let known = match status {
+                        FinishStatus::Written => FinishKnown::Written,
+                        FinishStatus::JobMissing => FinishKnown::JobMissing,
+                        FinishStatus::AlreadyRecorded if lost_replies == 0 => {
+                            FinishKnown::AlreadyRecorded
                         }
-                    }
-                };
-                return Ok(FinishReport {
-                    known,
-                    lost_replies,
-                });
+                        FinishStatus::AlreadyRecorded => {
+                            if has_result_entry(&mut c, prefix, job).await {
+                                FinishKnown::WrittenEarlier
+                            } else {
+                                FinishKnown::GoneAfterLostReply
+                            }
+                        }
+                    };
+                    reports.push(FinishReport {
+                        known,
+                        lost_replies,
+                    });
+                }
+                return Ok(reports);
             }
             Err(e) => e,
         };
         let lost = reply_may_be_lost(&e);
         if lost {
             lost_replies += 1;
+        } else if stop_at_error_reply {
+            return Err((e, lost_replies));
         }
         let out_of_time = !lost && tokio::time::Instant::now() + backoff >= error_deadline;
         if give_up.is_cancelled() || out_of_time {
-            return Err(e);
+            return Err((e, lost_replies));
         }
-        tracing::warn!(job_id = %req.job_id, execution_id = %req.execution_id, error = %e, reply_lost = lost, retry_in = ?backoff, "could not record the job outcome; repeating the call");
+        let first = jobs.first();
+        tracing::warn!(
+            jobs = jobs.len(),
+            job_id = %first.map_or("", |j| j.job_id.as_str()),
+            execution_id = %first.map_or("", |j| j.execution_id.as_str()),
+            error = %e,
+            reply_lost = lost,
+            retry_in = ?backoff,
+            "could not record the job outcome; repeating the call"
+        );
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = give_up.cancelled() => {}
@@ -188,19 +247,18 @@ pub async fn finish_until_known<C: ConnectionLike + Clone>(
 }
 
 /// Whether `rq:results:<id>` holds an entry of this execution (outcomes that write one).
-async fn has_result_entry<C: ConnectionLike>(conn: &mut C, req: &FinishRequest<'_>) -> bool {
-    let writes_entry = match &req.outcome {
-        Outcome::Finished { result_ttl, .. } => *result_ttl != 0,
-        Outcome::Failed { .. } | Outcome::Stopped { .. } => true,
-        Outcome::Requeue { .. } | Outcome::Schedule { .. } | Outcome::Forward { .. } => false,
-    };
-    if !writes_entry {
+async fn has_result_entry<C: ConnectionLike>(
+    conn: &mut C,
+    prefix: &str,
+    req: &FinishRequest,
+) -> bool {
+    if !req.outcome.writes_result_entry() {
         return false;
     }
     // finish.lua trims the stream to about 10 entries; ours is the newest unless the job ran
     // again since.
     let entries: Result<Value, _> = redis::cmd("XREVRANGE")
-        .arg(format!("{}results:{}", req.prefix, req.job_id))
+        .arg(format!("{prefix}results:{}", req.job_id))
         .arg("+")
         .arg("-")
         .arg("COUNT")

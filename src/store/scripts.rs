@@ -8,22 +8,12 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
 use crate::error::StoreError;
-use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
-use crate::protocol::result::ResultFields;
 use crate::protocol::text::shown;
 use crate::protocol::timestamp::RqTimestamp;
 
 static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/start.lua")));
 static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
-static FINISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/lib/enqueue.lua"),
-        include_str!("scripts/lib/dependents.lua"),
-        include_str!("scripts/lib/failure.lua"),
-        include_str!("scripts/finish.lua")
-    ))
-});
 
 /// Who is starting a job, and how.
 #[derive(Debug, Clone)]
@@ -67,6 +57,16 @@ pub struct StartedJob {
     pub fields: HashMap<String, Vec<u8>>,
     /// The execution id it was started with.
     pub execution_id: String,
+}
+
+impl StartedJob {
+    /// True when start.lua entered this execution in the StartedJobRegistry under the plain
+    /// job id, as rq 1.x does for the jobs it enqueues (their hash has no `group_id`, which
+    /// every 2.x and 3.0 producer writes); else the member is `"<id>:<execution id>"`. The
+    /// heartbeat and the finish name that member alone (one command, not one per form).
+    pub fn rq1_member(&self) -> bool {
+        !self.fields.contains_key("group_id")
+    }
 }
 
 /// Starts up to `max` jobs (at most [`MAX_START_BATCH`]) in one round trip: the claimed one,
@@ -236,6 +236,25 @@ pub struct RunningExecution {
     pub queue: String,
     /// Heartbeat TTL to apply now (seconds).
     pub ttl: u64,
+    /// Registered under the plain job id (rq 1.x, [`StartedJob::rq1_member`]).
+    pub rq1_member: bool,
+}
+
+impl RunningExecution {
+    /// Its StartedJobRegistry member: the plain id (rq 1.x) or `"<id>:<execution id>"`.
+    pub fn registry_member(&self) -> String {
+        registry_member(&self.job_id, &self.execution_id, self.rq1_member)
+    }
+}
+
+/// A StartedJobRegistry member as start.lua writes it: `job_id` alone for a job enqueued by
+/// rq 1.x (`rq1`), else `"<job_id>:<execution_id>"`.
+pub fn registry_member(job_id: &str, execution_id: &str, rq1: bool) -> String {
+    if rq1 {
+        job_id.to_string()
+    } else {
+        format!("{job_id}:{execution_id}")
+    }
 }
 
 /// Refreshes the worker key and every running execution. Returns `false` when the worker
@@ -265,226 +284,9 @@ pub async fn heartbeat<C: ConnectionLike>(
         inv.arg(&r.job_id)
             .arg(&r.execution_id)
             .arg(&r.queue)
-            .arg(r.ttl);
+            .arg(r.ttl)
+            .arg(r.registry_member());
     }
     let alive: i64 = inv.invoke_async(conn).await?;
     Ok(alive == 1)
-}
-
-/// How an execution ended, as far as Redis is concerned.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// Success: result entry, finished registry, `result_ttl`.
-    Finished {
-        /// Run again (2.12+ `Repeat`): `(repeats_left after this run, run-at unix time or 0 for now)`.
-        repeat: Option<(u32, i64)>,
-        /// The job's `result_ttl` or the worker default.
-        result_ttl: i64,
-        /// The result stream entry.
-        result: ResultFields,
-    },
-    /// Failure without retry: failed registry, `failure_ttl` (`None` = RQ's default).
-    Failed {
-        /// The job's `failure_ttl`, if set.
-        failure_ttl: Option<i64>,
-        /// The result stream entry (type 2).
-        result: ResultFields,
-    },
-    /// Stopped by a command: like `Failed`, with status `stopped`.
-    Stopped {
-        /// The job's `failure_ttl`, if set.
-        failure_ttl: Option<i64>,
-        /// The result stream entry (type 2).
-        result: ResultFields,
-    },
-    /// Retry now: back on its queue.
-    Requeue {
-        /// `retries_left` after this attempt.
-        retries_left: u32,
-        /// LPUSH instead of RPUSH (`enqueue_at_front_on_retry`).
-        at_front: bool,
-    },
-    /// Not run here: moved intact to another queue (`--forward-unknown`).
-    Forward {
-        /// The queue a Python worker serves.
-        queue: String,
-    },
-    /// Retry later: into the scheduled registry.
-    Schedule {
-        /// `retries_left` after this attempt.
-        retries_left: u32,
-        /// Unix time to run at.
-        run_at: i64,
-    },
-}
-
-/// The end of one execution.
-#[derive(Debug, Clone)]
-pub struct FinishRequest<'a> {
-    /// Key prefix.
-    pub prefix: &'a str,
-    /// The worker's name.
-    pub worker_name: &'a str,
-    /// The job id.
-    pub job_id: &'a str,
-    /// The execution id.
-    pub execution_id: &'a str,
-    /// The job's origin queue.
-    pub queue: &'a str,
-    /// When it ended.
-    pub now: RqTimestamp,
-    /// Seconds the execution took.
-    pub working_time: f64,
-    /// The job's rq 3.0 `rate_limit_key` as read when it started (`None` = no rate limit).
-    pub rate_limit_key: Option<&'a [u8]>,
-    /// Whether the job hash names dependencies (`dependency_ids`/`dependency_id`) as read
-    /// when it started: only then can its dependencies set exist and need its TTL.
-    pub has_dependencies: bool,
-    /// What happened.
-    pub outcome: Outcome,
-}
-
-/// What `finish.lua` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishStatus {
-    /// The outcome was written.
-    Written,
-    /// The job hash had been deleted meanwhile: only execution and worker bookkeeping written.
-    JobMissing,
-    /// The execution had already left the StartedJobRegistry (outcome recorded earlier, or
-    /// taken over by RQ's abandoned-job cleanup): nothing written.
-    AlreadyRecorded,
-}
-
-/// Writes the outcome. Safe to call again after a lost reply: the second call writes nothing.
-pub async fn finish_job<C: ConnectionLike>(
-    conn: &mut C,
-    req: &FinishRequest<'_>,
-) -> Result<FinishStatus, StoreError> {
-    let (mode, ttl, counter, retries_left, extra, result): (
-        &str,
-        String,
-        &str,
-        String,
-        String,
-        Option<&ResultFields>,
-    ) = match &req.outcome {
-        Outcome::Finished {
-            result_ttl,
-            result,
-            repeat,
-        } => (
-            "finished",
-            result_ttl.to_string(),
-            "successful_job_count",
-            repeat.map(|(left, _)| left.to_string()).unwrap_or_default(),
-            repeat.map(|(_, at)| at.to_string()).unwrap_or_default(),
-            Some(result),
-        ),
-        Outcome::Failed {
-            failure_ttl,
-            result,
-        } => (
-            "failed",
-            opt(failure_ttl),
-            "failed_job_count",
-            String::new(),
-            String::new(),
-            Some(result),
-        ),
-        Outcome::Stopped {
-            failure_ttl,
-            result,
-        } => (
-            "stopped",
-            opt(failure_ttl),
-            "failed_job_count",
-            String::new(),
-            String::new(),
-            Some(result),
-        ),
-        Outcome::Requeue {
-            retries_left,
-            at_front,
-        } => (
-            "requeue",
-            String::new(),
-            "failed_job_count",
-            retries_left.to_string(),
-            if *at_front { "1" } else { "0" }.to_string(),
-            None,
-        ),
-        Outcome::Schedule {
-            retries_left,
-            run_at,
-        } => (
-            "schedule",
-            String::new(),
-            "failed_job_count",
-            retries_left.to_string(),
-            run_at.to_string(),
-            None,
-        ),
-        Outcome::Forward { queue } => (
-            "forward",
-            String::new(),
-            "",
-            String::new(),
-            queue.clone(),
-            None,
-        ),
-    };
-    let mut inv = FINISH.prepare_invoke();
-    inv.arg(req.prefix)
-        .arg(req.worker_name)
-        .arg(req.job_id)
-        .arg(req.execution_id)
-        .arg(req.queue)
-        .arg(req.now.rq_format())
-        .arg(req.now.unix_seconds())
-        .arg(mode)
-        .arg(ttl)
-        .arg(req.working_time.to_string())
-        .arg(counter)
-        .arg(retries_left)
-        .arg(extra)
-        .arg(DEFAULT_JOB_TIMEOUT_SECS)
-        .arg(req.rate_limit_key.unwrap_or_default())
-        .arg(if req.has_dependencies { "1" } else { "0" });
-    for (k, v) in result.into_iter().flatten() {
-        inv.arg(*k).arg(v);
-    }
-    let reply: Value = inv.invoke_async(conn).await?;
-    let status = match reply {
-        Value::Int(n) => n,
-        // Written, but a key a producer controls had the wrong type (issue 13): the notes
-        // say what the script did instead.
-        Value::Array(items) => {
-            let notes = match items.get(1) {
-                Some(Value::BulkString(b)) => b.as_slice(),
-                _ => b"",
-            };
-            tracing::error!(
-                job_id = %shown(req.job_id.as_bytes()),
-                notes = %crate::protocol::text::escaped(notes, crate::protocol::text::MAX_MESSAGE_CHARS),
-                "outcome recorded around unusable keys"
-            );
-            1
-        }
-        other => {
-            return Err(StoreError::UnexpectedReply {
-                what: "finish.lua",
-                detail: format!("{other:?}"),
-            })
-        }
-    };
-    Ok(match status {
-        1 => FinishStatus::Written,
-        0 => FinishStatus::JobMissing,
-        _ => FinishStatus::AlreadyRecorded,
-    })
-}
-
-fn opt(v: &Option<i64>) -> String {
-    v.map(|n| n.to_string()).unwrap_or_default()
 }

@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::callbacks;
 use super::context::WorkerContext;
 use super::dequeue::Dequeued;
+use super::finisher::Finisher;
 use super::outcome::{decide, Ended};
 use super::python;
 use super::running::{RunningEntry, StopReason};
@@ -30,16 +31,18 @@ use crate::protocol::payload::{decode_job_data_within, decode_meta_within, Paylo
 use crate::protocol::result::ExecutionSpan;
 use crate::protocol::text::shown;
 use crate::protocol::timestamp::RqTimestamp;
-use crate::store::reconcile::{finish_until_known, FinishKnown, FinishReport};
-use crate::store::scripts::FinishRequest;
+use crate::store::finish::FinishRequest;
+use crate::store::reconcile::{FinishKnown, FinishReport};
 
 /// RQ's `exc_string` for a work-horse killed by `kill-horse` (`Worker.monitor_work_horse`).
 pub const KILLED_HORSE_TEXT: &str =
     "Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); ";
 
-/// Runs a started job to its recorded outcome.
-pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
+/// Runs a started job to its recorded outcome (recorded by `finisher`, in a batch with the
+/// outcomes ready at the same moment).
+pub async fn run_job(ctx: Arc<WorkerContext>, finisher: Finisher, dequeued: Dequeued) {
     let Dequeued { job, started_at } = dequeued;
+    let rq1_member = job.rq1_member();
     let execution_id = job.execution_id;
     // A Python horse gets the hash as read at the start (no second fetch).
     let hash = ctx.horses.as_ref().map(|_| job.fields.clone());
@@ -53,6 +56,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
             queue: record.origin.clone(),
             started: std::time::Instant::now(),
             timeout: record.timeout,
+            rq1_member,
             cancel: cancel.clone(),
             stop_reason: stop_reason.clone(),
         },
@@ -100,18 +104,17 @@ pub async fn run_job(ctx: Arc<WorkerContext>, dequeued: Dequeued) {
                 decide_for(failed("rqw", HANDLER_PANIC, &panic_text(&*panic), false))
             });
         let request = FinishRequest {
-            prefix: ctx.keys.prefix(),
-            worker_name: &ctx.identity.name,
-            job_id: &record.id,
-            execution_id: &execution_id,
-            queue: &record.origin,
+            job_id: record.id.clone(),
+            execution_id: execution_id.clone(),
+            queue: record.origin.clone(),
+            rq1_member,
             now: ended_at,
             working_time: ended_at.seconds_since(&started_at),
-            rate_limit_key: record.rate_limit_key.as_deref(),
+            rate_limit_key: record.rate_limit_key.clone(),
             has_dependencies: record.has_dependencies,
             outcome,
         };
-        record_outcome(&ctx, &request, &probe).await;
+        record_outcome(&finisher, request, &probe).await;
     }
     .instrument(span)
     .await;
@@ -129,28 +132,31 @@ impl Drop for RunningGuard {
     }
 }
 
-async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>, probe: &JobProbe) {
+async fn record_outcome(finisher: &Finisher, request: FinishRequest, probe: &JobProbe) {
+    let outcome = request.outcome.name();
+    let working_time = request.working_time;
+    let execution_id = request.execution_id.clone();
     // Repeated until its outcome is known (a lost reply is looked up, never guessed); a
     // forced shutdown stops the repeats.
-    match finish_until_known(&ctx.conn, request, ctx.shutdown.force()).await {
+    match finisher.record(request).await {
         Ok(FinishReport {
             known,
             lost_replies,
         }) => match known {
             FinishKnown::Written => {
-                probe.recorded(outcome_name(request), request.working_time);
+                probe.recorded(outcome, working_time);
                 if lost_replies > 0 {
-                    tracing::warn!(execution_id = %request.execution_id, lost_replies, "outcome reply lost; the repeated call wrote it");
+                    tracing::warn!(execution_id = %execution_id, lost_replies, "outcome reply lost; the repeated call wrote it");
                 }
-                tracing::info!(outcome = ?outcome_name(request), "job recorded");
+                tracing::info!(outcome = ?outcome, "job recorded");
             }
             FinishKnown::WrittenEarlier => {
-                probe.recorded(outcome_name(request), request.working_time);
-                tracing::warn!(execution_id = %request.execution_id, lost_replies, outcome = ?outcome_name(request), "outcome reply lost; the lost call had written it (its result entry is there); not written again");
+                probe.recorded(outcome, working_time);
+                tracing::warn!(execution_id = %execution_id, lost_replies, outcome = ?outcome, "outcome reply lost; the lost call had written it (its result entry is there); not written again");
             }
             FinishKnown::GoneAfterLostReply => {
-                probe.recorded(outcome_name(request), request.working_time);
-                tracing::warn!(execution_id = %request.execution_id, lost_replies, outcome = ?outcome_name(request), "outcome reply lost; the execution had left the started registry (the lost call wrote it, or RQ's abandoned-job cleanup took the job over); not written again");
+                probe.recorded(outcome, working_time);
+                tracing::warn!(execution_id = %execution_id, lost_replies, outcome = ?outcome, "outcome reply lost; the execution had left the started registry (the lost call wrote it, or RQ's abandoned-job cleanup took the job over); not written again");
             }
             FinishKnown::JobMissing => {
                 tracing::warn!("the job hash was deleted while the job ran; no result recorded");
@@ -162,20 +168,8 @@ async fn record_outcome(ctx: &WorkerContext, request: &FinishRequest<'_>, probe:
             }
         },
         Err(e) => {
-            tracing::error!(execution_id = %request.execution_id, error = %e, "giving up recording the job outcome; RQ's abandoned-job handling will recover it");
+            tracing::error!(execution_id = %execution_id, error = %e, "giving up recording the job outcome; RQ's abandoned-job handling will recover it");
         }
-    }
-}
-
-fn outcome_name(request: &FinishRequest<'_>) -> &'static str {
-    use crate::store::scripts::Outcome::*;
-    match request.outcome {
-        Finished { .. } => "finished",
-        Failed { .. } => "failed",
-        Stopped { .. } => "stopped",
-        Requeue { .. } => "requeued",
-        Forward { .. } => "forwarded",
-        Schedule { .. } => "scheduled",
     }
 }
 

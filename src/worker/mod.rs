@@ -8,7 +8,8 @@
 //!   (the top-level run, crate::run, starts the duties beside the worker here)
 //!  Worker::work
 //!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE wait on one queue)
-//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), finish.lua
+//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), outcome to the finisher
+//!   ├─ finisher task ──────────── finish.lua: every outcome ready at once in one call
 //!   └─ drain running jobs, stop the horses
 //!  Worker::finish ─────────────── stop tasks, register death
 //! ```
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod context;
 pub mod dequeue;
 pub mod execute;
+pub mod finisher;
 pub mod heartbeat;
 pub mod measures;
 pub mod outcome;
@@ -231,6 +233,7 @@ impl Worker {
 async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
     let config = &ctx.config;
     let mut jobs: JoinSet<()> = JoinSet::new();
+    let (finisher, finisher_task) = finisher::Finisher::start(ctx.clone());
     let mut summary = RunSummary::default();
     let mut idle_since = tokio::time::Instant::now();
     let mut error_backoff = Duration::from_millis(100);
@@ -300,7 +303,7 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
                 summary.jobs_started += started.len() as u64;
                 idle_since = tokio::time::Instant::now();
                 for dequeued in started {
-                    jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+                    jobs.spawn(execute::run_job(ctx.clone(), finisher.clone(), dequeued));
                 }
             }
             Ok(_) if config.burst => {
@@ -329,7 +332,7 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
         match dequeuer.reconcile(ctx).await {
             Ok(adopted) => {
                 for dequeued in adopted {
-                    jobs.spawn(execute::run_job(ctx.clone(), dequeued));
+                    jobs.spawn(execute::run_job(ctx.clone(), finisher.clone(), dequeued));
                 }
             }
             Err(e) if attempt < SHUTDOWN_RECONCILE_ATTEMPTS => {
@@ -361,6 +364,11 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
             }
         }
         _ => drain.await,
+    }
+    // Every job task has ended: the finisher writes what it holds, then stops.
+    drop(finisher);
+    if let Err(e) = finisher_task.await {
+        tracing::error!(error = %e, "the outcome batching task failed");
     }
     summary
 }

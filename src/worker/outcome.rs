@@ -5,7 +5,7 @@ use crate::handlers::PyValue;
 use crate::protocol::job_record::JobRecord;
 use crate::protocol::payload::{encode_return_value, Serializer};
 use crate::protocol::result::{failure_fields, success_fields, ExecutionSpan};
-use crate::store::scripts::Outcome;
+use crate::store::finish::Outcome;
 
 /// RQ's `UNSERIALIZABLE_RETURN_VALUE_PAYLOAD`: written when a return value cannot be serialized.
 pub const UNSERIALIZABLE_RETURN_VALUE: &str = "Unserializable return value";

@@ -30,6 +30,8 @@ pub struct RunningEntry {
     pub started: Instant,
     /// Its timeout, for the heartbeat TTL.
     pub timeout: JobTimeout,
+    /// Registered under the plain job id (rq 1.x), as start.lua entered it.
+    pub rq1_member: bool,
     /// Cancels the handler.
     pub cancel: CancellationToken,
     /// Set before `cancel` when a command stops the job.
@@ -83,6 +85,7 @@ impl RunningJobs {
                     execution_id: execution_id.clone(),
                     queue: e.queue.clone(),
                     ttl: heartbeat_ttl(e.timeout, elapsed, monitoring_interval),
+                    rq1_member: e.rq1_member,
                 }
             })
             .collect();

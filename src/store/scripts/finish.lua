@@ -1,38 +1,57 @@
--- Records the outcome of one execution, atomically, as RQ's worker does in its
--- handle_job_success / handle_job_failure transactions: ends the execution (execution hash,
--- StartedJobRegistry member, executions zset, worker executions set, current_job, state),
--- updates the worker's counters, then per MODE:
+-- Records the outcomes of executions that ended at about the same moment, in one atomic call
+-- (issue 15), as RQ's worker does for each in its handle_job_success / handle_job_failure
+-- transactions: ends each execution (execution hash, StartedJobRegistry member, executions
+-- zset, worker executions set, current_job, state), updates the worker's counters, then per
+-- job and MODE:
 --   finished  status finished, result entry, FinishedJobRegistry, result_ttl (0 deletes, -1 keeps)
 --   failed    status failed, result entry (type 2), FailedJobRegistry, failure_ttl
 --   stopped   as failed with status stopped
 --   requeue   retry now: status queued, retries_left, back on the queue (front if asked)
 --   schedule  retry later: status scheduled, ScheduledJobRegistry
---   forward   not run here: status queued, origin and queue = ARGV[13] (no counters)
+--   forward   not run here: status queued, origin and queue = A13 (no counters)
 -- and enqueues dependents whose dependencies are now met (2.x style: straight to their queue),
 -- repeats a job that has repeats left (2.12+ Repeat), and releases its rq 3.0 rate-limit slot.
 --
--- ARGV: 1 prefix, 2 worker name, 3 job id, 4 execution id, 5 queue (job origin),
---       6 now (rq timestamp), 7 now (int), 8 mode, 9 ttl ('' = unset), 10 working time (float),
---       11 worker counter field ('' = none), 12 retries_left after this attempt (requeue,
---       schedule) or repeats_left after this run ('' = no repeat) for finished,
---       13 at_front ('1'/'0') for requeue, run-at (int) for schedule and for a repeat ('0' =
---       now), target queue for forward, 14 default job timeout (for enqueued dependents),
---       15 the job's rate_limit_key ('' = none), 16 '1' when the job hash has dependency_ids
---       or dependency_id (else '0'), both as read when the job started (RQ's worker, too,
---       uses the job it dequeued), 17.. result entry field/value pairs.
+-- ARGV: 1 prefix, 2 worker name, 3 default job timeout (for enqueued dependents), then per job
+--   15 items: job id, execution id, queue (job origin), its StartedJobRegistry member (as
+--   start.lua wrote it: "<id>:<execution id>", or the plain id of a job enqueued by rq 1.x),
+--   now (rq timestamp), now (int), mode, ttl ('' = unset), working time (float), worker
+--   counter field ('' = none), A12 retries_left after this attempt (requeue, schedule) or
+--   repeats_left after this run ('' = no repeat) for finished, A13 at_front ('1'/'0') for
+--   requeue, run-at (int) for schedule and for a repeat ('0' = now), target queue for
+--   forward, the job's rate_limit_key ('' = none), '1' when the job hash has dependency_ids
+--   or dependency_id (else '0'), both as read when the job started (RQ's worker, too, uses
+--   the job it dequeued), and the number R of result entry items that follow;
+--   then those R items (field/value pairs; none for outcomes without an entry).
 -- Prepended at build time: lib/enqueue.lua, lib/dependents.lua, lib/failure.lua.
--- Returns 1; 0 when the job hash no longer exists (nothing written for the job); 2 when the
--- execution was not in the StartedJobRegistry any more (nothing written); {1, notes} when
--- written but a key a producer controls had the wrong type (see below).
+-- Returns 2 items per job, in order: 1 written; 0 when the job hash no longer exists
+-- (nothing written for the job); 2 when the execution was not in the StartedJobRegistry any
+-- more (nothing written); then '' or the notes of a key a producer controls that had the
+-- wrong type (see below).
+--
+-- Safe to repeat after a lost reply: a job whose execution has left the StartedJobRegistry
+-- gets nothing written (2), whichever batch it is repeated in.
+--
+-- One command per batch, not per job, wherever the end state is the same (issue 15): the
+-- registry check (ZMSCORE) and removal (ZREM) per queue (for a lone "<id>:<execution id>"
+-- member, its ZREM is the check), the execution hashes (DEL), the
+-- worker's executions set (SREM), the worker hash (one HMGET, each counter's HINCRBY, one
+-- HINCRBYFLOAT of the summed working time, one SRANDMEMBER for current_job and state),
+-- whether any dependents set exists (EXISTS; SMEMBERS only then), and the FinishedJobRegistry
+-- (one ZADD of every score/member pair per queue). Per job remain the writes into keys named
+-- after it: rq:executions:<id> (ZREM), the job hash (its TTL, status), its results stream
+-- (XADD, TTL).
 --
 -- Hostile keys (issue 13): Redis does not roll back a failed script, and every key named after
--- the job's id, origin or dependents can be given another type by a producer. Each write into
--- such a key goes through redis.pcall, so the script always runs to its end and the job ends
--- in exactly one place RQ can see: a results stream of the wrong type loses the result entry
--- only; a registry or queue of its origin of the wrong type (finished, failed, scheduled,
--- queue) fails the job into its failed registry instead (status failed, exc_info saying
--- which key); dependents whose keys are unusable stay deferred. Every such case is returned
--- as a note, which the worker logs with the job id. No command is added.
+-- a job's id, origin or dependents can be given another type by a producer. Each command on
+-- such a key goes through redis.pcall, so the script always runs to its end, one job's keys
+-- never spoil the others' outcomes, and each job ends in exactly one place RQ can see: a
+-- results stream of the wrong type loses the result entry only; a registry or queue of its
+-- origin of the wrong type (finished, failed, scheduled, queue) fails the job into its failed
+-- registry instead (status failed, exc_info saying which key); a StartedJobRegistry of the
+-- wrong type is taken as holding the execution (start.lua put it there); dependents whose keys
+-- are unusable stay deferred. Every such case is returned as a note of its job, which the
+-- worker logs with the job id. No command is added.
 --
 -- Commands are spent only where RQ's readers can tell the difference (issue 5):
 -- - the worker hash's existence and current_job come from one HMGET (see below);
@@ -42,40 +61,152 @@
 -- - the dependents set gets its EXPIRE only when it still exists after the dependents were
 --   enqueued, the dependencies set only when the job has dependencies (rq_has_dependencies);
 --   an EXPIRE of a missing key answers 0 and changes nothing, so the end state is RQ's.
-local P, NAME, ID, X, Q, TS = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local NOW = tonumber(ARGV[7])
-local MODE, TTL, WT, COUNTER = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local DEFAULT_TIMEOUT = tonumber(ARGV[14])
-local RATE_LIMIT_KEY, HAS_DEPENDENCIES = ARGV[15], ARGV[16] == '1'
-local FIRST_RESULT_ARG = 17
-
-local jk = P .. 'job:' .. ID
-local dependents_key = jk .. ':dependents'
-local dependencies_key = P .. 'job::' .. ID .. ':dependencies'
-local results_key = P .. 'results:' .. ID
+local P, NAME = ARGV[1], ARGV[2]
+local DEFAULT_TIMEOUT = tonumber(ARGV[3])
+local FIELDS = 15
+local NARGV = #ARGV
 local wk = P .. 'worker:' .. NAME
 local wek = wk .. ':executions'
-local composite = ID .. ':' .. X
 
--- The execution is over. If it was no longer in the StartedJobRegistry, its outcome was
--- already recorded (a retried call whose reply was lost) or RQ's abandoned-job cleanup took
--- it over: write nothing more, so nothing is counted or enqueued twice.
-local was_started = redis.pcall('ZREM', P .. 'wip:' .. Q, composite)
-if rqw_failed(was_started) then
-  -- start.lua put the execution there; the key was replaced since. Record the outcome.
-  rqw_notes[#rqw_notes + 1] = P .. 'wip:' .. Q .. ' is not a sorted set'
-  was_started = 1
+-- Numbers read from ARGV, each text converted once per call (jobs of a batch share their
+-- TTLs and mostly their second), and the texts of numbers this script computes: a Lua
+-- number given to redis.call is formatted with sprintf every time.
+local NUMS = {}
+local function num(text)
+  local v = NUMS[text]
+  if v == nil then
+    v = tonumber(text)
+    NUMS[text] = v
+  end
+  return v
 end
-local had_execution = redis.call('DEL', P .. 'execution:' .. ID .. ':' .. X)
-redis.call('ZREM', P .. 'executions:' .. ID, X)
-redis.call('SREM', wek, composite)
--- A job enqueued by rq 1.x is in the registry under its plain id (start.lua). Only the first
--- call finds this execution's hash, so a repeated call still writes nothing twice.
-if was_started == 0 and had_execution == 1 then
-  was_started = redis.call('ZREM', P .. 'wip:' .. Q, ID)
+local SCORES = {}
+-- now + ttl as text, for the FinishedJobRegistry.
+local function score_text(now_text, ttl_text)
+  local by_now = SCORES[now_text]
+  if not by_now then
+    by_now = {}
+    SCORES[now_text] = by_now
+  end
+  local score = by_now[ttl_text]
+  if not score then
+    score = tostring(num(now_text) + num(ttl_text))
+    by_now[ttl_text] = score
+  end
+  return score
 end
-if was_started == 0 then
-  return 2
+
+-- Where each job's items start in ARGV.
+local at = {}
+local n = 0
+do
+  local i = 4
+  while i <= NARGV do
+    local mode = ARGV[i + 6]
+    if mode ~= 'finished' and mode ~= 'failed' and mode ~= 'stopped' and mode ~= 'requeue'
+        and mode ~= 'forward' and mode ~= 'schedule' then
+      return redis.error_reply('finish.lua: unknown mode ' .. tostring(mode))
+    end
+    n = n + 1
+    at[n] = i
+    i = i + FIELDS + num(ARGV[i + FIELDS - 1])
+  end
+end
+if n == 0 then return {} end
+
+local code = {}  -- per job: nil while its outcome is to be written, else its return code
+local notes = {} -- per job: nil or a table of notes
+
+local function note(k, text)
+  local t = notes[k]
+  if not t then t = {} notes[k] = t end
+  t[#t + 1] = text
+end
+
+-- The executions are over. One that is no longer in the StartedJobRegistry had its outcome
+-- recorded already (a repeated call whose reply was lost) or RQ's abandoned-job cleanup took
+-- it over: nothing more is written for it, so nothing is counted or enqueued twice.
+local groups, queues = {}, {}
+for k = 1, n do
+  local q = ARGV[at[k] + 2]
+  local g = groups[q]
+  if not g then
+    g = {}
+    groups[q] = g
+    queues[#queues + 1] = q
+  end
+  g[#g + 1] = k
+end
+for _, q in ipairs(queues) do
+  local g = groups[q]
+  local wip = P .. 'wip:' .. q
+  local members = {}
+  for j = 1, #g do members[j] = ARGV[at[g[j]] + 3] end
+  local single = #g == 1 and members[1] ~= ARGV[at[g[1]]]
+  local scores
+  if single then
+    -- One "<id>:<execution id>" member: its ZREM is the check (one command, not two).
+    scores = redis.pcall('ZREM', wip, members[1])
+    if not rqw_failed(scores) then scores = {scores == 1} end
+  else
+    scores = redis.pcall('ZMSCORE', wip, unpack(members))
+  end
+  if rqw_failed(scores) then
+    -- start.lua put the executions there; the key was replaced since. Record the outcomes.
+    for j = 1, #g do note(g[j], wip .. ' is not a sorted set') end
+  else
+    local found = {}
+    for j = 1, #g do
+      local base = at[g[j]]
+      local id, x = ARGV[base], ARGV[base + 1]
+      local plain = members[j] == id
+      -- A plain id (rq 1.x) may be a later execution's member: it is this execution's only
+      -- while this execution's hash exists, which only the first call finds (it is deleted
+      -- below), so a repeated call writes nothing twice. "<id>:<execution id>" is this
+      -- execution's alone.
+      local has_execution = nil
+      if scores[j] and plain then
+        has_execution = redis.call('EXISTS', P .. 'execution:' .. id .. ':' .. x) == 1
+      end
+      if scores[j] and (not plain or has_execution) then
+        if not single then found[#found + 1] = members[j] end -- (a single one is removed)
+      else
+        -- Under the other member form (the job hash gained or lost group_id between the
+        -- start and a look-up after a lost reply)? Under the same condition.
+        if has_execution == nil then
+          has_execution = redis.call('EXISTS', P .. 'execution:' .. id .. ':' .. x) == 1
+        end
+        local other = id
+        if plain then other = id .. ':' .. x end
+        if has_execution and redis.call('ZSCORE', wip, other) then
+          found[#found + 1] = other
+        else
+          code[g[j]] = 2
+        end
+      end
+    end
+    if #found > 0 then
+      redis.call('ZREM', wip, unpack(found))
+    end
+  end
+end
+
+-- Execution bookkeeping of every job of the batch (as RQ's cleanup_execution).
+do
+  local ekeys, composites = {}, {}
+  for k = 1, n do
+    local base = at[k]
+    local id, x, member = ARGV[base], ARGV[base + 1], ARGV[base + 3]
+    local composite = member
+    if member == id then composite = id .. ':' .. x end
+    composites[k] = composite
+    ekeys[k] = P .. 'execution:' .. composite
+    if rqw_failed(redis.pcall('ZREM', P .. 'executions:' .. id, x)) then
+      note(k, P .. 'executions:' .. id .. ' is not a sorted set')
+    end
+  end
+  redis.call('DEL', unpack(ekeys))
+  redis.call('SREM', wek, unpack(composites))
 end
 
 -- Worker bookkeeping, when the worker hash still exists. One HMGET reads current_job and
@@ -83,50 +214,75 @@ end
 -- (worker_record's write_birth all of them, start.lua and set_state `state`, heartbeat.lua
 -- `last_heartbeat` (to an existing hash only), register_death `death`,
 -- mark_shutdown_requested `shutdown_requested_date`), so "any of them set" is EXISTS.
-local w = redis.call('HMGET', wk, 'current_job', 'state', 'birth', 'last_heartbeat', 'death',
-  'shutdown_requested_date')
-if w[1] or w[2] or w[3] or w[4] or w[5] or w[6] then
-  if COUNTER ~= '' then
-    redis.call('HINCRBY', wk, COUNTER, 1)
-    redis.call('HINCRBYFLOAT', wk, 'total_working_time', WT)
+local ended = {}
+local any = false
+for k = 1, n do
+  if code[k] == nil then
+    ended[ARGV[at[k]]] = true
+    any = true
   end
-  local other = redis.call('SRANDMEMBER', wek)
-  if other then
-    if w[1] == ID then
-      redis.call('HSET', wk, 'current_job', string.match(other, '^(.*):[^:]*$'))
+end
+if any then
+  local w = redis.call('HMGET', wk, 'current_job', 'state', 'birth', 'last_heartbeat', 'death',
+    'shutdown_requested_date')
+  if w[1] or w[2] or w[3] or w[4] or w[5] or w[6] then
+    local fields, counts, working_time = {}, {}, 0
+    for k = 1, n do
+      local counter = ARGV[at[k] + 9]
+      if code[k] == nil and counter ~= '' then
+        if not counts[counter] then
+          counts[counter] = 0
+          fields[#fields + 1] = counter
+        end
+        counts[counter] = counts[counter] + 1
+        working_time = working_time + tonumber(ARGV[at[k] + 8])
+      end
     end
-  else
-    if w[1] then
-      redis.call('HDEL', wk, 'current_job')
+    for _, field in ipairs(fields) do
+      redis.call('HINCRBY', wk, field, counts[field])
     end
-    redis.call('HSET', wk, 'state', 'idle', 'current_job_working_time', '0')
+    if #fields > 0 then
+      redis.call('HINCRBYFLOAT', wk, 'total_working_time', string.format('%.17g', working_time))
+    end
+    local other = redis.call('SRANDMEMBER', wek)
+    if other then
+      if w[1] and ended[w[1]] then
+        redis.call('HSET', wk, 'current_job', string.match(other, '^(.*):[^:]*$'))
+      end
+    else
+      if w[1] then
+        redis.call('HDEL', wk, 'current_job')
+      end
+      redis.call('HSET', wk, 'state', 'idle', 'current_job_working_time', '0')
+    end
   end
 end
 
--- The job hash must still exist. The TTL this outcome gives it (RQ's Job.cleanup: result_ttl
--- > 0 without a repeat, or failure_ttl > 0, RQ_DEFAULT_FAILURE_TTL of lib/failure.lua when
--- unset), if any, is applied here and doubles as that check (EXPIRE answers 0 for a missing
--- key, exactly when EXISTS would); the paths below do not EXPIRE the hash again.
-local repeating = MODE == 'finished' and ARGV[12] ~= ''
-local failure_ttl = nil
-if (MODE == 'failed' or MODE == 'stopped') and TTL ~= '' then failure_ttl = tonumber(TTL) end
-local job_ttl = nil
-if MODE == 'finished' and not repeating and tonumber(TTL) > 0 then
-  job_ttl = tonumber(TTL)
-elseif (MODE == 'failed' or MODE == 'stopped') and (failure_ttl or RQ_DEFAULT_FAILURE_TTL) > 0 then
-  job_ttl = failure_ttl or RQ_DEFAULT_FAILURE_TTL
-end
-if job_ttl then
-  if redis.call('EXPIRE', jk, job_ttl) == 0 then
-    return 0
+-- Whether any job of the batch that enqueues dependents has a dependents set: one EXISTS for
+-- all (nothing in this script creates one).
+local dependents_exist = false
+do
+  local keys = {}
+  for k = 1, n do
+    local mode = ARGV[at[k] + 6]
+    if code[k] == nil and (mode == 'finished' or mode == 'failed' or mode == 'stopped') then
+      keys[#keys + 1] = P .. 'job:' .. ARGV[at[k]] .. ':dependents'
+    end
   end
-elseif redis.call('EXISTS', jk) == 0 then
-  return 0
+  if #keys > 0 then
+    dependents_exist = redis.call('EXISTS', unpack(keys)) > 0
+  end
 end
+
+-- The job being written (set by the loop below for each job in turn).
+local K, ID, Q, TS, NOW, NOW_TEXT, MODE, TTL, A12, A13, RATE_LIMIT_KEY, HAS_DEPENDENCIES
+local RESULT_AT, RESULT_N
+local jk, dependents_key, dependencies_key, results_key
 
 local function add_result()
-  if #ARGV >= FIRST_RESULT_ARG then
-    if rqw_failed(redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(ARGV, FIRST_RESULT_ARG))) then
+  if RESULT_N > 0 then
+    if rqw_failed(redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*',
+        unpack(ARGV, RESULT_AT, RESULT_AT + RESULT_N - 1))) then
       rqw_notes[#rqw_notes + 1] = results_key .. ' is not a stream: no result entry written'
     end
   end
@@ -158,17 +314,25 @@ local function place(status, ...)
   return status
 end
 
--- The first write into the job hash of each outcome: a key replaced by another type while
--- the job ran is no job any more (as if deleted: return 0, nothing more written for it).
-local function job_is_gone(reply)
-  return rqw_failed(reply)
+-- FinishedJobRegistry members of jobs that do not repeat, added per queue after the loop.
+local finished_pairs, finished_jobs, finished_queues = {}, {}, {}
+local function place_finished_later(score)
+  local pairs_q = finished_pairs[Q]
+  if not pairs_q then
+    pairs_q = {}
+    finished_pairs[Q] = pairs_q
+    finished_jobs[Q] = {}
+    finished_queues[#finished_queues + 1] = Q
+  end
+  pairs_q[#pairs_q + 1] = score
+  pairs_q[#pairs_q + 1] = ID
+  finished_jobs[Q][#finished_jobs[Q] + 1] = K
 end
 
-local function done()
-  if #rqw_notes > 0 then
-    return {1, table.concat(rqw_notes, '; ')}
-  end
-  return 1
+-- The first write into the job hash of each outcome: a key replaced by another type while
+-- the job ran is no job any more (as if deleted: 0, nothing more written for it).
+local function job_is_gone(reply)
+  return rqw_failed(reply)
 end
 
 -- rq 3.0 rate limits: once the outcome is final (not queued or started), free the slot.
@@ -177,83 +341,160 @@ local function release_rate_limit(status)
     rq_release_rate_limit(P, ID, RATE_LIMIT_KEY, TS, NOW)
   end
 end
+
 -- Returns true when the dependents set still exists afterwards.
 local function enqueue_dependents(parent_status)
+  if not dependents_exist then return false end
   return rq_enqueue_dependents(P, ID, parent_status, TS, NOW, DEFAULT_TIMEOUT)
 end
 
-local final_status = MODE
-if MODE == 'finished' then
-  local ttl = tonumber(TTL)
-  local dependents_left = enqueue_dependents('finished')
-  if ttl == 0 and not repeating then
-    redis.call('DEL', P .. 'executions:' .. ID, jk, dependents_key, dependencies_key, results_key)
-    release_rate_limit(final_status)
-    return done()
+-- Writes the outcome of the current job; returns its code.
+local function write_outcome()
+  -- The job hash must still exist. The TTL this outcome gives it (RQ's Job.cleanup:
+  -- result_ttl > 0 without a repeat, or failure_ttl > 0, RQ_DEFAULT_FAILURE_TTL of
+  -- lib/failure.lua when unset), if any, is applied here and doubles as that check (EXPIRE
+  -- answers 0 for a missing key, exactly when EXISTS would); the paths below do not EXPIRE
+  -- the hash again.
+  local repeating = MODE == 'finished' and A12 ~= ''
+  local failure_ttl = nil
+  if (MODE == 'failed' or MODE == 'stopped') and TTL ~= '' then failure_ttl = num(TTL) end
+  local job_ttl, job_ttl_text = nil, nil
+  if MODE == 'finished' and not repeating and num(TTL) > 0 then
+    job_ttl, job_ttl_text = num(TTL), TTL
+  elseif (MODE == 'failed' or MODE == 'stopped') and (failure_ttl or RQ_DEFAULT_FAILURE_TTL) > 0 then
+    job_ttl = failure_ttl or RQ_DEFAULT_FAILURE_TTL
+    job_ttl_text = failure_ttl and TTL or tostring(RQ_DEFAULT_FAILURE_TTL)
   end
-  if ttl ~= 0 then
-    if job_is_gone(redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
-    add_result()
-    if ttl > 0 then
-      redis.call('EXPIRE', results_key, ttl)
-      final_status = place(final_status, 'ZADD', P .. 'finished:' .. Q, NOW + ttl, ID)
-      if not repeating then
-        -- The job hash got this TTL above (the existence check).
-        if dependents_left then
-          redis.call('EXPIRE', dependents_key, ttl)
+  if job_ttl then
+    if redis.call('EXPIRE', jk, job_ttl_text) == 0 then
+      return 0
+    end
+  elseif redis.call('EXISTS', jk) == 0 then
+    return 0
+  end
+
+  local final_status = MODE
+  if MODE == 'finished' then
+    local ttl = num(TTL)
+    local dependents_left = enqueue_dependents('finished')
+    if ttl == 0 and not repeating then
+      redis.call('DEL', P .. 'executions:' .. ID, jk, dependents_key, dependencies_key, results_key)
+      release_rate_limit(final_status)
+      return 1
+    end
+    if ttl ~= 0 then
+      if job_is_gone(redis.pcall('HSET', jk, 'status', 'finished', 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
+      add_result()
+      if ttl > 0 then
+        redis.call('EXPIRE', results_key, TTL)
+        if repeating then
+          final_status = place(final_status, 'ZADD', P .. 'finished:' .. Q, NOW + ttl, ID)
+        else
+          place_finished_later(score_text(NOW_TEXT, TTL))
+          -- The job hash got this TTL above (the existence check).
+          if dependents_left then
+            redis.call('EXPIRE', dependents_key, TTL)
+          end
+          if HAS_DEPENDENCIES then
+            redis.call('EXPIRE', dependencies_key, TTL)
+          end
         end
-        if HAS_DEPENDENCIES then
-          redis.call('EXPIRE', dependencies_key, ttl)
+      else
+        redis.call('PERSIST', results_key)
+        if repeating then
+          final_status = place(final_status, 'ZADD', P .. 'finished:' .. Q, '+inf', ID)
+        else
+          place_finished_later('+inf')
         end
       end
-    else
-      redis.call('PERSIST', results_key)
-      final_status = place(final_status, 'ZADD', P .. 'finished:' .. Q, '+inf', ID)
     end
-  end
-  if repeating and final_status == 'finished' then
-    -- Repeat.schedule: one repeat fewer, then straight back on the queue or scheduled.
-    redis.call('HSET', jk, 'repeats_left', ARGV[12])
-    if ARGV[13] == '0' then
-      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', TS)
-      final_status = place('queued', 'RPUSH', P .. 'queue:' .. Q, ID)
-    else
-      redis.call('HSET', jk, 'status', 'scheduled')
-      final_status = place('scheduled', 'ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
-      redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
+    if repeating and final_status == 'finished' then
+      -- Repeat.schedule: one repeat fewer, then straight back on the queue or scheduled.
+      redis.call('HSET', jk, 'repeats_left', A12)
+      if A13 == '0' then
+        redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', TS)
+        final_status = place('queued', 'RPUSH', P .. 'queue:' .. Q, ID)
+      else
+        redis.call('HSET', jk, 'status', 'scheduled')
+        final_status = place('scheduled', 'ZADD', P .. 'scheduled:' .. Q, A13, ID)
+        redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
+      end
     end
+  elseif MODE == 'failed' or MODE == 'stopped' then
+    if job_is_gone(redis.pcall('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
+    add_result()
+    rq_register_failure(P, ID, Q, failure_ttl, MODE, TS, NOW, DEFAULT_TIMEOUT, HAS_DEPENDENCIES,
+      job_ttl ~= nil, not dependents_exist)
+  elseif MODE == 'requeue' then
+    final_status = 'queued'
+    if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'retries_left', A12, 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
+    if A13 == '1' then
+      final_status = place(final_status, 'LPUSH', P .. 'queue:' .. Q, ID)
+    else
+      final_status = place(final_status, 'RPUSH', P .. 'queue:' .. Q, ID)
+    end
+  elseif MODE == 'forward' then
+    final_status = 'queued'
+    -- Not ours to run: hand the job, intact, to the queue a Python worker serves.
+    local target = A13
+    if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'origin', target, 'enqueued_at', TS, 'started_at', '', 'worker_name', '', 'last_heartbeat', '')) then return 0 end
+    final_status = place(final_status, 'RPUSH', P .. 'queue:' .. target, ID)
+    if final_status == 'queued' then
+      redis.call('SADD', P .. 'queues', P .. 'queue:' .. target)
+    else
+      redis.call('HSET', jk, 'origin', Q)
+    end
+  elseif MODE == 'schedule' then
+    final_status = 'scheduled'
+    if job_is_gone(redis.pcall('HSET', jk, 'status', 'scheduled', 'retries_left', A12, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
+    final_status = place(final_status, 'ZADD', P .. 'scheduled:' .. Q, A13, ID)
+    redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
   end
-elseif MODE == 'failed' or MODE == 'stopped' then
-  if job_is_gone(redis.pcall('HSET', jk, 'status', MODE, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
-  add_result()
-  rq_register_failure(P, ID, Q, failure_ttl, MODE, TS, NOW, DEFAULT_TIMEOUT, HAS_DEPENDENCIES,
-    job_ttl ~= nil)
-elseif MODE == 'requeue' then
-  final_status = 'queued'
-  if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'retries_left', ARGV[12], 'enqueued_at', TS, 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
-  if ARGV[13] == '1' then
-    final_status = place(final_status, 'LPUSH', P .. 'queue:' .. Q, ID)
-  else
-    final_status = place(final_status, 'RPUSH', P .. 'queue:' .. Q, ID)
-  end
-elseif MODE == 'forward' then
-  final_status = 'queued'
-  -- Not ours to run: hand the job, intact, to the queue a Python worker serves.
-  local target = ARGV[13]
-  if job_is_gone(redis.pcall('HSET', jk, 'status', 'queued', 'origin', target, 'enqueued_at', TS, 'started_at', '', 'worker_name', '', 'last_heartbeat', '')) then return 0 end
-  final_status = place(final_status, 'RPUSH', P .. 'queue:' .. target, ID)
-  if final_status == 'queued' then
-    redis.call('SADD', P .. 'queues', P .. 'queue:' .. target)
-  else
-    redis.call('HSET', jk, 'origin', Q)
-  end
-elseif MODE == 'schedule' then
-  final_status = 'scheduled'
-  if job_is_gone(redis.pcall('HSET', jk, 'status', 'scheduled', 'retries_left', ARGV[12], 'ended_at', TS, 'last_heartbeat', TS)) then return 0 end
-  final_status = place(final_status, 'ZADD', P .. 'scheduled:' .. Q, ARGV[13], ID)
-  redis.call('SADD', P .. 'queues', P .. 'queue:' .. Q)
-else
-  return redis.error_reply('finish.lua: unknown mode ' .. tostring(MODE))
+  -- A finished job placed later is final either way (finished, or failed instead).
+  release_rate_limit(final_status)
+  return 1
 end
-release_rate_limit(final_status)
-return done()
+
+-- Makes job k the current one.
+local function select_job(k)
+  local base = at[k]
+  K = k
+  ID, Q, TS, NOW_TEXT = ARGV[base], ARGV[base + 2], ARGV[base + 4], ARGV[base + 5]
+  NOW = num(NOW_TEXT)
+  MODE, TTL, A12, A13 = ARGV[base + 6], ARGV[base + 7], ARGV[base + 10], ARGV[base + 11]
+  RATE_LIMIT_KEY, HAS_DEPENDENCIES = ARGV[base + 12], ARGV[base + 13] == '1'
+  RESULT_AT, RESULT_N = base + FIELDS, num(ARGV[base + 14])
+  jk = P .. 'job:' .. ID
+  dependents_key = jk .. ':dependents'
+  dependencies_key = P .. 'job::' .. ID .. ':dependencies'
+  results_key = P .. 'results:' .. ID
+  rqw_notes = notes[k] or {}
+end
+
+for k = 1, n do
+  if code[k] == nil then
+    select_job(k)
+    code[k] = write_outcome()
+    if #rqw_notes > 0 then notes[k] = rqw_notes end
+  end
+end
+
+-- The FinishedJobRegistry, one ZADD per queue; when that key is unusable, each of its jobs
+-- fails into its failed registry instead (as place() does for one).
+for _, q in ipairs(finished_queues) do
+  if rqw_failed(redis.pcall('ZADD', P .. 'finished:' .. q, unpack(finished_pairs[q]))) then
+    for _, k in ipairs(finished_jobs[q]) do
+      select_job(k)
+      fail_unplaced(P .. 'finished:' .. q)
+      notes[k] = rqw_notes
+    end
+  end
+end
+
+local out = {}
+for k = 1, n do
+  out[2 * k - 1] = code[k]
+  local t = notes[k]
+  out[2 * k] = (t and #t > 0) and table.concat(t, '; ') or ''
+end
+return out

@@ -5,7 +5,8 @@
 --
 -- ARGV: 1 prefix, 2 worker name, 3 now (rq timestamp), 4 now (int), 5 now (float),
 --       6 worker key ttl, 7 current_job_working_time ('' = leave), then per execution:
---       job id, execution id, queue, heartbeat ttl.
+--       job id, execution id, queue, heartbeat ttl, its StartedJobRegistry member (as
+--       start.lua wrote it: "<id>:<execution id>", or the plain id of a job from rq 1.x).
 -- Returns -1 when the worker hash has vanished (the caller registers again), else 1.
 local P, NAME, TS = ARGV[1], ARGV[2], ARGV[3]
 local NOW = tonumber(ARGV[4])
@@ -18,8 +19,8 @@ end
 redis.call('HSET', wk, 'last_heartbeat', TS)
 if ARGV[7] ~= '' then redis.call('HSET', wk, 'current_job_working_time', ARGV[7]) end
 local longest = WTTL
-for i = 8, #ARGV, 4 do
-  local id, x, q, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+for i = 8, #ARGV, 5 do
+  local id, x, q, ttl, member = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   local ek = P .. 'execution:' .. id .. ':' .. x
   -- Every write here refreshes one value and is complete by itself. The keys that carry a
   -- job's id or origin were checked by start.lua, but a producer may have replaced one of
@@ -29,8 +30,7 @@ for i = 8, #ARGV, 4 do
     redis.pcall('HSET', ek, 'last_heartbeat', NOWF)
   end
   redis.call('EXPIRE', ek, ttl)
-  redis.pcall('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id .. ':' .. x)
-  redis.pcall('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, id) -- rq 1.x's member (start.lua)
+  redis.pcall('ZADD', P .. 'wip:' .. q, 'XX', NOW + ttl, member)
   redis.pcall('ZADD', P .. 'executions:' .. id, NOW + ttl + 60, x)
   redis.call('EXPIRE', P .. 'executions:' .. id, ttl + 60)
   local jk = P .. 'job:' .. id

@@ -74,7 +74,12 @@ local READ_FIELDS = {origin = true, status = true, timeout = true, result_ttl = 
   failure_ttl = true, retries_left = true, retry_intervals = true, enqueue_at_front_on_retry = true,
   repeats_left = true, repeat_intervals = true, rate_limit_key = true, dependency_ids = true,
   dependency_id = true}
+-- How the loop over a hash treats each field name, found once per call for each name.
+local PAYLOAD, READ, OTHER, GROUP_ID, ENQUEUED_AT = 1, 2, 3, 4, 5
+local KIND = {data = PAYLOAD, meta = PAYLOAD, group_id = GROUP_ID, enqueued_at = ENQUEUED_AT}
+for f in pairs(READ_FIELDS) do KIND[f] = READ end
 local FIRST_X = FIRST_Q + NQ
+local TTL_TEXTS = {}
 local MAX = #ARGV - FIRST_X + 1
 
 local wk = P .. 'worker:' .. NAME
@@ -84,6 +89,7 @@ local started, longest, last_id = 0, 0, nil
 
 -- True when s is valid UTF-8 (what the worker can read back as text).
 local function valid_utf8(s)
+  if not s:find('[\128-\255]') then return true end
   local i, n = 1, #s
   while i <= n do
     local c = s:byte(i)
@@ -165,26 +171,34 @@ local function start(q, id)
   local others = 0
   for i = 1, #fields, 2 do
     local f, len = fields[i], #fields[i + 1]
+    local kind = KIND[f]
+    if kind == nil then
+      -- Callback fields are read by the worker too (any of RQ's *_callback_* names).
+      kind = f:find('_callback_', 1, true) and READ or OTHER
+      KIND[f] = kind
+    end
     local big
-    if f == 'data' or f == 'meta' then
-      big = len > MAX_FIELD
-    elseif READ_FIELDS[f] or f:find('_callback_', 1, true) then
-      big = len > MAX_READ_FIELD
-    else
+    if kind >= OTHER then
       big = others + #f + len > MAX_FIELD
       if not big then others = others + #f + len end
+    elseif kind == PAYLOAD then
+      big = len > MAX_FIELD
+    else
+      big = len > MAX_READ_FIELD
     end
-    if f == 'group_id' then rq2 = true end
+    if kind == GROUP_ID then rq2 = true end
     if big then
       oversize[#oversize + 1] = f
       oversize[#oversize + 1] = len
       fields[i + 1] = ''
-    elseif f == 'timeout' then timeout = tonumber(fields[i + 1])
+    elseif kind == READ then
+      if f == 'timeout' then timeout = tonumber(fields[i + 1])
+      elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1]
+      end
     -- A producer's clock (the API host's, or the worker that enqueued a dependent) may run
     -- ahead of Redis's: started_at is never before enqueued_at (same fixed-width format, so
     -- the text order is the time order).
-    elseif f == 'enqueued_at' and len == #TS and fields[i + 1] > TS then started_at = fields[i + 1]
-    elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1]
+    elseif kind == ENQUEUED_AT and len == #TS and fields[i + 1] > TS then started_at = fields[i + 1]
     end
   end
   for i = 1, #oversize, 2 do
@@ -203,19 +217,26 @@ local function start(q, id)
   local ek = P .. 'execution:' .. id .. ':' .. X
   local xk = P .. 'executions:' .. id
   -- The two writes into keys a producer can give the wrong type come first (see the header).
-  if failed_call(redis.pcall('ZADD', xk, NOW + ttl + 60, X)) then
+  -- The numbers as text, converted once per call for each value (a Lua number passed to
+  -- redis.call is formatted with sprintf every time).
+  local texts = TTL_TEXTS[ttl]
+  if not texts then
+    texts = {tostring(NOW + ttl + 60), tostring(NOW + ttl), tostring(ttl + 60), tostring(ttl)}
+    TTL_TEXTS[ttl] = texts
+  end
+  if failed_call(redis.pcall('ZADD', xk, texts[1], X)) then
     refuse(q, id, 'its executions key ' .. quoted(xk) .. ' is not a sorted set', true)
     return false
   end
   -- The registry member: "<id>:<execution id>", or the plain id of a job from rq 1.x (header).
-  if failed_call(redis.pcall('ZADD', P .. 'wip:' .. origin, NOW + ttl, rq2 and composite or id)) then
+  if failed_call(redis.pcall('ZADD', P .. 'wip:' .. origin, texts[2], rq2 and composite or id)) then
     redis.call('ZREM', xk, X)
     refuse(q, id, "the StartedJobRegistry of its origin '" .. quoted(origin) .. "' is not a sorted set", true)
     return false
   end
-  redis.call('EXPIRE', xk, ttl + 60)
+  redis.call('EXPIRE', xk, texts[3])
   redis.call('HSET', ek, 'id', X, 'job_id', id, 'created_at', NOWF, 'last_heartbeat', NOWF, 'worker_name', NAME)
-  redis.call('EXPIRE', ek, ttl)
+  redis.call('EXPIRE', ek, texts[4])
   redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', started_at, 'worker_name', NAME)
   redis.call('PERSIST', jk)
   started = started + 1

@@ -8,10 +8,12 @@
 -- finish.lua's existence check); the dependents set's only when it still exists after the
 -- dependents were enqueued (RQ expires it first; the ids that stay keep that TTL either way);
 -- the dependencies set's only when `has_dependencies` (rq_has_dependencies).
+-- `dependents_absent`: the caller knows the job has no dependents set (finish.lua's one
+-- EXISTS per batch), so none is looked for.
 local RQ_DEFAULT_FAILURE_TTL = 31536000
 
 local function rq_register_failure(P, id, q, failure_ttl, status, TS, NOW, default_timeout,
-                                   has_dependencies, hash_expired)
+                                   has_dependencies, hash_expired, dependents_absent)
   local jk = P .. 'job:' .. id
   local results_key = P .. 'results:' .. id
   local ttl = failure_ttl or RQ_DEFAULT_FAILURE_TTL
@@ -33,7 +35,7 @@ local function rq_register_failure(P, id, q, failure_ttl, status, TS, NOW, defau
     rqw_notes[#rqw_notes + 1] = 'job ' .. id .. ' is in no registry: ' .. P .. 'failed:' .. q .. ' is not a sorted set'
   end
   if ttl ~= 0 then
-    local dependents_left = rq_enqueue_dependents(P, id, status, TS, NOW, default_timeout)
+    local dependents_left = not dependents_absent and rq_enqueue_dependents(P, id, status, TS, NOW, default_timeout)
     if ttl > 0 then
       if dependents_left then
         redis.call('EXPIRE', jk .. ':dependents', ttl)
