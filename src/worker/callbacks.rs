@@ -8,12 +8,12 @@ use futures::FutureExt;
 
 use super::context::WorkerContext;
 use super::execute::Runtime;
-use super::outcome::Ended;
 use crate::handlers::callbacks::{CallbackContext, CallbackEvent};
 use crate::protocol::exception::{
     format_exception, timeout_message, HANDLER_PANIC, JOB_TIMEOUT_EXCEPTION, UNKNOWN_FUNCTION_ERROR,
 };
 use crate::protocol::job_record::{CallbackSpec, JobRecord};
+use crate::protocol::outcome::Ended;
 use crate::protocol::payload::decode_meta;
 use crate::protocol::text::shown;
 

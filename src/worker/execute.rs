@@ -16,7 +16,7 @@ use super::callbacks;
 use super::context::WorkerContext;
 use super::dequeue::Dequeued;
 use super::finisher::Finisher;
-use super::outcome::{decide, Ended};
+use super::outcome::decide;
 use super::python;
 use super::running::{RunningEntry, StopReason};
 use crate::config::CANCEL_GRACE;
@@ -27,6 +27,7 @@ use crate::protocol::exception::{
     JOB_TIMEOUT_EXCEPTION, SHUTDOWN_ERROR, UNKNOWN_FUNCTION_ERROR,
 };
 use crate::protocol::job_record::{JobRecord, JobTimeout};
+use crate::protocol::outcome::{is_last_attempt, Ended};
 use crate::protocol::payload::{decode_job_data_within, decode_meta_within, PayloadError};
 use crate::protocol::result::ExecutionSpan;
 use crate::protocol::text::shown;
@@ -336,8 +337,8 @@ async fn execute_native(
             .as_deref()
             .and_then(|m| decode_meta_within(m, ctx.config.serializer, &limits.for_meta()).ok()),
         retries_left: record.retries_left.unwrap_or(0),
-        // The rule the outcome retries by (`worker::outcome`): a retry needs a next interval.
-        last_attempt: record.next_retry_interval().is_none(),
+        // The rule the outcome retries by (`protocol::outcome`).
+        last_attempt: is_last_attempt(record),
         cancel: cancel.clone(),
         recorder: super::measures::handler_recorder(),
     };

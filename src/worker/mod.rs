@@ -8,7 +8,8 @@
 //!   (the top-level run, crate::run, starts the duties beside the worker here)
 //!  Worker::work
 //!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE wait on one queue)
-//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), outcome to the finisher
+//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), callbacks,
+//!   │                              decide (protocol::outcome, pure), outcome to the finisher
 //!   ├─ finisher task ──────────── finish.lua: every outcome ready at once in one call
 //!   └─ drain running jobs, stop the horses
 //!  Worker::finish ─────────────── stop tasks, register death

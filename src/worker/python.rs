@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
 use super::execute::KILLED_HORSE_TEXT;
-use super::outcome::Ended;
 use super::running::StopReason;
 use crate::horses::message::{callback_request, job_request, CallbackKind, HorseCallbacks};
 use crate::horses::{CallError, Discard, HorsePool};
@@ -23,6 +22,7 @@ use crate::protocol::exception::{
     JOB_TIMEOUT_EXCEPTION, SHUTDOWN_ERROR,
 };
 use crate::protocol::job_record::{CallbackSpec, JobRecord, JobTimeout};
+use crate::protocol::outcome::Ended;
 
 enum Interrupt {
     Cancelled,
