@@ -26,9 +26,10 @@ pub const UNSERIALIZABLE_RETURN_VALUE: &str = "Unserializable return value";
 /// RQ's `exc_string` for a stopped job (`Worker.monitor_work_horse`).
 pub const STOPPED_TEXT: &str = "Job stopped by user, work-horse terminated.";
 
-/// How an execution ended, before it is decided ([`decide`]) what RQ records for it.
+/// What a run produced (a value, an error, a stop, a forward), the input of [`decide`]; not
+/// yet how the job ended, which is its [`Outcome`].
 #[derive(Debug, Clone)]
-pub enum Ended {
+pub enum RunResult {
     /// The handler returned a value.
     Succeeded(PyValue),
     /// A Python horse returned a value already serialized with the job's serializer
@@ -47,8 +48,9 @@ pub enum Ended {
     Forwarded(String),
 }
 
-/// What RQ records for an execution: the decision [`decide`] makes, which the store's
-/// `finish.lua` writes.
+/// How a job's execution ended, the one terminal type: what RQ records for it, as [`decide`]
+/// makes it from the [`RunResult`]; the store's `finish.lua` writes it (and answers with
+/// what it did, `store::finish::Recorded`).
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Success: result entry, finished registry, `result_ttl`.
@@ -161,7 +163,7 @@ pub fn unserializable_placeholder(serializer: Serializer) -> Option<Vec<u8>> {
 /// Decides the [`Outcome`] of an execution of `record` that ended as `ended`.
 pub fn decide(
     record: &JobRecord,
-    ended: Ended,
+    ended: RunResult,
     policy: &Policy<'_>,
     span: &ExecutionSpan<'_>,
 ) -> Outcome {
@@ -171,17 +173,17 @@ pub fn decide(
         repeat: repeat_plan(record, span),
     };
     match ended {
-        Ended::Succeeded(value) => finished(
+        RunResult::Succeeded(value) => finished(
             encode_result(&value, policy.serializer)
                 .unwrap_or_else(|_| unserializable_placeholder(policy.serializer)),
         ),
-        Ended::SucceededSerialized(encoded) => finished(encoded),
-        Ended::Forwarded(queue) => Outcome::Forward { queue },
-        Ended::Stopped => Outcome::Stopped {
+        RunResult::SucceededSerialized(encoded) => finished(encoded),
+        RunResult::Forwarded(queue) => Outcome::Forward { queue },
+        RunResult::Stopped => Outcome::Stopped {
             failure_ttl: record.failure_ttl,
             result: failure_fields(policy.worker_name, STOPPED_TEXT, span),
         },
-        Ended::Failed {
+        RunResult::Failed {
             exc_string,
             retryable,
         } => {
@@ -248,8 +250,8 @@ mod tests {
         }
     }
 
-    fn failed(retryable: bool) -> Ended {
-        Ended::Failed {
+    fn failed(retryable: bool) -> RunResult {
+        RunResult::Failed {
             exc_string: "E: m\n".into(),
             retryable,
         }
@@ -297,14 +299,24 @@ mod tests {
     fn repeats_are_planned_from_repeats_left() {
         let r = record(&[("repeats_left", "2"), ("repeat_intervals", "[0]")]);
         assert!(matches!(
-            decide(&r, Ended::Succeeded(PyValue::None), &policy(500), &span()),
+            decide(
+                &r,
+                RunResult::Succeeded(PyValue::None),
+                &policy(500),
+                &span()
+            ),
             Outcome::Finished {
                 repeat: Some((1, 0)),
                 ..
             }
         ));
         let r = record(&[("repeats_left", "1"), ("repeat_intervals", "[30]")]);
-        match decide(&r, Ended::Succeeded(PyValue::None), &policy(500), &span()) {
+        match decide(
+            &r,
+            RunResult::Succeeded(PyValue::None),
+            &policy(500),
+            &span(),
+        ) {
             Outcome::Finished {
                 repeat: Some((0, at)),
                 ..
@@ -316,7 +328,12 @@ mod tests {
     #[test]
     fn result_ttl_defaults_to_worker_setting() {
         let r = record(&[]);
-        match decide(&r, Ended::Succeeded(PyValue::None), &policy(77), &span()) {
+        match decide(
+            &r,
+            RunResult::Succeeded(PyValue::None),
+            &policy(77),
+            &span(),
+        ) {
             Outcome::Finished {
                 result_ttl,
                 result,
@@ -329,7 +346,12 @@ mod tests {
         }
         let r = record(&[("result_ttl", "-1")]);
         assert!(matches!(
-            decide(&r, Ended::Succeeded(PyValue::None), &policy(77), &span()),
+            decide(
+                &r,
+                RunResult::Succeeded(PyValue::None),
+                &policy(77),
+                &span()
+            ),
             Outcome::Finished { result_ttl: -1, .. }
         ));
     }
@@ -367,7 +389,7 @@ mod tests {
     #[test]
     fn stops_and_forwards_are_never_retried() {
         let r = record(&[("retries_left", "3"), ("failure_ttl", "9")]);
-        match decide(&r, Ended::Stopped, &policy(500), &span()) {
+        match decide(&r, RunResult::Stopped, &policy(500), &span()) {
             Outcome::Stopped {
                 failure_ttl: Some(9),
                 ..
@@ -375,7 +397,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(
-            decide(&r, Ended::Forwarded("py".into()), &policy(500), &span()),
+            decide(&r, RunResult::Forwarded("py".into()), &policy(500), &span()),
             Outcome::Forward { queue } if queue == "py"
         ));
     }

@@ -53,9 +53,10 @@ pub struct FinishRequest {
     pub outcome: Outcome,
 }
 
-/// What `finish.lua` did for one job.
+/// What `finish.lua` did with one job's [`Outcome`] (what the store wrote back, not how the
+/// job ended).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishStatus {
+pub enum Recorded {
     /// The outcome was written.
     Written,
     /// The job hash had been deleted meanwhile: only execution and worker bookkeeping written.
@@ -71,7 +72,7 @@ pub async fn finish_job<C: ConnectionLike>(
     prefix: &str,
     worker_name: &str,
     job: &FinishRequest,
-) -> Result<FinishStatus, StoreError> {
+) -> Result<Recorded, StoreError> {
     let statuses = finish_jobs(conn, prefix, worker_name, &[job]).await?;
     statuses
         .into_iter()
@@ -86,14 +87,14 @@ pub async fn finish_job<C: ConnectionLike>(
 /// at most [`MAX_FINISH_BATCH`] per call (more are split into several calls), and returns
 /// what was done for each, in order. Safe to call again after a lost reply, in any grouping:
 /// a job whose outcome was written gets nothing written twice
-/// ([`FinishStatus::AlreadyRecorded`]). A key of the wrong type that a producer controls
+/// ([`Recorded::AlreadyRecorded`]). A key of the wrong type that a producer controls
 /// costs its own job only (logged with the job id, see `finish.lua`).
 pub async fn finish_jobs<C: ConnectionLike>(
     conn: &mut C,
     prefix: &str,
     worker_name: &str,
     jobs: &[&FinishRequest],
-) -> Result<Vec<FinishStatus>, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     let mut statuses = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(MAX_FINISH_BATCH) {
         statuses.extend(finish_chunk(conn, prefix, worker_name, chunk).await?);
@@ -106,7 +107,7 @@ async fn finish_chunk<C: ConnectionLike>(
     prefix: &str,
     worker_name: &str,
     jobs: &[&FinishRequest],
-) -> Result<Vec<FinishStatus>, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     let mut inv = FINISH.prepare_invoke();
     inv.arg(prefix)
         .arg(worker_name)
@@ -137,9 +138,9 @@ async fn finish_chunk<C: ConnectionLike>(
             }
         }
         statuses.push(match pair[0] {
-            Value::Int(1) => FinishStatus::Written,
-            Value::Int(0) => FinishStatus::JobMissing,
-            Value::Int(2) => FinishStatus::AlreadyRecorded,
+            Value::Int(1) => Recorded::Written,
+            Value::Int(0) => Recorded::JobMissing,
+            Value::Int(2) => Recorded::AlreadyRecorded,
             ref other => return Err(bad(format!("status {other:?}"))),
         });
     }

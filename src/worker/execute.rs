@@ -29,7 +29,7 @@ use crate::protocol::exception::{
     SHUTDOWN_ERROR,
 };
 use crate::protocol::job_record::{JobRecord, JobTimeout};
-use crate::protocol::outcome::{is_last_attempt, Ended};
+use crate::protocol::outcome::{is_last_attempt, RunResult};
 use crate::protocol::payload::JobCall;
 use crate::protocol::result::ExecutionSpan;
 use crate::protocol::text::shown;
@@ -82,7 +82,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, finisher: Finisher, dequeued: Dequ
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| failed("rqw", HANDLER_PANIC, &panic_text(&*panic), true));
-        if let Ended::Failed { exc_string, .. } = &ended {
+        if let RunResult::Failed { exc_string, .. } = &ended {
             let last = exc_string.lines().last().unwrap_or_default();
             tracing::warn!(error = %shown(last.as_bytes()), "job failed");
         }
@@ -92,7 +92,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, finisher: Finisher, dequeued: Dequ
             started_at,
             ended_at,
         };
-        let decide_for = |ended: Ended| {
+        let decide_for = |ended: RunResult| {
             decide(
                 &record,
                 ended,
@@ -205,7 +205,7 @@ async fn execute(
     cancel: CancellationToken,
     stop_reason: &OnceLock<StopReason>,
     probe: &JobProbe,
-) -> (Ended, Runtime) {
+) -> (RunResult, Runtime) {
     match (prepare(ctx, record, probe), &ctx.horses, hash) {
         (Plan::Python { call }, Some(pool), Some(hash)) => {
             // The operators' line, as for a native job (the Python worker's own).
@@ -236,7 +236,7 @@ async fn execute(
             let ended = execute_native(record, call, meta, handler, cancel, stop_reason).await;
             (ended, Runtime::Native)
         }
-        (Plan::Ended(ended), _, _) => {
+        (Plan::End(ended), _, _) => {
             probe.set_runtime(Runtime::Native.label());
             (ended, Runtime::Native)
         }
@@ -255,7 +255,7 @@ async fn execute(
 }
 
 /// Runs the job's native handler with its decoded `call`; every way it can end becomes an
-/// [`Ended`].
+/// [`RunResult`].
 async fn execute_native(
     record: &JobRecord,
     call: JobCall,
@@ -263,7 +263,7 @@ async fn execute_native(
     handler: Arc<dyn Handler>,
     cancel: CancellationToken,
     stop_reason: &OnceLock<StopReason>,
-) -> Ended {
+) -> RunResult {
     let function = short_name(&call.func_name).to_string();
     tracing::info!(
         "🔨 JOB PICKED queue='{}' job_id={} function={}",
@@ -297,8 +297,8 @@ async fn execute_native(
         }
     };
     let cancelled = |func: &str| match stop_reason.get() {
-        Some(StopReason::StoppedByUser) => Ended::Stopped,
-        Some(StopReason::HorseKilled) => Ended::Failed {
+        Some(StopReason::StoppedByUser) => RunResult::Stopped,
+        Some(StopReason::HorseKilled) => RunResult::Failed {
             exc_string: KILLED_HORSE_TEXT.to_string(),
             retryable: true,
         },
@@ -318,7 +318,7 @@ async fn execute_native(
             return match result {
                 // The handler may have returned in reaction to a stop command.
                 _ if stop_reason.get().is_some() => cancelled(&call.func_name),
-                Ok(Ok(value)) => Ended::Succeeded(value),
+                Ok(Ok(value)) => RunResult::Succeeded(value),
                 Ok(Err(e)) => failed(&call.func_name, &e.exc_type, &e.message, e.is_retryable()),
                 Err(panic) => failed(&call.func_name, HANDLER_PANIC, &panic_text(&*panic), true),
             };
@@ -336,8 +336,8 @@ async fn execute_native(
 }
 
 /// A failure with its Python-style exception text.
-pub(super) fn failed(location: &str, exc_type: &str, message: &str, retryable: bool) -> Ended {
-    Ended::Failed {
+pub(super) fn failed(location: &str, exc_type: &str, message: &str, retryable: bool) -> RunResult {
+    RunResult::Failed {
         exc_string: format_exception(location, exc_type, message),
         retryable,
     }

@@ -4,7 +4,9 @@
 //! for a return value that cannot be serialized.
 
 use crate::protocol::job_record::JobRecord;
-use crate::protocol::outcome::{encode_result, unserializable_placeholder, Ended, Outcome, Policy};
+use crate::protocol::outcome::{
+    encode_result, unserializable_placeholder, Outcome, Policy, RunResult,
+};
 use crate::protocol::payload::Serializer;
 use crate::protocol::result::ExecutionSpan;
 
@@ -12,14 +14,14 @@ use crate::protocol::result::ExecutionSpan;
 /// logging a return value that cannot be serialized (RQ's placeholder is written instead).
 pub fn decide(
     record: &JobRecord,
-    ended: Ended,
+    ended: RunResult,
     serializer: Serializer,
     default_result_ttl: i64,
     worker_name: &str,
     span: &ExecutionSpan<'_>,
 ) -> Outcome {
     let ended = match ended {
-        Ended::Succeeded(value) => Ended::SucceededSerialized(
+        RunResult::Succeeded(value) => RunResult::SucceededSerialized(
             encode_result(&value, serializer).unwrap_or_else(|e| {
                 tracing::warn!(job_id = %record.id, error = %e, "return value cannot be serialized; writing RQ's placeholder");
                 unserializable_placeholder(serializer)

@@ -15,7 +15,7 @@ use crate::protocol::exception::{
     DESERIALIZATION_ERROR, INVALID_JOB_ERROR, UNKNOWN_FUNCTION_ERROR,
 };
 use crate::protocol::job_record::JobRecord;
-use crate::protocol::outcome::Ended;
+use crate::protocol::outcome::RunResult;
 use crate::protocol::payload::{decode_job_data_within, decode_meta_within, JobCall, PayloadError};
 use crate::protocol::text::shown;
 use crate::protocol::value::PyValue;
@@ -23,7 +23,7 @@ use crate::protocol::value::PyValue;
 /// Where a prepared job goes: the dispatch, with one arm per kind of handler.
 pub enum Plan {
     /// It ends without running (its failure, or its forward).
-    Ended(Ended),
+    End(RunResult),
     /// Its native handler runs it with the decoded call.
     Native {
         /// The decoded `data`.
@@ -46,7 +46,7 @@ pub enum Plan {
 pub fn prepare(ctx: &WorkerContext, record: &JobRecord, probe: &JobProbe) -> Plan {
     if !record.problems.is_empty() {
         let message = format!("unusable job hash: {}", record.problems.join("; "));
-        return Plan::Ended(failed("rqw", INVALID_JOB_ERROR, &message, false));
+        return Plan::End(failed("rqw", INVALID_JOB_ERROR, &message, false));
     }
     let python = ctx.horses.is_some();
     // A field start.lua left in Redis for its size: a horse reads the job itself.
@@ -81,11 +81,11 @@ pub fn prepare(ctx: &WorkerContext, record: &JobRecord, probe: &JobProbe) -> Pla
             if let Some(queue) = &ctx.config.forward_unknown {
                 // The hash is untouched in Redis: forwarded intact, never both lost and kept.
                 tracing::info!(forward_to = %queue, error = %text, "payload not decodable here: forwarding the job");
-                return Plan::Ended(Ended::Forwarded(queue.clone()));
+                return Plan::End(RunResult::Forwarded(queue.clone()));
             }
             tracing::warn!(error = %text, "payload refused");
             // The same bytes will never decode on a retry: fail for good (re-queueable).
-            return Plan::Ended(failed("rqw", DESERIALIZATION_ERROR, &text, false));
+            return Plan::End(failed("rqw", DESERIALIZATION_ERROR, &text, false));
         }
     };
     let function_shown = shown(call.func_name.as_bytes());
@@ -115,7 +115,7 @@ pub fn prepare(ctx: &WorkerContext, record: &JobRecord, probe: &JobProbe) -> Pla
     }
     if let Some(queue) = &ctx.config.forward_unknown {
         tracing::info!(forward_to = %queue, "no native handler for {function_shown}: forwarding the job");
-        return Plan::Ended(Ended::Forwarded(queue.clone()));
+        return Plan::End(RunResult::Forwarded(queue.clone()));
     }
     let known: Vec<&str> = ctx.handlers.paths().collect();
     let message = format!(
@@ -127,7 +127,7 @@ pub fn prepare(ctx: &WorkerContext, record: &JobRecord, probe: &JobProbe) -> Pla
             known.join(", ")
         }
     );
-    Plan::Ended(failed(
+    Plan::End(failed(
         &call.func_name,
         UNKNOWN_FUNCTION_ERROR,
         &message,
