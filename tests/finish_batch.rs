@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 use rqw::protocol::result::{failure_fields, success_fields, ExecutionSpan};
 use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
-use rqw::store::finish::{finish_jobs, FinishRequest, FinishStatus, Outcome};
+use rqw::store::finish::{finish_jobs, FinishRequest, Outcome, Recorded};
 use rqw::store::scripts::{start_jobs, StartRequest, StartedJob};
 use support::RedisServer;
 
@@ -175,7 +175,7 @@ async fn one_call_records_a_batch_and_a_bad_job_spoils_nothing_else() {
     let warm = finish_jobs(&mut conn, "rq:", WORKER, &[&unknown])
         .await
         .unwrap();
-    assert_eq!(warm, [FinishStatus::AlreadyRecorded]);
+    assert_eq!(warm, [Recorded::AlreadyRecorded]);
     let before = evalsha_calls(&mut conn).await;
     let statuses = finish_jobs(&mut conn, "rq:", WORKER, &batch).await.unwrap();
     assert_eq!(
@@ -186,9 +186,9 @@ async fn one_call_records_a_batch_and_a_bad_job_spoils_nothing_else() {
 
     for (job, status) in started.iter().zip(&statuses) {
         let expected = if job.id == "bad-key" {
-            FinishStatus::JobMissing
+            Recorded::JobMissing
         } else {
-            FinishStatus::Written
+            Recorded::Written
         };
         assert_eq!(*status, expected, "{}", job.id);
     }
@@ -283,7 +283,7 @@ async fn one_call_records_a_batch_and_a_bad_job_spoils_nothing_else() {
         .await
         .unwrap();
     assert!(
-        again.iter().all(|s| *s == FinishStatus::AlreadyRecorded),
+        again.iter().all(|s| *s == Recorded::AlreadyRecorded),
         "{again:?}"
     );
     let ok_again: i64 = conn.hget(&wk, "successful_job_count").await.unwrap();

@@ -8,7 +8,7 @@ mod support;
 use redis::AsyncCommands;
 use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
-use rqw::store::finish::{finish_job, FinishRequest, FinishStatus, Outcome};
+use rqw::store::finish::{finish_job, FinishRequest, Outcome, Recorded};
 use rqw::store::scripts::{heartbeat, start_jobs, RunningExecution, StartRequest};
 use support::RedisServer;
 
@@ -54,12 +54,7 @@ async fn start(conn: &mut CommandConnection, execution_id: &str, now: RqTimestam
 }
 
 /// A finish naming the member form `rq1` (as the worker knows it from the start).
-async fn finish(
-    conn: &mut CommandConnection,
-    id: &str,
-    execution_id: &str,
-    rq1: bool,
-) -> FinishStatus {
+async fn finish(conn: &mut CommandConnection, id: &str, execution_id: &str, rq1: bool) -> Recorded {
     finish_job(
         conn,
         "rq:",
@@ -121,14 +116,14 @@ async fn a_job_from_rq_1x_is_registered_under_its_plain_id() {
     // The outcome leaves the registry; the same call again (a lost reply) writes nothing.
     assert_eq!(
         finish(&mut conn, "old", "x1", true).await,
-        FinishStatus::Written
+        Recorded::Written
     );
     assert!(members(&mut conn).await.is_empty());
     let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
     assert_eq!(queued, ["old"]);
     assert_eq!(
         finish(&mut conn, "old", "x1", true).await,
-        FinishStatus::AlreadyRecorded
+        Recorded::AlreadyRecorded
     );
     let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
     assert_eq!(queued, ["old"], "requeued once, not twice");
@@ -142,20 +137,20 @@ async fn a_repeated_finish_leaves_a_later_execution_of_the_same_1x_job_alone() {
     start(&mut conn, "x1", RqTimestamp::now()).await;
     assert_eq!(
         finish(&mut conn, "old", "x1", true).await,
-        FinishStatus::Written
+        Recorded::Written
     );
     // Requeued, started again (another execution, the same plain member), then the first
     // execution's finish arrives again: the new execution keeps its entry.
     start(&mut conn, "x2", RqTimestamp::now()).await;
     assert_eq!(
         finish(&mut conn, "old", "x1", true).await,
-        FinishStatus::AlreadyRecorded
+        Recorded::AlreadyRecorded
     );
     let held: Vec<String> = conn.zrange(WIP, 0, -1).await.unwrap();
     assert_eq!(held, ["old"]);
     assert_eq!(
         finish(&mut conn, "old", "x2", true).await,
-        FinishStatus::Written
+        Recorded::Written
     );
     assert!(members(&mut conn).await.is_empty());
 }
@@ -170,12 +165,12 @@ async fn a_job_from_rq_2_or_3_keeps_the_execution_member() {
     assert_eq!(held, ["new:x1"]);
     assert_eq!(
         finish(&mut conn, "new", "x1", false).await,
-        FinishStatus::Written
+        Recorded::Written
     );
     assert!(members(&mut conn).await.is_empty());
     assert_eq!(
         finish(&mut conn, "new", "x1", false).await,
-        FinishStatus::AlreadyRecorded
+        Recorded::AlreadyRecorded
     );
 }
 
@@ -190,12 +185,12 @@ async fn a_finish_naming_the_other_member_form_still_finds_its_execution_once() 
     start(&mut conn, "x1", RqTimestamp::now()).await;
     assert_eq!(
         finish(&mut conn, "old", "x1", false).await,
-        FinishStatus::Written
+        Recorded::Written
     );
     assert!(members(&mut conn).await.is_empty());
     assert_eq!(
         finish(&mut conn, "old", "x1", false).await,
-        FinishStatus::AlreadyRecorded
+        Recorded::AlreadyRecorded
     );
     let queued: Vec<String> = conn.lrange("rq:queue:q", 0, -1).await.unwrap();
     assert_eq!(queued, ["old"], "requeued once");

@@ -16,12 +16,15 @@
 //! - [`timestamp`]: RQ's datetime and score formats.
 //! - [`job_record`]: the fields of a job hash that the worker reads.
 //! - [`exception`]: Python-style exception texts for failed jobs.
+//! - [`outcome`]: the pure decision of what RQ records for how an execution ended (retries,
+//!   repeats, TTLs).
 //! - [`result`]: the `rq:results:<id>` stream entry fields.
 //! - [`text`]: hostile text escaped and bounded before it is echoed (logs, failure texts).
 
 pub mod exception;
 pub mod job_record;
 pub mod json_value;
+pub mod outcome;
 pub mod payload;
 pub mod result;
 pub mod text;

@@ -10,6 +10,8 @@ use redis::{Script, Value};
 use super::scripts::registry_member;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
+/// What RQ records for an execution, decided in the protocol room; this module writes it.
+pub use crate::protocol::outcome::Outcome;
 use crate::protocol::result::ResultFields;
 use crate::protocol::text::shown;
 use crate::protocol::timestamp::RqTimestamp;
@@ -25,77 +27,6 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
 
 /// Most outcomes one [`finish_jobs`] call records (a longer batch is split).
 pub const MAX_FINISH_BATCH: usize = 128;
-
-/// How an execution ended, as far as Redis is concerned.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// Success: result entry, finished registry, `result_ttl`.
-    Finished {
-        /// Run again (2.12+ `Repeat`): `(repeats_left after this run, run-at unix time or 0 for now)`.
-        repeat: Option<(u32, i64)>,
-        /// The job's `result_ttl` or the worker default.
-        result_ttl: i64,
-        /// The result stream entry.
-        result: ResultFields,
-    },
-    /// Failure without retry: failed registry, `failure_ttl` (`None` = RQ's default).
-    Failed {
-        /// The job's `failure_ttl`, if set.
-        failure_ttl: Option<i64>,
-        /// The result stream entry (type 2).
-        result: ResultFields,
-    },
-    /// Stopped by a command: like `Failed`, with status `stopped`.
-    Stopped {
-        /// The job's `failure_ttl`, if set.
-        failure_ttl: Option<i64>,
-        /// The result stream entry (type 2).
-        result: ResultFields,
-    },
-    /// Retry now: back on its queue.
-    Requeue {
-        /// `retries_left` after this attempt.
-        retries_left: u32,
-        /// LPUSH instead of RPUSH (`enqueue_at_front_on_retry`).
-        at_front: bool,
-    },
-    /// Not run here: moved intact to another queue (`--forward-unknown`).
-    Forward {
-        /// The queue a Python worker serves.
-        queue: String,
-    },
-    /// Retry later: into the scheduled registry.
-    Schedule {
-        /// `retries_left` after this attempt.
-        retries_left: u32,
-        /// Unix time to run at.
-        run_at: i64,
-    },
-}
-
-impl Outcome {
-    /// The name the worker's log and metrics give this outcome.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Finished { .. } => "finished",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Stopped { .. } => "stopped",
-            Outcome::Requeue { .. } => "requeued",
-            Outcome::Forward { .. } => "forwarded",
-            Outcome::Schedule { .. } => "scheduled",
-        }
-    }
-
-    /// Whether recording it writes a result entry (so a repeat after a lost reply can look
-    /// for it).
-    pub fn writes_result_entry(&self) -> bool {
-        match self {
-            Outcome::Finished { result_ttl, .. } => *result_ttl != 0,
-            Outcome::Failed { .. } | Outcome::Stopped { .. } => true,
-            Outcome::Requeue { .. } | Outcome::Schedule { .. } | Outcome::Forward { .. } => false,
-        }
-    }
-}
 
 /// The end of one execution, as the worker hands it to [`finish_jobs`].
 #[derive(Debug, Clone)]
@@ -122,9 +53,10 @@ pub struct FinishRequest {
     pub outcome: Outcome,
 }
 
-/// What `finish.lua` did for one job.
+/// What `finish.lua` did with one job's [`Outcome`] (what the store wrote back, not how the
+/// job ended).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishStatus {
+pub enum Recorded {
     /// The outcome was written.
     Written,
     /// The job hash had been deleted meanwhile: only execution and worker bookkeeping written.
@@ -140,7 +72,7 @@ pub async fn finish_job<C: ConnectionLike>(
     prefix: &str,
     worker_name: &str,
     job: &FinishRequest,
-) -> Result<FinishStatus, StoreError> {
+) -> Result<Recorded, StoreError> {
     let statuses = finish_jobs(conn, prefix, worker_name, &[job]).await?;
     statuses
         .into_iter()
@@ -155,14 +87,14 @@ pub async fn finish_job<C: ConnectionLike>(
 /// at most [`MAX_FINISH_BATCH`] per call (more are split into several calls), and returns
 /// what was done for each, in order. Safe to call again after a lost reply, in any grouping:
 /// a job whose outcome was written gets nothing written twice
-/// ([`FinishStatus::AlreadyRecorded`]). A key of the wrong type that a producer controls
+/// ([`Recorded::AlreadyRecorded`]). A key of the wrong type that a producer controls
 /// costs its own job only (logged with the job id, see `finish.lua`).
 pub async fn finish_jobs<C: ConnectionLike>(
     conn: &mut C,
     prefix: &str,
     worker_name: &str,
     jobs: &[&FinishRequest],
-) -> Result<Vec<FinishStatus>, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     let mut statuses = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(MAX_FINISH_BATCH) {
         statuses.extend(finish_chunk(conn, prefix, worker_name, chunk).await?);
@@ -175,7 +107,7 @@ async fn finish_chunk<C: ConnectionLike>(
     prefix: &str,
     worker_name: &str,
     jobs: &[&FinishRequest],
-) -> Result<Vec<FinishStatus>, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     let mut inv = FINISH.prepare_invoke();
     inv.arg(prefix)
         .arg(worker_name)
@@ -206,9 +138,9 @@ async fn finish_chunk<C: ConnectionLike>(
             }
         }
         statuses.push(match pair[0] {
-            Value::Int(1) => FinishStatus::Written,
-            Value::Int(0) => FinishStatus::JobMissing,
-            Value::Int(2) => FinishStatus::AlreadyRecorded,
+            Value::Int(1) => Recorded::Written,
+            Value::Int(0) => Recorded::JobMissing,
+            Value::Int(2) => Recorded::AlreadyRecorded,
             ref other => return Err(bad(format!("status {other:?}"))),
         });
     }

@@ -28,7 +28,7 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::finish::{finish_jobs, FinishRequest, FinishStatus};
+use super::finish::{finish_jobs, FinishRequest, Recorded};
 use super::scripts::{parse_started, StartedJob};
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
@@ -196,12 +196,12 @@ async fn repeat_until_known<C: ConnectionLike + Clone>(
                 let mut reports = Vec::with_capacity(jobs.len());
                 for (job, status) in jobs.iter().zip(statuses) {
                     let known = match status {
-                        FinishStatus::Written => FinishKnown::Written,
-                        FinishStatus::JobMissing => FinishKnown::JobMissing,
-                        FinishStatus::AlreadyRecorded if lost_replies == 0 => {
+                        Recorded::Written => FinishKnown::Written,
+                        Recorded::JobMissing => FinishKnown::JobMissing,
+                        Recorded::AlreadyRecorded if lost_replies == 0 => {
                             FinishKnown::AlreadyRecorded
                         }
-                        FinishStatus::AlreadyRecorded => {
+                        Recorded::AlreadyRecorded => {
                             if has_result_entry(&mut c, prefix, job).await {
                                 FinishKnown::WrittenEarlier
                             } else {

@@ -8,12 +8,12 @@ use futures::FutureExt;
 
 use super::context::WorkerContext;
 use super::execute::Runtime;
-use super::outcome::Ended;
 use crate::handlers::callbacks::{CallbackContext, CallbackEvent};
 use crate::protocol::exception::{
     format_exception, timeout_message, HANDLER_PANIC, JOB_TIMEOUT_EXCEPTION, UNKNOWN_FUNCTION_ERROR,
 };
 use crate::protocol::job_record::{CallbackSpec, JobRecord};
+use crate::protocol::outcome::RunResult;
 use crate::protocol::payload::decode_meta;
 use crate::protocol::text::shown;
 
@@ -27,9 +27,9 @@ use crate::protocol::text::shown;
 pub async fn apply(
     ctx: &WorkerContext,
     record: &JobRecord,
-    ended: Ended,
+    ended: RunResult,
     runtime: Runtime,
-) -> Ended {
+) -> RunResult {
     let here = |spec: &Option<CallbackSpec>| -> Option<CallbackSpec> {
         spec.clone()
             .filter(|s| runtime == Runtime::Native || ctx.handlers.callbacks.get(&s.path).is_some())
@@ -40,23 +40,23 @@ pub async fn apply(
         here(&record.stopped_callback),
     );
     let ended = match (ended, &success) {
-        (Ended::SucceededSerialized(bytes), Some(spec)) => {
+        (RunResult::SucceededSerialized(bytes), Some(spec)) => {
             let value = bytes
                 .as_deref()
                 .and_then(|b| decode_meta(b, ctx.config.serializer).ok())
                 .unwrap_or(crate::handlers::PyValue::None);
             match run(ctx, record, spec, CallbackEvent::Success(value)).await {
-                Ok(()) => return Ended::SucceededSerialized(bytes),
-                Err(exc_string) => Ended::Failed {
+                Ok(()) => return RunResult::SucceededSerialized(bytes),
+                Err(exc_string) => RunResult::Failed {
                     exc_string,
                     retryable: true,
                 },
             }
         }
-        (Ended::Succeeded(value), Some(spec)) => {
+        (RunResult::Succeeded(value), Some(spec)) => {
             match run(ctx, record, spec, CallbackEvent::Success(value.clone())).await {
-                Ok(()) => return Ended::Succeeded(value),
-                Err(exc_string) => Ended::Failed {
+                Ok(()) => return RunResult::Succeeded(value),
+                Err(exc_string) => RunResult::Failed {
                     exc_string,
                     retryable: true,
                 },
@@ -66,7 +66,7 @@ pub async fn apply(
     };
     match (ended, &failure, &stopped) {
         (
-            Ended::Failed {
+            RunResult::Failed {
                 exc_string,
                 retryable,
             },
@@ -77,21 +77,21 @@ pub async fn apply(
                 exc_string: exc_string.clone(),
             };
             match run(ctx, record, spec, event).await {
-                Ok(()) => Ended::Failed {
+                Ok(()) => RunResult::Failed {
                     exc_string,
                     retryable,
                 },
-                Err(callback_error) => Ended::Failed {
+                Err(callback_error) => RunResult::Failed {
                     exc_string: callback_error,
                     retryable,
                 },
             }
         }
-        (Ended::Stopped, _, Some(spec)) => {
+        (RunResult::Stopped, _, Some(spec)) => {
             if let Err(e) = run(ctx, record, spec, CallbackEvent::Stopped).await {
                 tracing::warn!(callback = %shown(spec.path.as_bytes()), error = %shown(e.lines().last().unwrap_or_default().as_bytes()), "stopped callback failed");
             }
-            Ended::Stopped
+            RunResult::Stopped
         }
         (other, _, _) => other,
     }

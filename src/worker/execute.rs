@@ -1,5 +1,6 @@
-//! Running one job: decode its payload, find its handler, run it under its timeout with
-//! panics caught, and record the outcome. Nothing here can take the worker down: every
+//! Running one job, each stage entered once: prepare it (`prepare`: check, decode, dispatch),
+//! run it (its native handler under its timeout, cancel-aware, panics caught, or a Python
+//! horse), its callbacks, the decision (`protocol::outcome`), and its recording. Nothing here can take the worker down: every
 //! failure becomes a failed job.
 
 use std::any::Any;
@@ -16,18 +17,20 @@ use super::callbacks;
 use super::context::WorkerContext;
 use super::dequeue::Dequeued;
 use super::finisher::Finisher;
-use super::outcome::{decide, Ended};
+use super::outcome::decide;
+use super::prepare::{prepare, Plan};
 use super::python;
 use super::running::{RunningEntry, StopReason};
 use crate::config::CANCEL_GRACE;
-use crate::handlers::{JobArgs, JobContext};
+use crate::handlers::{Handler, JobArgs, JobContext, PyValue};
 use crate::metrics::JobProbe;
 use crate::protocol::exception::{
-    format_exception, timeout_message, DESERIALIZATION_ERROR, HANDLER_PANIC, INVALID_JOB_ERROR,
-    JOB_TIMEOUT_EXCEPTION, SHUTDOWN_ERROR, UNKNOWN_FUNCTION_ERROR,
+    format_exception, timeout_message, HANDLER_PANIC, HORSE_START_ERROR, JOB_TIMEOUT_EXCEPTION,
+    SHUTDOWN_ERROR,
 };
 use crate::protocol::job_record::{JobRecord, JobTimeout};
-use crate::protocol::payload::{decode_job_data_within, decode_meta_within, PayloadError};
+use crate::protocol::outcome::{is_last_attempt, RunResult};
+use crate::protocol::payload::JobCall;
 use crate::protocol::result::ExecutionSpan;
 use crate::protocol::text::shown;
 use crate::protocol::timestamp::RqTimestamp;
@@ -79,7 +82,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, finisher: Finisher, dequeued: Dequ
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| failed("rqw", HANDLER_PANIC, &panic_text(&*panic), true));
-        if let Ended::Failed { exc_string, .. } = &ended {
+        if let RunResult::Failed { exc_string, .. } = &ended {
             let last = exc_string.lines().last().unwrap_or_default();
             tracing::warn!(error = %shown(last.as_bytes()), "job failed");
         }
@@ -89,7 +92,7 @@ pub async fn run_job(ctx: Arc<WorkerContext>, finisher: Finisher, dequeued: Dequ
             started_at,
             ended_at,
         };
-        let decide_for = |ended: Ended| {
+        let decide_for = |ended: RunResult| {
             decide(
                 &record,
                 ended,
@@ -192,8 +195,9 @@ impl Runtime {
     }
 }
 
-/// Decodes the job and dispatches it: its native handler, else a Python horse when
-/// `--python` is set, else the unknown-function failure (or `--forward-unknown`).
+/// Dispatches a started job by its [`Plan`] (prepared once, [`prepare`]): its native handler,
+/// a Python horse when `--python` is set, or the end it was prepared to (a failure, or
+/// `--forward-unknown`).
 async fn execute(
     ctx: &WorkerContext,
     record: &JobRecord,
@@ -201,143 +205,79 @@ async fn execute(
     cancel: CancellationToken,
     stop_reason: &OnceLock<StopReason>,
     probe: &JobProbe,
-) -> (Ended, Runtime) {
-    if record.problems.is_empty() {
-        if let (Some(pool), Some(hash)) = (&ctx.horses, hash) {
-            // A field start.lua left in Redis for its size: the horse reads the job itself.
-            let call = if record.oversize.is_empty() {
-                decode_job_data_within(
-                    record.data.as_deref().unwrap_or_default(),
-                    ctx.config.serializer,
-                    &ctx.config.decode_limits,
-                )
-                .ok()
-            } else {
-                None
-            };
-            let native = call
-                .as_ref()
-                .is_some_and(|call| ctx.handlers.get(&call.func_name).is_some());
-            if !native {
-                // Named now when rqw can read it; otherwise from the horse's reply.
-                if let Some(call) = &call {
-                    if probe.set_function(&call.func_name) {
-                        let shown = shown(call.func_name.as_bytes());
-                        tracing::Span::current().record("function", shown.as_str());
-                    }
-                }
-                // The operators' line, as for a native job (the Python worker's own).
-                let function = call.as_ref().map_or_else(
-                    || "(read by the horse)".to_string(),
-                    |call| shown(short_name(&call.func_name).as_bytes()),
-                );
-                tracing::info!(
-                    "🔨 JOB PICKED queue='{}' job_id={} function={} (Python horse)",
-                    shown(record.origin.as_bytes()),
-                    shown(record.id.as_bytes()),
-                    function
-                );
-                probe.set_runtime(Runtime::Python.label());
-                let ended =
-                    python::execute(ctx, pool, record, hash, &cancel, stop_reason, probe).await;
-                return (ended, Runtime::Python);
-            }
+) -> (RunResult, Runtime) {
+    match (prepare(ctx, record, probe), &ctx.horses, hash) {
+        (Plan::Python { call }, Some(pool), Some(hash)) => {
+            // The operators' line, as for a native job (the Python worker's own).
+            let function = call.as_ref().map_or_else(
+                || "(read by the horse)".to_string(),
+                |call| shown(short_name(&call.func_name).as_bytes()),
+            );
+            tracing::info!(
+                "🔨 JOB PICKED queue='{}' job_id={} function={} (Python horse)",
+                shown(record.origin.as_bytes()),
+                shown(record.id.as_bytes()),
+                function
+            );
+            probe.set_runtime(Runtime::Python.label());
+            let ended = python::execute(ctx, pool, record, hash, &cancel, stop_reason, probe).await;
+            (ended, Runtime::Python)
+        }
+        (
+            Plan::Native {
+                call,
+                meta,
+                handler,
+            },
+            _,
+            _,
+        ) => {
+            probe.set_runtime(Runtime::Native.label());
+            let ended = execute_native(record, call, meta, handler, cancel, stop_reason).await;
+            (ended, Runtime::Native)
+        }
+        (Plan::End(ended), _, _) => {
+            probe.set_runtime(Runtime::Native.label());
+            (ended, Runtime::Native)
+        }
+        // Only prepared with horses, which always come with the started hash.
+        (Plan::Python { .. }, _, _) => {
+            probe.set_runtime(Runtime::Native.label());
+            let ended = failed(
+                "rqw",
+                HORSE_START_ERROR,
+                "no Python horse for this job",
+                true,
+            );
+            (ended, Runtime::Native)
         }
     }
-    probe.set_runtime(Runtime::Native.label());
-    (
-        execute_native(ctx, record, cancel, stop_reason, probe).await,
-        Runtime::Native,
-    )
 }
 
-/// Decodes and runs the job natively; every way it can end becomes an [`Ended`].
+/// Runs the job's native handler with its decoded `call`; every way it can end becomes an
+/// [`RunResult`].
 async fn execute_native(
-    ctx: &WorkerContext,
     record: &JobRecord,
+    call: JobCall,
+    meta: Option<PyValue>,
+    handler: Arc<dyn Handler>,
     cancel: CancellationToken,
     stop_reason: &OnceLock<StopReason>,
-    probe: &JobProbe,
-) -> Ended {
-    if !record.problems.is_empty() {
-        let message = format!("unusable job hash: {}", record.problems.join("; "));
-        return failed("rqw", INVALID_JOB_ERROR, &message, false);
-    }
-    let limits = &ctx.config.decode_limits;
-    let data = record.data.as_deref().unwrap_or_default();
-    let decoded = match record.oversize.iter().find(|(field, _)| *field == "data") {
-        // start.lua left it in Redis: refused for its length without reading it.
-        Some(&(field, size)) => Err(PayloadError::FieldTooLarge {
-            field,
-            size,
-            limit: limits.max_field_bytes,
-        }),
-        None => decode_job_data_within(data, ctx.config.serializer, limits),
-    };
-    let call = match decoded {
-        Ok(call) => call,
-        Err(e) => {
-            // A size refusal names the job: its text says which limit, and for which job.
-            let text = if e.is_too_large() {
-                format!("job {}: {e}", shown(record.id.as_bytes()))
-            } else {
-                e.to_string()
-            };
-            if let Some(queue) = &ctx.config.forward_unknown {
-                // The hash is untouched in Redis: forwarded intact, never both lost and kept.
-                tracing::info!(forward_to = %queue, error = %text, "payload not decodable here: forwarding the job");
-                return Ended::Forwarded(queue.clone());
-            }
-            tracing::warn!(error = %text, "payload refused");
-            // The same bytes will never decode on a retry: fail for good (re-queueable).
-            return failed("rqw", DESERIALIZATION_ERROR, &text, false);
-        }
-    };
+) -> RunResult {
     let function = short_name(&call.func_name).to_string();
-    let function_shown = shown(call.func_name.as_bytes());
-    if probe.set_function(&call.func_name) {
-        tracing::Span::current().record("function", function_shown.as_str());
-    }
-    let Some(handler) = ctx.handlers.get(&call.func_name) else {
-        if let Some(queue) = &ctx.config.forward_unknown {
-            tracing::info!(forward_to = %queue, "no native handler for {function_shown}: forwarding the job");
-            return Ended::Forwarded(queue.clone());
-        }
-        let known: Vec<&str> = ctx.handlers.paths().collect();
-        let message = format!(
-            "no native handler for '{}'; this rqw has handlers for: {}",
-            function_shown,
-            if known.is_empty() {
-                "(none)".to_string()
-            } else {
-                known.join(", ")
-            }
-        );
-        return failed(&call.func_name, UNKNOWN_FUNCTION_ERROR, &message, true);
-    };
     tracing::info!(
         "🔨 JOB PICKED queue='{}' job_id={} function={}",
         shown(record.origin.as_bytes()),
         shown(record.id.as_bytes()),
         shown(function.as_bytes())
     );
-    if let Some((_, size)) = record.oversize.iter().find(|(field, _)| *field == "meta") {
-        tracing::warn!(
-            size,
-            limit = limits.max_field_bytes,
-            "meta field over --max-payload-bytes: left in Redis, not given to the handler"
-        );
-    }
     let job_ctx = JobContext {
         job_id: record.id.clone(),
         queue: record.origin.clone(),
-        meta: record
-            .meta
-            .as_deref()
-            .and_then(|m| decode_meta_within(m, ctx.config.serializer, &limits.for_meta()).ok()),
+        meta,
         retries_left: record.retries_left.unwrap_or(0),
-        // The rule the outcome retries by (`worker::outcome`): a retry needs a next interval.
-        last_attempt: record.next_retry_interval().is_none(),
+        // The rule the outcome retries by (`protocol::outcome`).
+        last_attempt: is_last_attempt(record),
         cancel: cancel.clone(),
         recorder: super::measures::handler_recorder(),
     };
@@ -357,8 +297,8 @@ async fn execute_native(
         }
     };
     let cancelled = |func: &str| match stop_reason.get() {
-        Some(StopReason::StoppedByUser) => Ended::Stopped,
-        Some(StopReason::HorseKilled) => Ended::Failed {
+        Some(StopReason::StoppedByUser) => RunResult::Stopped,
+        Some(StopReason::HorseKilled) => RunResult::Failed {
             exc_string: KILLED_HORSE_TEXT.to_string(),
             retryable: true,
         },
@@ -378,7 +318,7 @@ async fn execute_native(
             return match result {
                 // The handler may have returned in reaction to a stop command.
                 _ if stop_reason.get().is_some() => cancelled(&call.func_name),
-                Ok(Ok(value)) => Ended::Succeeded(value),
+                Ok(Ok(value)) => RunResult::Succeeded(value),
                 Ok(Err(e)) => failed(&call.func_name, &e.exc_type, &e.message, e.is_retryable()),
                 Err(panic) => failed(&call.func_name, HANDLER_PANIC, &panic_text(&*panic), true),
             };
@@ -395,8 +335,9 @@ async fn execute_native(
     interrupted
 }
 
-fn failed(location: &str, exc_type: &str, message: &str, retryable: bool) -> Ended {
-    Ended::Failed {
+/// A failure with its Python-style exception text.
+pub(super) fn failed(location: &str, exc_type: &str, message: &str, retryable: bool) -> RunResult {
+    RunResult::Failed {
         exc_string: format_exception(location, exc_type, message),
         retryable,
     }

@@ -8,7 +8,13 @@
 //!   (the top-level run, crate::run, starts the duties beside the worker here)
 //!  Worker::work
 //!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE wait on one queue)
-//!   │          └─ spawn run_job ── decode, handler (timeout, panic-safe), outcome to the finisher
+//!   │          └─ spawn run_job ── one straight path per job, each stage entered once:
+//!   │               prepare ─────── check the hash, decode data and meta, pick the handler
+//!   │                               (native, Python horse) or end it (failure, forward)
+//!   │               run ─────────── timeout, cancel (stop/kill/shutdown), panic caught
+//!   │               callbacks ───── on_success / on_failure / on_stopped, as RQ's perform_job
+//!   │               decide ──────── protocol::outcome (pure): finished/failed/stopped/retry
+//!   │               finish ──────── the Outcome to the finisher
 //!   ├─ finisher task ──────────── finish.lua: every outcome ready at once in one call
 //!   └─ drain running jobs, stop the horses
 //!  Worker::finish ─────────────── stop tasks, register death
@@ -25,6 +31,7 @@ pub mod finisher;
 pub mod heartbeat;
 pub mod measures;
 pub mod outcome;
+pub mod prepare;
 pub mod python;
 pub mod running;
 pub mod shutdown;

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
 use super::execute::KILLED_HORSE_TEXT;
-use super::outcome::Ended;
 use super::running::StopReason;
 use crate::horses::message::{callback_request, job_request, CallbackKind, HorseCallbacks};
 use crate::horses::{CallError, Discard, HorsePool};
@@ -23,6 +22,7 @@ use crate::protocol::exception::{
     JOB_TIMEOUT_EXCEPTION, SHUTDOWN_ERROR,
 };
 use crate::protocol::job_record::{CallbackSpec, JobRecord, JobTimeout};
+use crate::protocol::outcome::RunResult;
 
 enum Interrupt {
     Cancelled,
@@ -38,7 +38,7 @@ pub async fn execute(
     cancel: &CancellationToken,
     stop_reason: &OnceLock<StopReason>,
     probe: &JobProbe,
-) -> Ended {
+) -> RunResult {
     let python_callback = |spec: &Option<CallbackSpec>| {
         spec.as_ref()
             .is_some_and(|s| ctx.handlers.callbacks.get(&s.path).is_none())
@@ -98,7 +98,7 @@ pub async fn execute(
                         .await
                 {
                     // RQ: a failing failure callback's text replaces the job's.
-                    return Ended::Failed {
+                    return RunResult::Failed {
                         exc_string,
                         retryable: true,
                     };
@@ -121,7 +121,7 @@ pub async fn execute(
                 let exc_string = reply.exc_string.unwrap_or_else(|| {
                     format_exception("rqw", HORSE_PROTOCOL_ERROR, "a failure without exc_string")
                 });
-                return Ended::Failed {
+                return RunResult::Failed {
                     exc_string,
                     retryable: true,
                 };
@@ -129,7 +129,7 @@ pub async fn execute(
             match reply.return_bytes() {
                 Ok(bytes) => {
                     pool.checkin(lease);
-                    Ended::SucceededSerialized(bytes)
+                    RunResult::SucceededSerialized(bytes)
                 }
                 Err(e) => {
                     pool.discard(lease, Discard::Garbage);
@@ -143,7 +143,7 @@ pub async fn execute(
         Err(CallError::Died(text)) => {
             pool.discard(lease, Discard::Died);
             tracing::warn!("{text}");
-            Ended::Failed {
+            RunResult::Failed {
                 exc_string: text,
                 retryable: true,
             }
@@ -164,10 +164,11 @@ async fn after_stop(
     pool: &Arc<HorsePool>,
     record: &JobRecord,
     hash: &HashMap<String, Vec<u8>>,
-    ended: Ended,
+    ended: RunResult,
     run_callback: bool,
-) -> Ended {
-    if let (Ended::Stopped, true, Some(spec)) = (&ended, run_callback, &record.stopped_callback) {
+) -> RunResult {
+    if let (RunResult::Stopped, true, Some(spec)) = (&ended, run_callback, &record.stopped_callback)
+    {
         if let Err(e) =
             callback_after_kill(pool, record, hash, spec, CallbackKind::Stopped, "").await
         {
@@ -222,10 +223,10 @@ async fn callback_after_kill(
     }
 }
 
-fn interrupted(stop_reason: &OnceLock<StopReason>) -> Ended {
+fn interrupted(stop_reason: &OnceLock<StopReason>) -> RunResult {
     match stop_reason.get() {
-        Some(StopReason::StoppedByUser) => Ended::Stopped,
-        Some(StopReason::HorseKilled) => Ended::Failed {
+        Some(StopReason::StoppedByUser) => RunResult::Stopped,
+        Some(StopReason::HorseKilled) => RunResult::Failed {
             exc_string: KILLED_HORSE_TEXT.to_string(),
             retryable: true,
         },
@@ -236,8 +237,8 @@ fn interrupted(stop_reason: &OnceLock<StopReason>) -> Ended {
     }
 }
 
-fn failed(exc_type: &str, message: &str) -> Ended {
-    Ended::Failed {
+fn failed(exc_type: &str, message: &str) -> RunResult {
+    RunResult::Failed {
         exc_string: format_exception("rqw", exc_type, message),
         retryable: true,
     }
