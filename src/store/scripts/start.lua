@@ -81,6 +81,7 @@ for f in pairs(READ_FIELDS) do KIND[f] = READ end
 local FIRST_X = FIRST_Q + NQ
 local TTL_TEXTS = {}
 local MAX = #ARGV - FIRST_X + 1
+local LPOP_COUNT = true
 
 local wk = P .. 'worker:' .. NAME
 local out = {}
@@ -256,15 +257,36 @@ for i = FIRST_Q, FIRST_Q + NQ - 1 do
   if started >= MAX then break end
   local qk = P .. 'queue:' .. ARGV[i]
   -- Skip over ids of deleted or refused jobs, a bounded number per call.
+  -- Ids are popped as many at a time as jobs may still start (LPOP with a count, Redis 6.2+:
+  -- one command for the batch, in the queue's order); every id popped is handed to start, in
+  -- order, exactly as one popped alone, so an id that does not start is handled the same way
+  -- (deleted job: dropped; unusable: refused). A reply shorter than asked means the queue is
+  -- now empty. Where LPOP takes no count (Redis before 6.2), one id per LPOP as before.
   local skipped = 0
   while started < MAX and skipped < 100 do
-    local id = redis.pcall('LPOP', qk)
-    if failed_call(id) then
+    local want = MAX - started
+    local ids
+    if want > 1 and LPOP_COUNT then
+      ids = redis.pcall('LPOP', qk, want)
+      if failed_call(ids) and not ids.err:find('WRONGTYPE', 1, true) then
+        LPOP_COUNT = false
+        want = 1
+        ids = redis.pcall('LPOP', qk)
+      end
+    else
+      want = 1
+      ids = redis.pcall('LPOP', qk)
+    end
+    if failed_call(ids) then
       refuse(ARGV[i], '', 'the queue key ' .. qk .. ' is not a list', false)
       break
     end
-    if not id then break end
-    if not start(ARGV[i], id) then skipped = skipped + 1 end
+    if not ids then break end
+    if type(ids) ~= 'table' then ids = {ids} end
+    for j = 1, #ids do
+      if not start(ARGV[i], ids[j]) then skipped = skipped + 1 end
+    end
+    if #ids < want then break end
   end
 end
 if started == 0 then
