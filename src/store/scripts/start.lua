@@ -32,7 +32,8 @@
 -- here may fail after a job's first write. Every command on a key whose type a producer
 -- controls runs through redis.pcall *before* that job's first write, or is that first write:
 -- the LPOP of the queue, the job's HGETALL, the ZADDs into rq:executions:<id> and
--- rq:wip:<origin> (moved ahead of the execution hash; the second undoes the first when it
+-- rq:wip:<origin> (moved ahead of the execution hash; the second, one variadic ZADD per
+-- origin for all the jobs of the call, undoes the first of each of those jobs when it
 -- fails). A job whose key cannot be used is refused alone, the others of the batch start:
 -- failed in place (failed registry of its queue, status and exc_info) when its hash is usable,
 -- and returned as refused, so the worker names it in its log. No command is added for this.
@@ -81,11 +82,14 @@ for f in pairs(READ_FIELDS) do KIND[f] = READ end
 local FIRST_X = FIRST_Q + NQ
 local TTL_TEXTS = {}
 local MAX = #ARGV - FIRST_X + 1
+local LPOP_COUNT = true
 
 local wk = P .. 'worker:' .. NAME
 local out = {}
 local composites = {}
 local started, longest, last_id = 0, 0, nil
+-- Jobs taken (popped, read, their executions ZADD done) in pop order, and by origin.
+local taken, taken_jobs, by_origin, origins = 0, {}, {}, {}
 
 -- True when s is valid UTF-8 (what the worker can read back as text).
 local function valid_utf8(s)
@@ -212,9 +216,7 @@ local function start(q, id)
   else
     ttl = INTERVAL + 60
   end
-  local X = ARGV[FIRST_X + started]
-  local composite = id .. ':' .. X
-  local ek = P .. 'execution:' .. id .. ':' .. X
+  local X = ARGV[FIRST_X + taken]
   local xk = P .. 'executions:' .. id
   -- The two writes into keys a producer can give the wrong type come first (see the header).
   -- The numbers as text, converted once per call for each value (a Lua number passed to
@@ -228,24 +230,38 @@ local function start(q, id)
     refuse(q, id, 'its executions key ' .. quoted(xk) .. ' is not a sorted set', true)
     return false
   end
+  taken = taken + 1
   -- The registry member: "<id>:<execution id>", or the plain id of a job from rq 1.x (header).
-  if failed_call(redis.pcall('ZADD', P .. 'wip:' .. origin, texts[2], rq2 and composite or id)) then
-    redis.call('ZREM', xk, X)
-    refuse(q, id, "the StartedJobRegistry of its origin '" .. quoted(origin) .. "' is not a sorted set", true)
-    return false
+  -- Its ZADD is one per origin for the whole call (in commit below).
+  local job = {q = q, id = id, ttl = ttl, fields = fields, X = X, xk = xk, texts = texts,
+    started_at = started_at, member = rq2 and (id .. ':' .. X) or id}
+  taken_jobs[taken] = job
+  local group = by_origin[origin]
+  if not group then
+    group = {}
+    by_origin[origin] = group
+    origins[#origins + 1] = origin
   end
-  redis.call('EXPIRE', xk, texts[3])
+  group[#group + 1] = job
+  return true
+end
+
+-- The rest of a taken job's writes: none of them can fail (keys the script just wrote or read
+-- as a hash).
+local function commit(job)
+  local id, X, texts = job.id, job.X, job.texts
+  local ek = P .. 'execution:' .. id .. ':' .. X
+  redis.call('EXPIRE', job.xk, texts[3])
   redis.call('HSET', ek, 'id', X, 'job_id', id, 'created_at', NOWF, 'last_heartbeat', NOWF, 'worker_name', NAME)
   redis.call('EXPIRE', ek, texts[4])
-  redis.call('HSET', jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', started_at, 'worker_name', NAME)
-  redis.call('PERSIST', jk)
+  redis.call('HSET', P .. 'job:' .. id, 'last_heartbeat', TS, 'status', 'started', 'started_at', job.started_at, 'worker_name', NAME)
+  redis.call('PERSIST', P .. 'job:' .. id)
   started = started + 1
-  composites[started] = composite
-  if ttl > longest then longest = ttl end
+  composites[started] = id .. ':' .. X
+  if job.ttl > longest then longest = job.ttl end
   last_id = id
   local n = #out
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = q, id, ttl, fields, X
-  return true
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = job.q, id, job.ttl, job.fields, X
 end
 
 if ARGV[9] ~= '' then
@@ -253,19 +269,60 @@ if ARGV[9] ~= '' then
   start(ARGV[9], ARGV[10])
 end
 for i = FIRST_Q, FIRST_Q + NQ - 1 do
-  if started >= MAX then break end
+  if taken >= MAX then break end
   local qk = P .. 'queue:' .. ARGV[i]
   -- Skip over ids of deleted or refused jobs, a bounded number per call.
+  -- Ids are popped as many at a time as jobs may still start (LPOP with a count, Redis 6.2+:
+  -- one command for the batch, in the queue's order); every id popped is handed to start, in
+  -- order, exactly as one popped alone, so an id that does not start is handled the same way
+  -- (deleted job: dropped; unusable: refused). A reply shorter than asked means the queue is
+  -- now empty. Where LPOP takes no count (Redis before 6.2), one id per LPOP as before.
   local skipped = 0
-  while started < MAX and skipped < 100 do
-    local id = redis.pcall('LPOP', qk)
-    if failed_call(id) then
+  while taken < MAX and skipped < 100 do
+    local want = MAX - taken
+    local ids
+    if want > 1 and LPOP_COUNT then
+      ids = redis.pcall('LPOP', qk, want)
+      if failed_call(ids) and not ids.err:find('WRONGTYPE', 1, true) then
+        LPOP_COUNT = false
+        want = 1
+        ids = redis.pcall('LPOP', qk)
+      end
+    else
+      want = 1
+      ids = redis.pcall('LPOP', qk)
+    end
+    if failed_call(ids) then
       refuse(ARGV[i], '', 'the queue key ' .. qk .. ' is not a list', false)
       break
     end
-    if not id then break end
-    if not start(ARGV[i], id) then skipped = skipped + 1 end
+    if not ids then break end
+    if type(ids) ~= 'table' then ids = {ids} end
+    for j = 1, #ids do
+      if not start(ARGV[i], ids[j]) then skipped = skipped + 1 end
+    end
+    if #ids < want then break end
   end
+end
+-- One StartedJobRegistry ZADD per origin for all its jobs (score/member pairs, in pop order).
+-- A registry key of the wrong type fails that origin's jobs alone, each undone and refused as
+-- a lone ZADD's failure would.
+for _, origin in ipairs(origins) do
+  local group = by_origin[origin]
+  local args = {}
+  for k, job in ipairs(group) do
+    args[2 * k - 1], args[2 * k] = job.texts[2], job.member
+  end
+  if failed_call(redis.pcall('ZADD', P .. 'wip:' .. origin, unpack(args))) then
+    for _, job in ipairs(group) do
+      redis.call('ZREM', job.xk, job.X)
+      job.refused = true
+      refuse(job.q, job.id, "the StartedJobRegistry of its origin '" .. quoted(origin) .. "' is not a sorted set", true)
+    end
+  end
+end
+for k = 1, taken do
+  if not taken_jobs[k].refused then commit(taken_jobs[k]) end
 end
 if started == 0 then
   if #out == 0 then return nil end
