@@ -5,7 +5,10 @@ Markers (see pytest.ini):
 - `rqw_only(reason)`: skipped with WORKER=python (behaviour only rqw has or differs in on purpose);
 - `python_only(reason)`: skipped with WORKER=rqw;
 - `min_rq("2.12.0", reason=...)`: skipped on older rq versions (API the test needs is missing);
-- `skip_rq("2.0.0", reason=...)`: skipped on exactly that rq version (one version's own defect).
+- `skip_rq("2.0.0", reason=...)`: skipped on exactly that rq version (one version's own defect);
+- `newest_rq_only(reason)`: runs on the newest pinned rq only ([`NEWEST_PINNED_RQ`]): a long
+  test of rqw's own behaviour that the rq version does not change (what rq does in it is
+  covered on every version by other tests); `RQW_ALL_VERSIONS=1` runs it on every version.
 """
 
 import os
@@ -32,8 +35,17 @@ def pytest_report_header(config):
     return f"compat: rq {rq.__version__}, worker under test: {target}"
 
 
+# The newest rq of compat-tests/setup.sh's pinned list (keep the two in step).
+NEWEST_PINNED_RQ = "3.0.0"
+
+
 def pytest_collection_modifyitems(config, items):
+    every_version = os.environ.get("RQW_ALL_VERSIONS") == "1"
     for item in items:
+        marker = item.get_closest_marker("newest_rq_only")
+        if marker and not every_version and RQ_VERSION != version_tuple(NEWEST_PINNED_RQ):
+            item.add_marker(pytest.mark.skip(
+                reason=f"runs on rq {NEWEST_PINNED_RQ} only (RQW_ALL_VERSIONS=1 for all): {marker.args[0] if marker.args else ''}"))
         marker = item.get_closest_marker("rqw_only")
         if marker and WORKER_KIND != "rqw":
             item.add_marker(pytest.mark.skip(reason=f"rqw only: {marker.args[0] if marker.args else ''}"))

@@ -5,6 +5,7 @@
 #        RQ_VERSIONS="2.12.0" compat-tests/setup.sh
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+# Oldest to newest; the newest is NEWEST_PINNED_RQ in compat-tests/conftest.py (keep in step).
 versions="${RQ_VERSIONS:-1.16.2 2.0.0 2.12.0 3.0.0}"
 
 if ! command -v redis-server >/dev/null 2>&1; then

@@ -23,6 +23,7 @@ def passes(handles, queue):
 
 
 @pytest.mark.rqw_only("rqw keeps the lock after a pass; rq's own 899 s lock gives a Python fleet the same")
+@pytest.mark.newest_rq_only("20 s of rqw replicas counting their passes; kill -9 recovery is tested on every version")
 def test_replicas_share_one_maintenance_pass_per_queue_and_interval(conn, worker, wait):
     handles = [worker.start(QUEUES, "--name", f"fleet-{i}", "--maintenance-interval", str(INTERVAL))
                for i in range(REPLICAS)]

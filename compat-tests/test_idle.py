@@ -47,6 +47,7 @@ def registered(conn, n=1):
 
 
 @pytest.mark.rqw_only("the bound is rqw's idle budget (an idle rq worker sits in BLPOP: 0)")
+@pytest.mark.newest_rq_only("a 20 s count of what an idle rqw sends; no rq code runs in the window")
 def test_idle_worker_on_six_queues_sends_at_most_one_command_a_second(conn, worker, wait):
     handle = worker.start(SIX, "--job-monitoring-interval", "10")
     wait(registered(conn), timeout=30, message="the worker registered")
@@ -149,6 +150,7 @@ class SilencingProxy(ReplyDropProxy):
 
 
 @pytest.mark.rqw_only("rqw's client tracking watch")
+@pytest.mark.newest_rq_only("rqw's tracking connection; the rq version only enqueues")
 def test_a_half_open_watch_is_found_out_by_the_safety_poll(redis_server, conn, worker, wait):
     """The tracking connection goes silent without closing: the job is still taken (by the
     safety poll), the silent watch is found out (it does not answer a PING), logged and

@@ -230,6 +230,7 @@ def account(conn, ids):
     return out
 
 
+@pytest.mark.newest_rq_only("30 s of failovers; the rq version only enqueues and reads")
 def test_failover_under_load_loses_nothing(tmp_path, capsys):
     cluster = SentinelCluster(tmp_path / "ha", replicas=1, sentinels=3)
     # Nothing listens on --url: every connection must come from the sentinels.
