@@ -6,7 +6,7 @@
 mod support;
 
 use redis::AsyncCommands;
-use rqw::protocol::result::{failure_fields, success_fields, ExecutionSpan};
+use rqw::protocol::result::{failure_entry, success_entry, ExecutionSpan};
 use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
 use rqw::store::finish::{finish_jobs, FinishRequest, Outcome, Recorded};
@@ -46,6 +46,7 @@ async fn start_all(conn: &mut CommandConnection, queues: &[String], n: usize) ->
             claimed: None,
             queues,
             max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+            whole_hash: false,
         },
         n,
     )
@@ -85,7 +86,7 @@ fn finished(job: &StartedJob) -> Outcome {
     Outcome::Finished {
         repeat: None,
         result_ttl: 500,
-        result: success_fields(WORKER, None, &span(job)),
+        result: success_entry(None, &span(job)),
     }
 }
 
@@ -160,7 +161,7 @@ async fn one_call_records_a_batch_and_a_bad_job_spoils_nothing_else() {
             let outcome = if job.id == "failing" {
                 Outcome::Failed {
                     failure_ttl: None,
-                    result: failure_fields(WORKER, "ValueError: no\n", &span(job)),
+                    result: failure_entry("ValueError: no\n", &span(job)),
                 }
             } else {
                 finished(job)
@@ -317,4 +318,75 @@ async fn a_batch_finishing_some_of_the_running_jobs_keeps_the_others_current() {
     assert_eq!(state, "busy");
     let members: Vec<String> = conn.zrange("rq:wip:q", 0, -1).await.unwrap();
     assert_eq!(members, [format!("j0:{}", started[0].execution_id)]);
+}
+
+/// Each job's result entry, as `finish.lua` builds it from the few items sent per job, holds
+/// exactly `ResultEntry::fields` for the finishing worker and the execution: in RQ's order, a
+/// None return value without `return_value`, a value or a traceback under its own name.
+#[tokio::test]
+async fn the_result_entry_is_written_field_for_field() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    for id in ["none", "value", "error"] {
+        enqueue(&mut conn, id, "q").await;
+    }
+    let jobs = start_all(&mut conn, &["q".to_string()], 3).await;
+    let entries = [
+        success_entry(None, &span(&jobs[0])),
+        success_entry(Some(b"\x80\x05K\x05."), &span(&jobs[1])),
+        failure_entry("ValueError: no\n", &span(&jobs[2])),
+    ];
+    let requests: Vec<FinishRequest> = jobs
+        .iter()
+        .zip(&entries)
+        .map(|(job, entry)| {
+            let outcome = match entry.kind {
+                rqw::protocol::result::ResultType::Successful => Outcome::Finished {
+                    repeat: None,
+                    result_ttl: 500,
+                    result: entry.clone(),
+                },
+                rqw::protocol::result::ResultType::Failed => Outcome::Failed {
+                    failure_ttl: None,
+                    result: entry.clone(),
+                },
+            };
+            request(job, outcome)
+        })
+        .collect();
+    let refs: Vec<&FinishRequest> = requests.iter().collect();
+    let done = finish_jobs(&mut conn, "rq:", WORKER, &refs).await.unwrap();
+    assert_eq!(done, [Recorded::Written; 3]);
+    for (job, entry) in jobs.iter().zip(&entries) {
+        let reply: redis::Value = redis::cmd("XRANGE")
+            .arg(format!("rq:results:{}", job.id))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let redis::Value::Array(items) = reply else {
+            panic!("no stream for {}", job.id)
+        };
+        assert_eq!(items.len(), 1, "one entry for {}", job.id);
+        let redis::Value::Array(item) = &items[0] else {
+            panic!("an entry")
+        };
+        let redis::Value::Array(flat) = &item[1] else {
+            panic!("entry fields")
+        };
+        let written: Vec<String> = flat
+            .iter()
+            .map(|v| match v {
+                redis::Value::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected: Vec<String> = entry
+            .fields(WORKER, &job.execution_id)
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+            .collect();
+        assert_eq!(written, expected, "the entry of {}", job.id);
+    }
 }

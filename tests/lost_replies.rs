@@ -5,7 +5,7 @@
 mod support;
 
 use redis::AsyncCommands;
-use rqw::protocol::result::{success_fields, ExecutionSpan};
+use rqw::protocol::result::{success_entry, ExecutionSpan};
 use rqw::protocol::timestamp::{parse_rq_timestamp, RqTimestamp};
 use rqw::store::connection::{CommandConnection, Endpoint};
 use rqw::store::finish::{finish_job, FinishRequest, Outcome};
@@ -64,6 +64,7 @@ async fn start(
         claimed: None,
         queues,
         max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+        whole_hash: false,
     };
     start_batch(conn, &req, ids).await
 }
@@ -91,7 +92,7 @@ fn finished(execution_id: &str) -> Outcome {
     Outcome::Finished {
         repeat: None,
         result_ttl: 500,
-        result: success_fields(WORKER, None, &span),
+        result: success_entry(None, &span),
     }
 }
 

@@ -72,6 +72,7 @@ async fn a_batch_pops_each_queue_once_and_registers_each_origin_once() {
             claimed: None,
             queues: &queues,
             max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+            whole_hash: false,
         },
         &xs,
     )
@@ -123,4 +124,94 @@ async fn a_batch_pops_each_queue_once_and_registers_each_origin_once() {
     // executions ZADD per job.
     assert_eq!(calls(&mut conn, "lpop").await, 2);
     assert_eq!(calls(&mut conn, "zadd").await, 2 + 5);
+}
+
+/// The start of one job `id` (already enqueued on `default`), the hash returned as asked.
+async fn start_one(
+    conn: &mut CommandConnection,
+    whole_hash: bool,
+) -> std::collections::HashMap<String, Vec<u8>> {
+    let queues = ["default".to_string()];
+    let started = start_batch(
+        conn,
+        &StartRequest {
+            prefix: "rq:",
+            worker_name: "w",
+            execution_id: "",
+            now: RqTimestamp::now(),
+            monitoring_interval: 30,
+            default_timeout: 180,
+            worker_key_ttl: 480,
+            claimed: None,
+            queues: &queues,
+            max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+            whole_hash,
+        },
+        &["x1".to_string()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(started.len(), 1);
+    started.into_iter().next().unwrap().fields
+}
+
+/// Without Python horses only the fields the worker reads come back (issue 15: the reply is a
+/// large part of the call's cost), never `description`, `created_at`, `enqueued_at` or an
+/// empty callback name; with them, every field as the hash held it before the start.
+#[tokio::test]
+async fn the_reply_holds_the_fields_the_worker_reads_or_the_whole_hash_for_horses() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    // The fields rq 2.12 writes for `enqueue(f)`, plus a callback and a retry.
+    let hash: &[(&str, &str)] = &[
+        ("status", "queued"),
+        ("created_at", "2026-12-01T10:00:00.000000Z"),
+        ("data", "payload"),
+        ("success_callback_name", "app.on_ok"),
+        ("failure_callback_name", ""),
+        ("stopped_callback_name", ""),
+        ("started_at", ""),
+        ("ended_at", ""),
+        ("last_heartbeat", ""),
+        ("worker_name", ""),
+        ("group_id", ""),
+        ("origin", "default"),
+        ("description", "app.f()"),
+        ("enqueued_at", "2026-12-01T10:00:00.000001Z"),
+        ("timeout", "180"),
+        ("retries_left", "2"),
+    ];
+    for whole in [false, true] {
+        let _: () = conn.hset_multiple("rq:job:j", hash).await.unwrap();
+        let _: () = conn.rpush("rq:queue:default", "j").await.unwrap();
+        let fields = start_one(&mut conn, whole).await;
+        let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        if whole {
+            let mut all: Vec<&str> = hash.iter().map(|(k, _)| *k).collect();
+            all.sort_unstable();
+            assert_eq!(names, all);
+            assert_eq!(fields["description"], b"app.f()");
+            assert_eq!(fields["status"], b"queued");
+        } else {
+            assert_eq!(
+                names,
+                [
+                    "data",
+                    "group_id",
+                    "origin",
+                    "retries_left",
+                    "status",
+                    "success_callback_name",
+                    "timeout"
+                ]
+            );
+            assert_eq!(fields["data"], b"payload");
+            assert_eq!(fields["success_callback_name"], b"app.on_ok");
+        }
+        // The hash itself got the whole start either way.
+        let status: String = conn.hget("rq:job:j", "status").await.unwrap();
+        assert_eq!(status, "started");
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    }
 }

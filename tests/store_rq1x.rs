@@ -44,6 +44,7 @@ async fn start(conn: &mut CommandConnection, execution_id: &str, now: RqTimestam
             claimed: None,
             queues: &queues,
             max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+            whole_hash: false,
         },
         1,
     )

@@ -17,7 +17,7 @@
 
 use crate::job_record::JobRecord;
 use crate::payload::{encode_return_value, PayloadError, Serializer};
-use crate::result::{failure_fields, success_fields, ExecutionSpan, ResultFields};
+use crate::result::{failure_entry, success_entry, ExecutionSpan, ResultEntry};
 use crate::value::PyValue;
 
 /// RQ's `UNSERIALIZABLE_RETURN_VALUE_PAYLOAD`: written when a return value cannot be serialized.
@@ -60,21 +60,21 @@ pub enum Outcome {
         /// The job's `result_ttl` or the worker default.
         result_ttl: i64,
         /// The result stream entry.
-        result: ResultFields,
+        result: ResultEntry,
     },
     /// Failure without retry: failed registry, `failure_ttl` (`None` = RQ's default).
     Failed {
         /// The job's `failure_ttl`, if set.
         failure_ttl: Option<i64>,
         /// The result stream entry (type 2).
-        result: ResultFields,
+        result: ResultEntry,
     },
     /// Stopped by a command: like `Failed`, with status `stopped`.
     Stopped {
         /// The job's `failure_ttl`, if set.
         failure_ttl: Option<i64>,
         /// The result stream entry (type 2).
-        result: ResultFields,
+        result: ResultEntry,
     },
     /// Retry now: back on its queue.
     Requeue {
@@ -123,13 +123,11 @@ impl Outcome {
 
 /// The worker settings a decision depends on.
 #[derive(Debug, Clone, Copy)]
-pub struct Policy<'a> {
+pub struct Policy {
     /// The serializer of return values.
     pub serializer: Serializer,
     /// `result_ttl` for a job that names none (`--results-ttl`).
     pub default_result_ttl: i64,
-    /// The worker's name, written in the result entry.
-    pub worker_name: &'a str,
 }
 
 /// Whether a failure of this run would be final: no retry is left by the rule [`decide`]
@@ -164,12 +162,12 @@ pub fn unserializable_placeholder(serializer: Serializer) -> Option<Vec<u8>> {
 pub fn decide(
     record: &JobRecord,
     ended: RunResult,
-    policy: &Policy<'_>,
+    policy: &Policy,
     span: &ExecutionSpan<'_>,
 ) -> Outcome {
     let finished = |encoded: Option<Vec<u8>>| Outcome::Finished {
         result_ttl: record.result_ttl.unwrap_or(policy.default_result_ttl),
-        result: success_fields(policy.worker_name, encoded.as_deref(), span),
+        result: success_entry(encoded.as_deref(), span),
         repeat: repeat_plan(record, span),
     };
     match ended {
@@ -181,7 +179,7 @@ pub fn decide(
         RunResult::Forwarded(queue) => Outcome::Forward { queue },
         RunResult::Stopped => Outcome::Stopped {
             failure_ttl: record.failure_ttl,
-            result: failure_fields(policy.worker_name, STOPPED_TEXT, span),
+            result: failure_entry(STOPPED_TEXT, span),
         },
         RunResult::Failed {
             exc_string,
@@ -199,7 +197,7 @@ pub fn decide(
                 },
                 None => Outcome::Failed {
                     failure_ttl: record.failure_ttl,
-                    result: failure_fields(policy.worker_name, &exc_string, span),
+                    result: failure_entry(&exc_string, span),
                 },
             }
         }
@@ -234,11 +232,10 @@ mod tests {
         JobRecord::parse("j", "q", fields)
     }
 
-    fn policy(default_result_ttl: i64) -> Policy<'static> {
+    fn policy(default_result_ttl: i64) -> Policy {
         Policy {
             serializer: Serializer::Pickle,
             default_result_ttl,
-            worker_name: "w",
         }
     }
 
@@ -340,7 +337,8 @@ mod tests {
                 repeat: None,
             } => {
                 assert_eq!(result_ttl, 77);
-                assert!(result.iter().all(|(k, _)| *k != "return_value"));
+                assert_eq!(result.kind, crate::result::ResultType::Successful);
+                assert_eq!(result.value, None, "a None return value is omitted");
             }
             other => panic!("unexpected {other:?}"),
         }

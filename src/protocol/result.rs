@@ -37,49 +37,73 @@ pub struct ExecutionSpan<'a> {
     pub ended_at: RqTimestamp,
 }
 
-/// Field/value pairs of one stream entry, in RQ's order, ready for `XADD`.
-pub type ResultFields = Vec<(&'static str, String)>;
+/// One entry of a job's results stream, as an outcome carries it to the store. Its
+/// `worker_name` and `execution_id` are not held here: they are the finishing worker's and
+/// the execution being ended, which `finish.lua` has from its call (issue 15: fewer and
+/// smaller arguments per job); [`ResultEntry::fields`] gives the whole entry in RQ's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultEntry {
+    /// `type`.
+    pub kind: ResultType,
+    /// `return_value` (successful; `None` when the value is Python `None`: the field is
+    /// omitted) or `exc_string` (failed).
+    pub value: Option<String>,
+    /// `execution_started_at` (float unix time).
+    pub started_at: String,
+    /// `execution_ended_at`.
+    pub ended_at: String,
+}
 
-/// The fields of a successful result. `return_value` is the serialized value (pickle or
-/// JSON bytes), `None` when the handler returned Python `None` (the field is then omitted).
-pub fn success_fields(
-    worker_name: &str,
-    return_value: Option<&[u8]>,
-    span: &ExecutionSpan<'_>,
-) -> ResultFields {
-    let mut fields = vec![
-        ("type", (ResultType::Successful as u8).to_string()),
-        ("worker_name", worker_name.to_string()),
-    ];
-    if let Some(bytes) = return_value {
-        fields.push(("return_value", BASE64.encode(bytes)));
+impl ResultEntry {
+    /// The name of [`ResultEntry::value`]'s field: `return_value` or `exc_string`.
+    pub fn value_field(&self) -> &'static str {
+        match self.kind {
+            ResultType::Successful => "return_value",
+            ResultType::Failed => "exc_string",
+        }
     }
-    push_span(&mut fields, span);
-    fields
+
+    /// The entry's field/value pairs in RQ's order, as `finish.lua` writes them for the
+    /// worker `worker_name` ending execution `execution_id`.
+    pub fn fields<'a>(
+        &'a self,
+        worker_name: &'a str,
+        execution_id: &'a str,
+    ) -> Vec<(&'static str, &'a str)> {
+        let kind = match self.kind {
+            ResultType::Successful => "1",
+            ResultType::Failed => "2",
+        };
+        let mut fields = vec![("type", kind), ("worker_name", worker_name)];
+        if let Some(value) = &self.value {
+            fields.push((self.value_field(), value));
+        }
+        fields.push(("execution_id", execution_id));
+        fields.push(("execution_started_at", &self.started_at));
+        fields.push(("execution_ended_at", &self.ended_at));
+        fields
+    }
 }
 
-/// The fields of a failed (or stopped) result carrying the traceback text `exc_string`.
-pub fn failure_fields(
-    worker_name: &str,
-    exc_string: &str,
-    span: &ExecutionSpan<'_>,
-) -> ResultFields {
-    let mut fields = vec![
-        ("type", (ResultType::Failed as u8).to_string()),
-        ("worker_name", worker_name.to_string()),
-        ("exc_string", encode_exc_string(exc_string)),
-    ];
-    push_span(&mut fields, span);
-    fields
+/// The entry of a successful result. `return_value` is the serialized value (pickle or
+/// JSON bytes), `None` when the handler returned Python `None` (the field is then omitted).
+pub fn success_entry(return_value: Option<&[u8]>, span: &ExecutionSpan<'_>) -> ResultEntry {
+    ResultEntry {
+        kind: ResultType::Successful,
+        value: return_value.map(|bytes| BASE64.encode(bytes)),
+        started_at: span.started_at.unix_float().to_string(),
+        ended_at: span.ended_at.unix_float().to_string(),
+    }
 }
 
-fn push_span(fields: &mut ResultFields, span: &ExecutionSpan<'_>) {
-    fields.push(("execution_id", span.execution_id.to_string()));
-    fields.push((
-        "execution_started_at",
-        span.started_at.unix_float().to_string(),
-    ));
-    fields.push(("execution_ended_at", span.ended_at.unix_float().to_string()));
+/// The entry of a failed (or stopped) result carrying the traceback text `exc_string`.
+pub fn failure_entry(exc_string: &str, span: &ExecutionSpan<'_>) -> ResultEntry {
+    ResultEntry {
+        kind: ResultType::Failed,
+        value: Some(encode_exc_string(exc_string)),
+        started_at: span.started_at.unix_float().to_string(),
+        ended_at: span.ended_at.unix_float().to_string(),
+    }
 }
 
 /// `base64(zlib.compress(text.encode()))`, as `Result.serialize` stores `exc_string`.
@@ -114,34 +138,42 @@ mod tests {
 
     #[test]
     fn none_return_value_is_omitted() {
-        let fields = success_fields("w1", None, &span());
+        let entry = success_entry(None, &span());
+        let fields = entry.fields("w1", "abc");
         assert!(fields.iter().all(|(k, _)| *k != "return_value"));
-        assert_eq!(fields[0], ("type", "1".to_string()));
+        assert_eq!(fields[0], ("type", "1"));
+        assert_eq!(
+            fields.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [
+                "type",
+                "worker_name",
+                "execution_id",
+                "execution_started_at",
+                "execution_ended_at"
+            ]
+        );
     }
 
     #[test]
     fn return_value_is_padded_base64() {
         // pickle of 5 with protocol 5 as RQ writes it: b'\x80\x05K\x05.'
-        let fields = success_fields("w1", Some(b"\x80\x05K\x05."), &span());
-        let rv = fields
-            .iter()
-            .find(|(k, _)| *k == "return_value")
-            .map(|(_, v)| v.clone());
-        assert_eq!(rv.as_deref(), Some("gAVLBS4="));
+        let entry = success_entry(Some(b"\x80\x05K\x05."), &span());
+        assert_eq!(entry.value.as_deref(), Some("gAVLBS4="));
+        assert_eq!(entry.fields("w1", "abc")[2], ("return_value", "gAVLBS4="));
     }
 
     #[test]
     fn exc_string_is_base64_of_zlib() {
-        let fields = failure_fields("w1", "ValueError: bad\n", &span());
-        let enc = &fields
-            .iter()
-            .find(|(k, _)| *k == "exc_string")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let entry = failure_entry("ValueError: bad\n", &span());
+        let fields = entry.fields("w1", "abc");
+        assert_eq!(fields[0], ("type", "2"));
+        assert_eq!(fields[1], ("worker_name", "w1"));
+        assert_eq!(fields[3], ("execution_id", "abc"));
+        let (name, enc) = fields[2];
+        assert_eq!(name, "exc_string");
         let raw = BASE64.decode(enc).unwrap();
         let mut out = String::new();
         ZlibDecoder::new(&raw[..]).read_to_string(&mut out).unwrap();
         assert_eq!(out, "ValueError: bad\n");
-        assert_eq!(fields[0].1, "2");
     }
 }

@@ -7,12 +7,11 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
-use super::scripts::registry_member;
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 /// What RQ records for an execution, decided in the protocol room; this module writes it.
 pub use crate::protocol::outcome::Outcome;
-use crate::protocol::result::ResultFields;
+use crate::protocol::result::{ResultEntry, ResultType};
 use crate::protocol::text::shown;
 use crate::protocol::timestamp::RqTimestamp;
 
@@ -147,104 +146,87 @@ async fn finish_chunk<C: ConnectionLike>(
     Ok(statuses)
 }
 
-/// The 15 items and the result entry of one job (see `finish.lua`'s ARGV).
+/// The 17 items of one job (see `finish.lua`'s ARGV).
 fn push_job(inv: &mut redis::ScriptInvocation<'_>, job: &FinishRequest) {
-    let (mode, ttl, counter, a12, a13, result): (
-        &str,
-        String,
-        &str,
-        String,
-        String,
-        Option<&ResultFields>,
-    ) = match &job.outcome {
-        Outcome::Finished {
-            result_ttl,
-            result,
-            repeat,
-        } => (
-            "finished",
-            result_ttl.to_string(),
-            "successful_job_count",
-            repeat.map(|(left, _)| left.to_string()).unwrap_or_default(),
-            repeat.map(|(_, at)| at.to_string()).unwrap_or_default(),
-            Some(result),
-        ),
-        Outcome::Failed {
-            failure_ttl,
-            result,
-        } => (
-            "failed",
-            opt(failure_ttl),
-            "failed_job_count",
-            String::new(),
-            String::new(),
-            Some(result),
-        ),
-        Outcome::Stopped {
-            failure_ttl,
-            result,
-        } => (
-            "stopped",
-            opt(failure_ttl),
-            "failed_job_count",
-            String::new(),
-            String::new(),
-            Some(result),
-        ),
-        Outcome::Requeue {
-            retries_left,
-            at_front,
-        } => (
-            "requeue",
-            String::new(),
-            "failed_job_count",
-            retries_left.to_string(),
-            if *at_front { "1" } else { "0" }.to_string(),
-            None,
-        ),
-        Outcome::Schedule {
-            retries_left,
-            run_at,
-        } => (
-            "schedule",
-            String::new(),
-            "failed_job_count",
-            retries_left.to_string(),
-            run_at.to_string(),
-            None,
-        ),
-        Outcome::Forward { queue } => (
-            "forward",
-            String::new(),
-            "",
-            String::new(),
-            queue.clone(),
-            None,
-        ),
+    let (mode, ttl, a12, a13, entry): (&str, String, String, String, Option<&ResultEntry>) =
+        match &job.outcome {
+            Outcome::Finished {
+                result_ttl,
+                result,
+                repeat,
+            } => (
+                "finished",
+                result_ttl.to_string(),
+                repeat.map(|(left, _)| left.to_string()).unwrap_or_default(),
+                repeat.map(|(_, at)| at.to_string()).unwrap_or_default(),
+                Some(result),
+            ),
+            Outcome::Failed {
+                failure_ttl,
+                result,
+            } => (
+                "failed",
+                opt(failure_ttl),
+                String::new(),
+                String::new(),
+                Some(result),
+            ),
+            Outcome::Stopped {
+                failure_ttl,
+                result,
+            } => (
+                "stopped",
+                opt(failure_ttl),
+                String::new(),
+                String::new(),
+                Some(result),
+            ),
+            Outcome::Requeue {
+                retries_left,
+                at_front,
+            } => (
+                "requeue",
+                String::new(),
+                retries_left.to_string(),
+                if *at_front { "1" } else { "0" }.to_string(),
+                None,
+            ),
+            Outcome::Schedule {
+                retries_left,
+                run_at,
+            } => (
+                "schedule",
+                String::new(),
+                retries_left.to_string(),
+                run_at.to_string(),
+                None,
+            ),
+            Outcome::Forward { queue } => {
+                ("forward", String::new(), String::new(), queue.clone(), None)
+            }
+        };
+    let kind = match entry.map(|e| e.kind) {
+        None => "",
+        Some(ResultType::Successful) => "1",
+        Some(ResultType::Failed) => "2",
     };
-    let result = result.map(Vec::as_slice).unwrap_or_default();
     inv.arg(&job.job_id)
         .arg(&job.execution_id)
         .arg(&job.queue)
-        .arg(registry_member(
-            &job.job_id,
-            &job.execution_id,
-            job.rq1_member,
-        ))
+        .arg(if job.rq1_member { "1" } else { "" })
         .arg(job.now.rq_format())
         .arg(job.now.unix_seconds())
         .arg(mode)
         .arg(ttl)
         .arg(job.working_time.to_string())
-        .arg(counter)
         .arg(a12)
         .arg(a13)
         .arg(job.rate_limit_key.as_deref().unwrap_or_default())
         .arg(if job.has_dependencies { "1" } else { "0" })
-        .arg(2 * result.len());
-    for (k, v) in result {
-        inv.arg(*k).arg(v);
-    }
+        .arg(kind)
+        .arg(entry.and_then(|e| e.value.as_deref()).unwrap_or_default())
+        .arg(entry.map(|e| e.started_at.as_str()).unwrap_or_default())
+        .arg(entry.map(|e| e.ended_at.as_str()).unwrap_or_default());
 }
 
 fn opt(v: &Option<i64>) -> String {

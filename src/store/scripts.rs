@@ -41,6 +41,10 @@ pub struct StartRequest<'a> {
     /// stays in Redis and comes back empty, its length in the pseudo field
     /// [`crate::protocol::job_record::OVERSIZE_FIELD_PREFIX`]`<name>`.
     pub max_field_bytes: u64,
+    /// Return every field of each job hash (a worker with Python horses, which build the job
+    /// from it without a second read); `false`: only the fields the worker reads (issue 15:
+    /// the reply is a large part of the call's Redis cost).
+    pub whole_hash: bool,
 }
 
 /// Most jobs one [`start_jobs`] call starts.
@@ -53,7 +57,8 @@ pub struct StartedJob {
     pub queue: String,
     /// Its id.
     pub id: String,
-    /// Every field of the job hash, as read when it started.
+    /// The fields of the job hash the worker reads, as read when it started (every field
+    /// when [`StartRequest::whole_hash`]), oversized ones empty (see `start.lua`).
     pub fields: HashMap<String, Vec<u8>>,
     /// The execution id it was started with.
     pub execution_id: String,
@@ -113,7 +118,9 @@ pub async fn start_batch<C: ConnectionLike>(
         Some((queue, id)) => inv.arg(queue).arg(id),
         None => inv.arg("").arg(""),
     };
-    inv.arg(req.queues.len()).arg(req.max_field_bytes);
+    inv.arg(req.queues.len())
+        .arg(req.max_field_bytes)
+        .arg(if req.whole_hash { "1" } else { "0" });
     for q in req.queues {
         inv.arg(q);
     }

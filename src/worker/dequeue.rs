@@ -404,6 +404,8 @@ impl Dequeuer {
             claimed,
             queues: &self.order,
             max_field_bytes: ctx.config.decode_limits.max_field_bytes,
+            // A Python horse builds the job from the whole hash (no second read).
+            whole_hash: ctx.horses.is_some(),
         };
         let mut conn = ctx.conn.clone();
         let jobs = match start_batch(&mut conn, &request, &execution_ids).await {

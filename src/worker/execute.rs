@@ -98,7 +98,6 @@ pub async fn run_job(ctx: Arc<WorkerContext>, finisher: Finisher, dequeued: Dequ
                 ended,
                 ctx.config.serializer,
                 ctx.config.results_ttl,
-                &ctx.identity.name,
                 &span,
             )
         };

@@ -17,7 +17,6 @@ pub fn decide(
     ended: RunResult,
     serializer: Serializer,
     default_result_ttl: i64,
-    worker_name: &str,
     span: &ExecutionSpan<'_>,
 ) -> Outcome {
     let ended = match ended {
@@ -32,7 +31,6 @@ pub fn decide(
     let policy = Policy {
         serializer,
         default_result_ttl,
-        worker_name,
     };
     crate::protocol::outcome::decide(record, ended, &policy, span)
 }

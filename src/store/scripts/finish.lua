@@ -13,16 +13,20 @@
 -- repeats a job that has repeats left (2.12+ Repeat), and releases its rq 3.0 rate-limit slot.
 --
 -- ARGV: 1 prefix, 2 worker name, 3 default job timeout (for enqueued dependents), then per job
---   15 items: job id, execution id, queue (job origin), its StartedJobRegistry member (as
---   start.lua wrote it: "<id>:<execution id>", or the plain id of a job enqueued by rq 1.x),
---   now (rq timestamp), now (int), mode, ttl ('' = unset), working time (float), worker
---   counter field ('' = none), A12 retries_left after this attempt (requeue, schedule) or
---   repeats_left after this run ('' = no repeat) for finished, A13 at_front ('1'/'0') for
---   requeue, run-at (int) for schedule and for a repeat ('0' = now), target queue for
---   forward, the job's rate_limit_key ('' = none), '1' when the job hash has dependency_ids
---   or dependency_id (else '0'), both as read when the job started (RQ's worker, too, uses
---   the job it dequeued), and the number R of result entry items that follow;
---   then those R items (field/value pairs; none for outcomes without an entry).
+--   17 items: job id, execution id, queue (job origin), '1' when its StartedJobRegistry
+--   member is the plain job id (a job enqueued by rq 1.x, as start.lua wrote it) else ''
+--   ("<id>:<execution id>"), now (rq timestamp), now (int), mode, ttl ('' = unset), working
+--   time (float), A12 retries_left after this attempt (requeue, schedule) or repeats_left
+--   after this run ('' = no repeat) for finished, A13 at_front ('1'/'0') for requeue, run-at
+--   (int) for schedule and for a repeat ('0' = now), target queue for forward, the job's
+--   rate_limit_key ('' = none), '1' when the job hash has dependency_ids or dependency_id
+--   (else '0'), both as read when the job started (RQ's worker, too, uses the job it
+--   dequeued), then its result entry: type ('' = no entry, '1' successful, '2' failed), the
+--   value (return_value for type 1, '' = omitted for a None; exc_string for type 2),
+--   execution_started_at and execution_ended_at (floats). The entry's worker_name is ARGV 2
+--   and its execution_id the job's; the worker counter follows from the mode. (Field names
+--   and values every job shares are not sent per job: issue 15, measured with
+--   benches/script_cost.py.)
 -- Prepended at build time: lib/enqueue.lua, lib/dependents.lua, lib/failure.lua.
 -- Returns 2 items per job, in order: 1 written; 0 when the job hash no longer exists
 -- (nothing written for the job); 2 when the execution was not in the StartedJobRegistry any
@@ -63,7 +67,11 @@
 --   an EXPIRE of a missing key answers 0 and changes nothing, so the end state is RQ's.
 local P, NAME = ARGV[1], ARGV[2]
 local DEFAULT_TIMEOUT = tonumber(ARGV[3])
-local FIELDS = 15
+local FIELDS = 17
+-- The worker counter each mode adds to ('' = none); a mode not here is refused.
+local COUNTER = {finished = 'successful_job_count', failed = 'failed_job_count',
+  stopped = 'failed_job_count', requeue = 'failed_job_count', schedule = 'failed_job_count',
+  forward = ''}
 local NARGV = #ARGV
 local wk = P .. 'worker:' .. NAME
 local wek = wk .. ':executions'
@@ -96,20 +104,24 @@ local function score_text(now_text, ttl_text)
   return score
 end
 
--- Where each job's items start in ARGV.
-local at = {}
+-- Where each job's items start in ARGV; its StartedJobRegistry member, and the
+-- "<id>:<execution id>" that names its execution hash and worker executions set member.
+local at, members, composites = {}, {}, {}
 local n = 0
 do
   local i = 4
   while i <= NARGV do
     local mode = ARGV[i + 6]
-    if mode ~= 'finished' and mode ~= 'failed' and mode ~= 'stopped' and mode ~= 'requeue'
-        and mode ~= 'forward' and mode ~= 'schedule' then
-      return redis.error_reply('finish.lua: unknown mode ' .. tostring(mode))
+    if COUNTER[mode] == nil or i + FIELDS - 1 > NARGV then
+      return redis.error_reply('finish.lua: unknown mode or short job items: ' .. tostring(mode))
     end
     n = n + 1
     at[n] = i
-    i = i + FIELDS + num(ARGV[i + FIELDS - 1])
+    local id = ARGV[i]
+    local composite = id .. ':' .. ARGV[i + 1]
+    composites[n] = composite
+    members[n] = ARGV[i + 3] == '1' and id or composite
+    i = i + FIELDS
   end
 end
 if n == 0 then return {} end
@@ -140,16 +152,16 @@ end
 for _, q in ipairs(queues) do
   local g = groups[q]
   local wip = P .. 'wip:' .. q
-  local members = {}
-  for j = 1, #g do members[j] = ARGV[at[g[j]] + 3] end
-  local single = #g == 1 and members[1] ~= ARGV[at[g[1]]]
+  local group_members = {}
+  for j = 1, #g do group_members[j] = members[g[j]] end
+  local single = #g == 1 and group_members[1] ~= ARGV[at[g[1]]]
   local scores
   if single then
     -- One "<id>:<execution id>" member: its ZREM is the check (one command, not two).
-    scores = redis.pcall('ZREM', wip, members[1])
+    scores = redis.pcall('ZREM', wip, group_members[1])
     if not rqw_failed(scores) then scores = {scores == 1} end
   else
-    scores = redis.pcall('ZMSCORE', wip, unpack(members))
+    scores = redis.pcall('ZMSCORE', wip, unpack(group_members))
   end
   if rqw_failed(scores) then
     -- start.lua put the executions there; the key was replaced since. Record the outcomes.
@@ -158,26 +170,26 @@ for _, q in ipairs(queues) do
     local found = {}
     for j = 1, #g do
       local base = at[g[j]]
-      local id, x = ARGV[base], ARGV[base + 1]
-      local plain = members[j] == id
+      local id = ARGV[base]
+      local plain = group_members[j] == id
       -- A plain id (rq 1.x) may be a later execution's member: it is this execution's only
       -- while this execution's hash exists, which only the first call finds (it is deleted
       -- below), so a repeated call writes nothing twice. "<id>:<execution id>" is this
       -- execution's alone.
       local has_execution = nil
       if scores[j] and plain then
-        has_execution = redis.call('EXISTS', P .. 'execution:' .. id .. ':' .. x) == 1
+        has_execution = redis.call('EXISTS', P .. 'execution:' .. composites[g[j]]) == 1
       end
       if scores[j] and (not plain or has_execution) then
-        if not single then found[#found + 1] = members[j] end -- (a single one is removed)
+        if not single then found[#found + 1] = group_members[j] end -- (a single one is removed)
       else
         -- Under the other member form (the job hash gained or lost group_id between the
         -- start and a look-up after a lost reply)? Under the same condition.
         if has_execution == nil then
-          has_execution = redis.call('EXISTS', P .. 'execution:' .. id .. ':' .. x) == 1
+          has_execution = redis.call('EXISTS', P .. 'execution:' .. composites[g[j]]) == 1
         end
         local other = id
-        if plain then other = id .. ':' .. x end
+        if plain then other = composites[g[j]] end
         if has_execution and redis.call('ZSCORE', wip, other) then
           found[#found + 1] = other
         else
@@ -193,14 +205,11 @@ end
 
 -- Execution bookkeeping of every job of the batch (as RQ's cleanup_execution).
 do
-  local ekeys, composites = {}, {}
+  local ekeys = {}
   for k = 1, n do
     local base = at[k]
-    local id, x, member = ARGV[base], ARGV[base + 1], ARGV[base + 3]
-    local composite = member
-    if member == id then composite = id .. ':' .. x end
-    composites[k] = composite
-    ekeys[k] = P .. 'execution:' .. composite
+    local id, x = ARGV[base], ARGV[base + 1]
+    ekeys[k] = P .. 'execution:' .. composites[k]
     if rqw_failed(redis.pcall('ZREM', P .. 'executions:' .. id, x)) then
       note(k, P .. 'executions:' .. id .. ' is not a sorted set')
     end
@@ -228,7 +237,7 @@ if any then
   if w[1] or w[2] or w[3] or w[4] or w[5] or w[6] then
     local fields, counts, working_time = {}, {}, 0
     for k = 1, n do
-      local counter = ARGV[at[k] + 9]
+      local counter = COUNTER[ARGV[at[k] + 6]]
       if code[k] == nil and counter ~= '' then
         if not counts[counter] then
           counts[counter] = 0
@@ -276,15 +285,27 @@ end
 
 -- The job being written (set by the loop below for each job in turn).
 local K, ID, Q, TS, NOW, NOW_TEXT, MODE, TTL, A12, A13, RATE_LIMIT_KEY, HAS_DEPENDENCIES
-local RESULT_AT, RESULT_N
-local jk, dependents_key, dependencies_key, results_key
+local ENTRY_TYPE, ENTRY_VALUE, ENTRY_STARTED, ENTRY_ENDED, X
+-- (The dependents and dependencies keys are named where used: most jobs need neither.)
+local jk, results_key
 
+-- The job's result entry, in RQ's field order (Result.serialize; protocol::result's
+-- ResultEntry::fields is the same list).
 local function add_result()
-  if RESULT_N > 0 then
-    if rqw_failed(redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*',
-        unpack(ARGV, RESULT_AT, RESULT_AT + RESULT_N - 1))) then
-      rqw_notes[#rqw_notes + 1] = results_key .. ' is not a stream: no result entry written'
-    end
+  if ENTRY_TYPE == '' then return end
+  local reply
+  if ENTRY_VALUE == '' and ENTRY_TYPE == '1' then
+    -- A None return value: no return_value field.
+    reply = redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '1',
+      'worker_name', NAME, 'execution_id', X, 'execution_started_at', ENTRY_STARTED,
+      'execution_ended_at', ENTRY_ENDED)
+  else
+    reply = redis.pcall('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', ENTRY_TYPE,
+      'worker_name', NAME, ENTRY_TYPE == '1' and 'return_value' or 'exc_string', ENTRY_VALUE,
+      'execution_id', X, 'execution_started_at', ENTRY_STARTED, 'execution_ended_at', ENTRY_ENDED)
+  end
+  if rqw_failed(reply) then
+    rqw_notes[#rqw_notes + 1] = results_key .. ' is not a stream: no result entry written'
   end
 end
 
@@ -378,7 +399,7 @@ local function write_outcome()
     local ttl = num(TTL)
     local dependents_left = enqueue_dependents('finished')
     if ttl == 0 and not repeating then
-      redis.call('DEL', P .. 'executions:' .. ID, jk, dependents_key, dependencies_key, results_key)
+      redis.call('DEL', P .. 'executions:' .. ID, jk, jk .. ':dependents', P .. 'job::' .. ID .. ':dependencies', results_key)
       release_rate_limit(final_status)
       return 1
     end
@@ -393,10 +414,10 @@ local function write_outcome()
           place_finished_later(score_text(NOW_TEXT, TTL))
           -- The job hash got this TTL above (the existence check).
           if dependents_left then
-            redis.call('EXPIRE', dependents_key, TTL)
+            redis.call('EXPIRE', jk .. ':dependents', TTL)
           end
           if HAS_DEPENDENCIES then
-            redis.call('EXPIRE', dependencies_key, TTL)
+            redis.call('EXPIRE', P .. 'job::' .. ID .. ':dependencies', TTL)
           end
         end
       else
@@ -459,14 +480,13 @@ end
 local function select_job(k)
   local base = at[k]
   K = k
-  ID, Q, TS, NOW_TEXT = ARGV[base], ARGV[base + 2], ARGV[base + 4], ARGV[base + 5]
+  ID, X, Q, TS, NOW_TEXT = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 4], ARGV[base + 5]
   NOW = num(NOW_TEXT)
-  MODE, TTL, A12, A13 = ARGV[base + 6], ARGV[base + 7], ARGV[base + 10], ARGV[base + 11]
-  RATE_LIMIT_KEY, HAS_DEPENDENCIES = ARGV[base + 12], ARGV[base + 13] == '1'
-  RESULT_AT, RESULT_N = base + FIELDS, num(ARGV[base + 14])
+  MODE, TTL, A12, A13 = ARGV[base + 6], ARGV[base + 7], ARGV[base + 9], ARGV[base + 10]
+  RATE_LIMIT_KEY, HAS_DEPENDENCIES = ARGV[base + 11], ARGV[base + 12] == '1'
+  ENTRY_TYPE, ENTRY_VALUE = ARGV[base + 13], ARGV[base + 14]
+  ENTRY_STARTED, ENTRY_ENDED = ARGV[base + 15], ARGV[base + 16]
   jk = P .. 'job:' .. ID
-  dependents_key = jk .. ':dependents'
-  dependencies_key = P .. 'job::' .. ID .. ':dependencies'
   results_key = P .. 'results:' .. ID
   rqw_notes = notes[k] or {}
 end

@@ -16,17 +16,21 @@
 -- ARGV: 1 prefix, 2 worker name, 3 now (rq timestamp), 4 now (float), 5 now (int),
 --       6 job monitoring interval, 7 default timeout, 8 worker key ttl,
 --       9 claimed queue ('' = none), 10 claimed id, 11 number of queues N, 12 the longest
---       `data`/`meta` value returned (bytes), 13..12+N queue names in priority order, then
+--       `data`/`meta` value returned (bytes), 13 '1' to return every field of the hash (a
+--       worker with Python horses, which build the job from it) or '0' for only the fields
+--       the worker reads, 14..13+N queue names in priority order, then
 --       one execution id per job that may be started (their count is the most jobs this call
 --       starts; the claimed job, if any, uses the first).
 -- Returns nil when nothing was started or refused, else a flat array of 5 items per job:
 --   started: queue, job id, heartbeat ttl, {hash fields...}, execution id;
 --   refused: queue, job id (or '' for an unusable queue key), 0, reason, ''.
--- A `data` or `meta` value longer than ARGV[12] is returned empty, with a field
--- "\0rqw.oversize.<name>" holding its length (the hash itself is untouched); so is a field
--- the worker reads (READ_FIELDS, callbacks) longer than MAX_READ_FIELD, and any other field
--- once those others together would pass ARGV[12]. A hash of more than MAX_HASH_FIELDS fields
--- is refused (RQ writes about 30): the reply of a job stays within about 3 x ARGV[12].
+-- Only the fields the worker reads are returned (see KIND), unless ARGV[13] asks for them all
+-- (issue 15: the reply is a large part of the call's cost). A `data` or `meta` value longer
+-- than ARGV[12] is returned empty, followed by a field "\0rqw.oversize.<name>" holding its
+-- length (the hash itself is untouched); so is a field the worker reads (KIND) longer than
+-- MAX_READ_FIELD, and any other field returned once those others together would pass
+-- ARGV[12]. A hash of more than MAX_HASH_FIELDS fields is refused (RQ writes about 20): the
+-- reply of a job stays within about 3 x ARGV[12] + 20 x MAX_READ_FIELD.
 --
 -- Hostile keys (issue 13): Redis does not roll back a script that fails midway, so nothing
 -- here may fail after a job's first write. Every command on a key whose type a producer
@@ -68,17 +72,25 @@ local DEFAULT_TIMEOUT = tonumber(ARGV[7])
 local WORKER_TTL = tonumber(ARGV[8])
 local NQ = tonumber(ARGV[11])
 local MAX_FIELD = tonumber(ARGV[12])
-local FIRST_Q = 13
+local WHOLE = ARGV[13] == '1'
+local FIRST_Q = 14
 local MAX_HASH_FIELDS = 1000
 local MAX_READ_FIELD = 65536
-local READ_FIELDS = {origin = true, status = true, timeout = true, result_ttl = true,
-  failure_ttl = true, retries_left = true, retry_intervals = true, enqueue_at_front_on_retry = true,
-  repeats_left = true, repeat_intervals = true, rate_limit_key = true, dependency_ids = true,
-  dependency_id = true}
--- How the loop over a hash treats each field name, found once per call for each name.
-local PAYLOAD, READ, OTHER, GROUP_ID, ENQUEUED_AT = 1, 2, 3, 4, 5
-local KIND = {data = PAYLOAD, meta = PAYLOAD, group_id = GROUP_ID, enqueued_at = ENQUEUED_AT}
-for f in pairs(READ_FIELDS) do KIND[f] = READ end
+-- How each field is returned and limited (see the header): the fields the worker reads
+-- (JobRecord::parse in the protocol crate; group_id for the member form), enqueued_at (read
+-- here), and the others (description, exc_info, created_at, ...: returned only for WHOLE).
+local PAYLOAD, READ, CALLBACK, GROUP_ID, ENQUEUED_AT, OTHER = 1, 2, 3, 4, 5, 6
+-- (One constructor, with the names RQ writes: sized once, no insert loop; this runs on every
+-- call. Other names are classified once per call, below.)
+local KIND = {data = PAYLOAD, meta = PAYLOAD, group_id = GROUP_ID, enqueued_at = ENQUEUED_AT,
+  origin = READ, status = READ, timeout = READ, result_ttl = READ, failure_ttl = READ,
+  retries_left = READ, retry_intervals = READ, enqueue_at_front_on_retry = READ,
+  repeats_left = READ, repeat_intervals = READ, rate_limit_key = READ, dependency_ids = READ,
+  dependency_id = READ, success_callback_name = CALLBACK, success_callback_timeout = CALLBACK,
+  failure_callback_name = CALLBACK, failure_callback_timeout = CALLBACK,
+  stopped_callback_name = CALLBACK, stopped_callback_timeout = CALLBACK, created_at = OTHER,
+  description = OTHER, started_at = OTHER, ended_at = OTHER, last_heartbeat = OTHER,
+  worker_name = OTHER, exc_info = OTHER}
 local FIRST_X = FIRST_Q + NQ
 local TTL_TEXTS = {}
 local MAX = #ARGV - FIRST_X + 1
@@ -157,57 +169,64 @@ local function start(q, id)
     refuse(q, id, 'the job id is not valid UTF-8', redis.call('EXISTS', jk) == 1)
     return false
   end
-  local fields = redis.pcall('HGETALL', jk)
-  if failed_call(fields) then
+  local all = redis.pcall('HGETALL', jk)
+  if failed_call(all) then
     refuse(q, id, 'the job key is not a hash (' .. redis.call('TYPE', jk).ok .. ')', false)
     return false
   end
-  if #fields == 0 then
+  if #all == 0 then
     -- The job was deleted after it was enqueued: nothing to run.
     return false
   end
-  if #fields > 2 * MAX_HASH_FIELDS then
-    refuse(q, id, 'the job hash has ' .. (#fields / 2) .. ' fields, over the ' .. MAX_HASH_FIELDS .. ' rqw reads', true)
+  if #all > 2 * MAX_HASH_FIELDS then
+    refuse(q, id, 'the job hash has ' .. (#all / 2) .. ' fields, over the ' .. MAX_HASH_FIELDS .. ' rqw reads', true)
     return false
   end
+  -- The fields the worker reads (every field for WHOLE), as name/value pairs; a value over
+  -- its limit is returned empty, followed by its length in "\0rqw.oversize.<name>".
+  local fields, nf, others = {}, 0, 0
   local timeout, origin, started_at, rq2 = nil, q, TS, false
-  local oversize = {}
-  local others = 0
-  for i = 1, #fields, 2 do
-    local f, len = fields[i], #fields[i + 1]
+  for i = 1, #all, 2 do
+    local f, v = all[i], all[i + 1]
     local kind = KIND[f]
     if kind == nil then
       -- Callback fields are read by the worker too (any of RQ's *_callback_* names).
-      kind = f:find('_callback_', 1, true) and READ or OTHER
+      kind = f:find('_callback_', 1, true) and CALLBACK or OTHER
       KIND[f] = kind
     end
-    local big
-    if kind >= OTHER then
-      big = others + #f + len > MAX_FIELD
-      if not big then others = others + #f + len end
-    elseif kind == PAYLOAD then
-      big = len > MAX_FIELD
-    else
-      big = len > MAX_READ_FIELD
-    end
-    if kind == GROUP_ID then rq2 = true end
-    if big then
-      oversize[#oversize + 1] = f
-      oversize[#oversize + 1] = len
-      fields[i + 1] = ''
-    elseif kind == READ then
-      if f == 'timeout' then timeout = tonumber(fields[i + 1])
-      elseif f == 'origin' and fields[i + 1] ~= '' and valid_utf8(fields[i + 1]) then origin = fields[i + 1]
+    if kind < OTHER or WHOLE then
+      local len = #v
+      local big
+      if kind == PAYLOAD then
+        big = len > MAX_FIELD
+      elseif kind <= CALLBACK then
+        big = len > MAX_READ_FIELD
+      else
+        big = others + #f + len > MAX_FIELD
+        if not big then others = others + #f + len end
       end
-    -- A producer's clock (the API host's, or the worker that enqueued a dependent) may run
-    -- ahead of Redis's: started_at is never before enqueued_at (same fixed-width format, so
-    -- the text order is the time order).
-    elseif kind == ENQUEUED_AT and len == #TS and fields[i + 1] > TS then started_at = fields[i + 1]
+      if kind == GROUP_ID then rq2 = true end
+      if big then
+        fields[nf + 1], fields[nf + 2] = f, ''
+        fields[nf + 3], fields[nf + 4] = '\0rqw.oversize.' .. f, tostring(len)
+        nf = nf + 4
+      else
+        if f == 'timeout' then timeout = tonumber(v)
+        elseif f == 'origin' then
+          if len > 0 and (v == q or valid_utf8(v)) then origin = v end
+        -- A producer's clock (the API host's, or the worker that enqueued a dependent) may
+        -- run ahead of Redis's: started_at is never before enqueued_at (same fixed-width
+        -- format, so the text order is the time order).
+        elseif kind == ENQUEUED_AT and len == #TS and v > TS then started_at = v
+        end
+        -- Not returned unless WHOLE: enqueued_at (read here only) and an empty callback
+        -- field (no callback).
+        if WHOLE or (kind ~= ENQUEUED_AT and (len > 0 or kind ~= CALLBACK)) then
+          fields[nf + 1], fields[nf + 2] = f, v
+          nf = nf + 2
+        end
+      end
     end
-  end
-  for i = 1, #oversize, 2 do
-    fields[#fields + 1] = '\0rqw.oversize.' .. oversize[i]
-    fields[#fields + 1] = tostring(oversize[i + 1])
   end
   if timeout == nil or timeout == 0 then timeout = DEFAULT_TIMEOUT end
   local ttl
@@ -233,8 +252,9 @@ local function start(q, id)
   taken = taken + 1
   -- The registry member: "<id>:<execution id>", or the plain id of a job from rq 1.x (header).
   -- Its ZADD is one per origin for the whole call (in commit below).
+  local composite = id .. ':' .. X
   local job = {q = q, id = id, ttl = ttl, fields = fields, X = X, xk = xk, texts = texts,
-    started_at = started_at, member = rq2 and (id .. ':' .. X) or id}
+    started_at = started_at, jk = jk, composite = composite, member = rq2 and composite or id}
   taken_jobs[taken] = job
   local group = by_origin[origin]
   if not group then
@@ -250,14 +270,14 @@ end
 -- as a hash).
 local function commit(job)
   local id, X, texts = job.id, job.X, job.texts
-  local ek = P .. 'execution:' .. id .. ':' .. X
+  local ek = P .. 'execution:' .. job.composite
   redis.call('EXPIRE', job.xk, texts[3])
   redis.call('HSET', ek, 'id', X, 'job_id', id, 'created_at', NOWF, 'last_heartbeat', NOWF, 'worker_name', NAME)
   redis.call('EXPIRE', ek, texts[4])
-  redis.call('HSET', P .. 'job:' .. id, 'last_heartbeat', TS, 'status', 'started', 'started_at', job.started_at, 'worker_name', NAME)
-  redis.call('PERSIST', P .. 'job:' .. id)
+  redis.call('HSET', job.jk, 'last_heartbeat', TS, 'status', 'started', 'started_at', job.started_at, 'worker_name', NAME)
+  redis.call('PERSIST', job.jk)
   started = started + 1
-  composites[started] = id .. ':' .. X
+  composites[started] = job.composite
   if job.ttl > longest then longest = job.ttl end
   last_id = id
   local n = #out
