@@ -161,8 +161,10 @@ def main():
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--old", type=Path, metavar="SCRIPTS_DIR",
                    help="measure ad2bad9's scripts from this directory (one finish call per job)")
+    p.add_argument("--scripts", type=Path, default=SCRIPTS, metavar="DIR",
+                   help="measure the scripts of this directory (this checkout's layout; a variant)")
     args = p.parse_args()
-    START, FINISH = scripts(args.old or SCRIPTS)
+    START, FINISH = scripts(args.old or args.scripts)
     workdir = Path(tempfile.mkdtemp(prefix="rqw-script-cost-"))
     server = Server(workdir)
     conn = server.conn

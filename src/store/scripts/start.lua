@@ -105,6 +105,10 @@ local taken, taken_jobs, by_origin, origins = 0, {}, {}, {}
 
 -- True when s is valid UTF-8 (what the worker can read back as text).
 local function valid_utf8(s)
+  -- ASCII, the common case, from the largest byte (one string.byte call costs less than the
+  -- pattern scan, measured), for strings short enough to be returned whole on the stack.
+  local n = #s
+  if n == 0 or (n <= 256 and math.max(s:byte(1, n)) < 128) then return true end
   if not s:find('[\128-\255]') then return true end
   local i, n = 1, #s
   while i <= n do
@@ -187,7 +191,7 @@ local function start(q, id)
   local fields, nf, others = {}, 0, 0
   local timeout, origin, started_at, rq2 = nil, q, TS, false
   for i = 1, #all, 2 do
-    local f, v = all[i], all[i + 1]
+    local f = all[i]
     local kind = KIND[f]
     if kind == nil then
       -- Callback fields are read by the worker too (any of RQ's *_callback_* names).
@@ -195,33 +199,34 @@ local function start(q, id)
       KIND[f] = kind
     end
     if kind < OTHER or WHOLE then
+      local v = all[i + 1]
       local len = #v
-      local big
+      local limit, keep = MAX_READ_FIELD, true
       if kind == PAYLOAD then
-        big = len > MAX_FIELD
-      elseif kind <= CALLBACK then
-        big = len > MAX_READ_FIELD
-      else
-        big = others + #f + len > MAX_FIELD
-        if not big then others = others + #f + len end
+        limit = MAX_FIELD
+      elseif kind == CALLBACK then
+        keep = len > 0 or WHOLE
+      elseif kind ~= READ then
+        -- group_id, enqueued_at and the others: one budget together.
+        if kind == GROUP_ID then rq2 = true end
+        limit = MAX_FIELD - others - #f
+        if len <= limit then others = others + #f + len end
+        keep = kind ~= ENQUEUED_AT or WHOLE
       end
-      if kind == GROUP_ID then rq2 = true end
-      if big then
+      if len > limit then
         fields[nf + 1], fields[nf + 2] = f, ''
         fields[nf + 3], fields[nf + 4] = '\0rqw.oversize.' .. f, tostring(len)
         nf = nf + 4
       else
-        if f == 'timeout' then timeout = tonumber(v)
-        elseif f == 'origin' then
-          if len > 0 and (v == q or valid_utf8(v)) then origin = v end
-        -- A producer's clock (the API host's, or the worker that enqueued a dependent) may
-        -- run ahead of Redis's: started_at is never before enqueued_at (same fixed-width
-        -- format, so the text order is the time order).
-        elseif kind == ENQUEUED_AT and len == #TS and v > TS then started_at = v
+        if kind == READ then
+          if f == 'timeout' then timeout = tonumber(v)
+          elseif f == 'origin' then
+            if len > 0 and (v == q or valid_utf8(v)) then origin = v end
+          end
+        elseif kind == ENQUEUED_AT then
+          if len == #TS and v > TS then started_at = v end
         end
-        -- Not returned unless WHOLE: enqueued_at (read here only) and an empty callback
-        -- field (no callback).
-        if WHOLE or (kind ~= ENQUEUED_AT and (len > 0 or kind ~= CALLBACK)) then
+        if keep then
           fields[nf + 1], fields[nf + 2] = f, v
           nf = nf + 2
         end
