@@ -26,6 +26,23 @@ async fn enqueue(conn: &mut CommandConnection, queue: &str, id: &str, group_id: 
     let _: () = conn.rpush(format!("rq:queue:{queue}"), id).await.unwrap();
 }
 
+/// A start of worker `w` on `queues` (execution ids given to `start_batch`).
+fn request(queues: &[String], whole_hash: bool) -> StartRequest<'_> {
+    StartRequest {
+        prefix: "rq:",
+        worker_name: "w",
+        execution_id: "",
+        now: RqTimestamp::now(),
+        monitoring_interval: 30,
+        default_timeout: 180,
+        worker_key_ttl: 480,
+        claimed: None,
+        queues,
+        max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+        whole_hash,
+    }
+}
+
 /// Calls of `command` since the last `CONFIG RESETSTAT` (those run inside scripts included).
 async fn calls(conn: &mut CommandConnection, command: &str) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -59,25 +76,9 @@ async fn a_batch_pops_each_queue_once_and_registers_each_origin_once() {
 
     let queues = ["high".to_string(), "low".to_string()];
     let xs: Vec<String> = (1..=5).map(|i| format!("x{i}")).collect();
-    let started = start_batch(
-        &mut conn,
-        &StartRequest {
-            prefix: "rq:",
-            worker_name: "w",
-            execution_id: "",
-            now: RqTimestamp::now(),
-            monitoring_interval: 30,
-            default_timeout: 180,
-            worker_key_ttl: 480,
-            claimed: None,
-            queues: &queues,
-            max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
-            whole_hash: false,
-        },
-        &xs,
-    )
-    .await
-    .unwrap();
+    let started = start_batch(&mut conn, &request(&queues, false), &xs)
+        .await
+        .unwrap();
 
     // Priority order of the queues, and each queue's own order; execution ids in that order.
     let got: Vec<(&str, &str)> = started
@@ -132,25 +133,9 @@ async fn start_one(
     whole_hash: bool,
 ) -> std::collections::HashMap<String, Vec<u8>> {
     let queues = ["default".to_string()];
-    let started = start_batch(
-        conn,
-        &StartRequest {
-            prefix: "rq:",
-            worker_name: "w",
-            execution_id: "",
-            now: RqTimestamp::now(),
-            monitoring_interval: 30,
-            default_timeout: 180,
-            worker_key_ttl: 480,
-            claimed: None,
-            queues: &queues,
-            max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
-            whole_hash,
-        },
-        &["x1".to_string()],
-    )
-    .await
-    .unwrap();
+    let started = start_batch(conn, &request(&queues, whole_hash), &["x1".to_string()])
+        .await
+        .unwrap();
     assert_eq!(started.len(), 1);
     started.into_iter().next().unwrap().fields
 }
