@@ -74,19 +74,18 @@ fn request(job: &StartedJob, outcome: Outcome) -> FinishRequest {
     }
 }
 
-fn span(job: &StartedJob) -> ExecutionSpan<'_> {
+fn span() -> ExecutionSpan {
     ExecutionSpan {
-        execution_id: &job.execution_id,
         started_at: RqTimestamp::now(),
         ended_at: RqTimestamp::now(),
     }
 }
 
-fn finished(job: &StartedJob) -> Outcome {
+fn finished() -> Outcome {
     Outcome::Finished {
         repeat: None,
         result_ttl: 500,
-        result: success_entry(None, &span(job)),
+        result: success_entry(None, &span()),
     }
 }
 
@@ -161,17 +160,17 @@ async fn one_call_records_a_batch_and_a_bad_job_spoils_nothing_else() {
             let outcome = if job.id == "failing" {
                 Outcome::Failed {
                     failure_ttl: None,
-                    result: failure_entry("ValueError: no\n", &span(job)),
+                    result: failure_entry("ValueError: no\n", &span()),
                 }
             } else {
-                finished(job)
+                finished()
             };
             request(job, outcome)
         })
         .collect();
     let batch: Vec<&FinishRequest> = requests.iter().collect();
     // Loads the script (a first EVALSHA answers NOSCRIPT): a job never started, nothing written.
-    let mut unknown = request(&started[0], finished(&started[0]));
+    let mut unknown = request(&started[0], finished());
     unknown.execution_id = "never".into();
     let warm = finish_jobs(&mut conn, "rq:", WORKER, &[&unknown])
         .await
@@ -307,7 +306,7 @@ async fn a_batch_finishing_some_of_the_running_jobs_keeps_the_others_current() {
     assert_eq!(current, "j3", "start.lua shows the last one started");
     let requests: Vec<FinishRequest> = started[1..]
         .iter()
-        .map(|job| request(job, finished(job)))
+        .map(|job| request(job, finished()))
         .collect();
     let batch: Vec<&FinishRequest> = requests.iter().collect();
     finish_jobs(&mut conn, "rq:", WORKER, &batch).await.unwrap();
@@ -332,9 +331,9 @@ async fn the_result_entry_is_written_field_for_field() {
     }
     let jobs = start_all(&mut conn, &["q".to_string()], 3).await;
     let entries = [
-        success_entry(None, &span(&jobs[0])),
-        success_entry(Some(b"\x80\x05K\x05."), &span(&jobs[1])),
-        failure_entry("ValueError: no\n", &span(&jobs[2])),
+        success_entry(None, &span()),
+        success_entry(Some(b"\x80\x05K\x05."), &span()),
+        failure_entry("ValueError: no\n", &span()),
     ];
     let requests: Vec<FinishRequest> = jobs
         .iter()

@@ -83,9 +83,8 @@ fn finish_request(job_id: &str, execution_id: &str, outcome: Outcome) -> FinishR
     }
 }
 
-fn finished(execution_id: &str) -> Outcome {
+fn finished() -> Outcome {
     let span = ExecutionSpan {
-        execution_id,
         started_at: RqTimestamp::now(),
         ended_at: RqTimestamp::now(),
     };
@@ -108,7 +107,7 @@ async fn load_scripts(conn: &mut CommandConnection) {
         conn,
         "rq:",
         WORKER,
-        &finish_request("none", "none", finished("none")),
+        &finish_request("none", "none", finished()),
     )
     .await
     .unwrap();
@@ -181,7 +180,7 @@ async fn a_start_whose_reply_is_lost_is_found_and_its_finish_written_once() {
 
     // The finish of j1 loses its reply too: repeated, it knows the lost call wrote it.
     proxy.arm(b"x-lost-1", Drop::Reply);
-    let req = finish_request("j1", "x-lost-1", finished("x-lost-1"));
+    let req = finish_request("j1", "x-lost-1", finished());
     let report = finish_until_known(&conn, "rq:", WORKER, &[&req], &CancellationToken::new())
         .await
         .remove(0)

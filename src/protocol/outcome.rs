@@ -163,7 +163,7 @@ pub fn decide(
     record: &JobRecord,
     ended: RunResult,
     policy: &Policy,
-    span: &ExecutionSpan<'_>,
+    span: &ExecutionSpan,
 ) -> Outcome {
     let finished = |encoded: Option<Vec<u8>>| Outcome::Finished {
         result_ttl: record.result_ttl.unwrap_or(policy.default_result_ttl),
@@ -205,7 +205,7 @@ pub fn decide(
 }
 
 /// `Repeat` after a success: `(repeats_left after this run, run-at unix time or 0 for now)`.
-fn repeat_plan(record: &JobRecord, span: &ExecutionSpan<'_>) -> Option<(u32, i64)> {
+fn repeat_plan(record: &JobRecord, span: &ExecutionSpan) -> Option<(u32, i64)> {
     record.next_repeat_interval().map(|delay| {
         let left = record.repeats_left.unwrap_or(1).saturating_sub(1);
         let at = if delay == 0 {
@@ -239,9 +239,8 @@ mod tests {
         }
     }
 
-    fn span() -> ExecutionSpan<'static> {
+    fn span() -> ExecutionSpan {
         ExecutionSpan {
-            execution_id: "x",
             started_at: RqTimestamp::now(),
             ended_at: RqTimestamp::now(),
         }

@@ -26,11 +26,10 @@ pub enum ResultType {
     Failed = 2,
 }
 
-/// The execution an entry belongs to.
+/// When the execution an entry belongs to ran (its id is the finish call's, see
+/// [`ResultEntry`]).
 #[derive(Debug, Clone)]
-pub struct ExecutionSpan<'a> {
-    /// The execution id (`uuid4().hex`).
-    pub execution_id: &'a str,
+pub struct ExecutionSpan {
     /// When the execution started.
     pub started_at: RqTimestamp,
     /// When it ended.
@@ -87,7 +86,7 @@ impl ResultEntry {
 
 /// The entry of a successful result. `return_value` is the serialized value (pickle or
 /// JSON bytes), `None` when the handler returned Python `None` (the field is then omitted).
-pub fn success_entry(return_value: Option<&[u8]>, span: &ExecutionSpan<'_>) -> ResultEntry {
+pub fn success_entry(return_value: Option<&[u8]>, span: &ExecutionSpan) -> ResultEntry {
     ResultEntry {
         kind: ResultType::Successful,
         value: return_value.map(|bytes| BASE64.encode(bytes)),
@@ -97,7 +96,7 @@ pub fn success_entry(return_value: Option<&[u8]>, span: &ExecutionSpan<'_>) -> R
 }
 
 /// The entry of a failed (or stopped) result carrying the traceback text `exc_string`.
-pub fn failure_entry(exc_string: &str, span: &ExecutionSpan<'_>) -> ResultEntry {
+pub fn failure_entry(exc_string: &str, span: &ExecutionSpan) -> ResultEntry {
     ResultEntry {
         kind: ResultType::Failed,
         value: Some(encode_exc_string(exc_string)),
@@ -128,9 +127,8 @@ mod tests {
     use flate2::read::ZlibDecoder;
     use std::io::Read;
 
-    fn span() -> ExecutionSpan<'static> {
+    fn span() -> ExecutionSpan {
         ExecutionSpan {
-            execution_id: "abc",
             started_at: RqTimestamp::now(),
             ended_at: RqTimestamp::now(),
         }

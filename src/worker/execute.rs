@@ -88,7 +88,6 @@ pub async fn run_job(ctx: Arc<WorkerContext>, finisher: Finisher, dequeued: Dequ
         }
         let ended_at = RqTimestamp::now();
         let span = ExecutionSpan {
-            execution_id: &execution_id,
             started_at,
             ended_at,
         };

@@ -17,7 +17,7 @@ pub fn decide(
     ended: RunResult,
     serializer: Serializer,
     default_result_ttl: i64,
-    span: &ExecutionSpan<'_>,
+    span: &ExecutionSpan,
 ) -> Outcome {
     let ended = match ended {
         RunResult::Succeeded(value) => RunResult::SucceededSerialized(

@@ -110,7 +110,7 @@ local function valid_utf8(s)
   local n = #s
   if n == 0 or (n <= 256 and math.max(s:byte(1, n)) < 128) then return true end
   if not s:find('[\128-\255]') then return true end
-  local i, n = 1, #s
+  local i = 1
   while i <= n do
     local c = s:byte(i)
     local len, lo, hi = 1, 0x80, 0xBF
@@ -224,6 +224,9 @@ local function start(q, id)
             if len > 0 and (v == q or valid_utf8(v)) then origin = v end
           end
         elseif kind == ENQUEUED_AT then
+          -- A producer's clock (the API host's, or the worker that enqueued a dependent) may
+          -- run ahead of Redis's: started_at is never before enqueued_at (same fixed-width
+          -- format, so the text order is the time order).
           if len == #TS and v > TS then started_at = v end
         end
         if keep then
