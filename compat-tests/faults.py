@@ -126,7 +126,17 @@ return n
 """
 
 
-def expire_heartbeats(conn, queue="default", members=None, timeout=30):
+# A killed rqw's maintenance lease on the queue's lock ("rqw:<worker>:<token>"), dropped: its
+# TTL (at most 60 s, MAX_LEASE_TTL in src/duties/maintenance.rs) has run out by the time its
+# heartbeats' 61 s have. KEYS: 1 lock; ARGV: 1 "rqw:<worker>:". Returns 1 when one was dropped.
+_EXPIRE_DEAD_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and string.sub(holder, 1, #ARGV[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def expire_heartbeats(conn, queue="default", members=None, timeout=30, dead=()):
     """Moves StartedJobRegistry scores into the past, as if the heartbeat TTL had run out
     (61 s at least, see HEARTBEAT_TTL_FLOOR) — only for members of workers that are dead.
     The registry entries, job hashes and everything else stay as the crash left them.
@@ -137,9 +147,16 @@ def expire_heartbeats(conn, queue="default", members=None, timeout=30):
     (`zremrangebyscore(key, 0, score)`): a score moved into the past in between would be
     removed without its job being failed or retried (the soak's job left `started` in no
     registry, docs/RELIABILITY.md). So all scores move in one atomic call, made only while no
-    RQ worker holds the queue's maintenance lock (retried until then, up to `timeout` s)."""
+    RQ worker holds the queue's maintenance lock (retried until then, up to `timeout` s).
+
+    `dead`: names of killed rqw workers; a maintenance lease one of them still holds on the
+    queue (killed inside its pass) has expired too, as its TTL is shorter than the heartbeats'.
+    Without it, a rescuer started at once (a burst) would find the queue's lock taken and skip
+    its cleaning, as it should while the lease lives."""
     key = f"rq:wip:{queue}"
     lock = f"rq:clean_registries:{queue}"
+    for name in dead:
+        conn.eval(_EXPIRE_DEAD_LEASE, 1, lock, f"rqw:{name}:")
     members = list(members) if members is not None else wip_members(conn, queue)
     if not members:
         return
