@@ -15,13 +15,13 @@ of each script (median over the rounds) and the Redis commands per job each ran 
 commandstats`). Instruction counts do not depend on the machine's load; they cover only the
 script calls (no network read of other commands, no heartbeat, no worker), so they isolate
 what a change to a script saves. `benches/redis_cost.py` measures the whole worker.
+RQW_COST_DEBUG=1 keeps the callgrind dumps (their paths are printed) for callgrind_annotate.
 """
 
 import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +34,8 @@ import redis
 from rq import Queue
 from rq.job import Job
 
+from redis_cost import free_port  # (benches/: the same loopback port picker)
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "src" / "store" / "scripts"
 NOOP = "rqw.testing.noop"
@@ -44,12 +46,6 @@ def scripts(directory):
     def read(*names):
         return "".join((directory / n).read_text() for n in names)
     return read("start.lua"), read("lib/enqueue.lua", "lib/dependents.lua", "lib/failure.lua", "finish.lua")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -36,17 +36,8 @@ async fn start_all(conn: &mut CommandConnection, queues: &[String], n: usize) ->
     let started = start_jobs(
         conn,
         &StartRequest {
-            prefix: "rq:",
-            worker_name: WORKER,
             execution_id: "x0",
-            now: RqTimestamp::now(),
-            monitoring_interval: 30,
-            default_timeout: 180,
-            worker_key_ttl: 480,
-            claimed: None,
-            queues,
-            max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
-            whole_hash: false,
+            ..support::start_request(WORKER, queues)
         },
         n,
     )

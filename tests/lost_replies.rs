@@ -54,17 +54,10 @@ async fn start(
     now: RqTimestamp,
 ) -> Result<Vec<StartedJob>, rqw::error::StoreError> {
     let req = StartRequest {
-        prefix: "rq:",
-        worker_name: WORKER,
         execution_id: &ids[0],
         now,
         monitoring_interval: 1,
-        default_timeout: 180,
-        worker_key_ttl: 480,
-        claimed: None,
-        queues,
-        max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
-        whole_hash: false,
+        ..support::start_request(WORKER, queues)
     };
     start_batch(conn, &req, ids).await
 }

@@ -6,7 +6,6 @@
 mod support;
 
 use redis::AsyncCommands;
-use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::CommandConnection;
 use rqw::store::scripts::{start_batch, StartRequest};
 use support::RedisServer;
@@ -29,17 +28,8 @@ async fn enqueue(conn: &mut CommandConnection, queue: &str, id: &str, group_id: 
 /// A start of worker `w` on `queues` (execution ids given to `start_batch`).
 fn request(queues: &[String], whole_hash: bool) -> StartRequest<'_> {
     StartRequest {
-        prefix: "rq:",
-        worker_name: "w",
-        execution_id: "",
-        now: RqTimestamp::now(),
-        monitoring_interval: 30,
-        default_timeout: 180,
-        worker_key_ttl: 480,
-        claimed: None,
-        queues,
-        max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
         whole_hash,
+        ..support::start_request("w", queues)
     }
 }
 

@@ -34,17 +34,9 @@ async fn start(conn: &mut CommandConnection, execution_id: &str, now: RqTimestam
     let started = start_jobs(
         conn,
         &StartRequest {
-            prefix: "rq:",
-            worker_name: "w",
             execution_id,
             now,
-            monitoring_interval: 30,
-            default_timeout: 180,
-            worker_key_ttl: 480,
-            claimed: None,
-            queues: &queues,
-            max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
-            whole_hash: false,
+            ..support::start_request("w", &queues)
         },
         1,
     )

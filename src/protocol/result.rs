@@ -26,6 +26,16 @@ pub enum ResultType {
     Failed = 2,
 }
 
+impl ResultType {
+    /// The `type` field's text (`"1"`, `"2"`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ResultType::Successful => "1",
+            ResultType::Failed => "2",
+        }
+    }
+}
+
 /// When the execution an entry belongs to ran (its id is the finish call's, see
 /// [`ResultEntry`]).
 #[derive(Debug, Clone)]
@@ -69,11 +79,7 @@ impl ResultEntry {
         worker_name: &'a str,
         execution_id: &'a str,
     ) -> Vec<(&'static str, &'a str)> {
-        let kind = match self.kind {
-            ResultType::Successful => "1",
-            ResultType::Failed => "2",
-        };
-        let mut fields = vec![("type", kind), ("worker_name", worker_name)];
+        let mut fields = vec![("type", self.kind.code()), ("worker_name", worker_name)];
         if let Some(value) = &self.value {
             fields.push((self.value_field(), value));
         }

@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 /// What RQ records for an execution, decided in the protocol room; this module writes it.
 pub use crate::protocol::outcome::Outcome;
-use crate::protocol::result::{ResultEntry, ResultType};
+use crate::protocol::result::ResultEntry;
 use crate::protocol::text::shown;
 use crate::protocol::timestamp::RqTimestamp;
 
@@ -205,11 +205,7 @@ fn push_job(inv: &mut redis::ScriptInvocation<'_>, job: &FinishRequest) {
                 ("forward", String::new(), String::new(), queue.clone(), None)
             }
         };
-    let kind = match entry.map(|e| e.kind) {
-        None => "",
-        Some(ResultType::Successful) => "1",
-        Some(ResultType::Failed) => "2",
-    };
+    let kind = entry.map_or("", |e| e.kind.code());
     inv.arg(&job.job_id)
         .arg(&job.execution_id)
         .arg(&job.queue)

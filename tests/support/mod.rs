@@ -10,9 +10,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rqw::protocol::timestamp::RqTimestamp;
 use rqw::store::connection::{CommandConnection, Endpoint};
+use rqw::store::scripts::StartRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// A start by worker `worker_name` on `queues`, now, with the worker's defaults (heartbeat
+/// interval 30 s, job timeout 180 s, worker key TTL 480 s, no claimed id, the default payload
+/// limit, only the fields the worker reads); a test changes a field with `..start_request()`.
+pub fn start_request<'a>(worker_name: &'a str, queues: &'a [String]) -> StartRequest<'a> {
+    StartRequest {
+        prefix: "rq:",
+        worker_name,
+        execution_id: "",
+        now: RqTimestamp::now(),
+        monitoring_interval: 30,
+        default_timeout: 180,
+        worker_key_ttl: 480,
+        claimed: None,
+        queues,
+        max_field_bytes: rqw::protocol::payload::DEFAULT_MAX_FIELD_BYTES,
+        whole_hash: false,
+    }
+}
 
 /// A `redis-server` owned by one test; killed on drop.
 pub struct RedisServer {
