@@ -16,6 +16,12 @@ commandstats`). Instruction counts do not depend on the machine's load; they cov
 script calls (no network read of other commands, no heartbeat, no worker), so they isolate
 what a change to a script saves. `benches/redis_cost.py` measures the whole worker.
 RQW_COST_DEBUG=1 keeps the callgrind dumps (their paths are printed) for callgrind_annotate.
+
+--floor adds two rows per batch size, measured in the same server and rounds: the same
+commands with none of the scripts' logic (benches/floor_writes.py), inside one Lua script
+each ("floor, Lua") and as plain pipelined commands ("floor, pipeline"). The gap between the
+scripts and the Lua floor is what trimming the scripts could still take off; the Lua floor
+is what RQ's writes cost through Lua at all.
 """
 
 import argparse
@@ -35,6 +41,7 @@ from rq import Queue
 from rq.job import Job
 
 from redis_cost import free_port  # (benches/: the same loopback port picker)
+import floor_writes
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "src" / "store" / "scripts"
@@ -151,6 +158,60 @@ def parse_start(reply):
     return started
 
 
+def floor_rows(server, batch, rounds):
+    """The floor rows (see the module doc) for `batch` jobs per call, as many calls per counted
+    window as the scripts' rows (one pipeline per call for the plain commands)."""
+    conn = server.conn
+    start_sha = conn.script_load(floor_writes.START_SCRIPT)
+    finish_sha = conn.script_load(floor_writes.FINISH_SCRIPT)
+    calls = max(1, 64 // batch)
+    ways = {"floor, Lua": [], "floor, pipeline": []}
+    for _ in range(rounds):
+        for way, irs in ways.items():
+            conn.flushall()
+            conn.script_load(floor_writes.START_SCRIPT), conn.script_load(floor_writes.FINISH_SCRIPT)
+            q = Queue("default", connection=conn)
+            jobs = q.enqueue_many([Queue.prepare_data(NOOP, result_ttl=500) for _ in range(calls * batch)])
+            ids = [j.id for j in jobs]
+            chunks = [(ids[i:i + batch], [uuid.uuid4().hex for _ in range(batch)])
+                      for i in range(0, len(ids), batch)]
+            ts, t = rq_now()
+            if way == "floor, Lua":
+                def start():
+                    for _, xs in chunks:
+                        conn.evalsha(start_sha, 0, ts, f"{t:.6f}", batch, *xs)
+
+                def finish():
+                    for chunk, xs in chunks:
+                        conn.evalsha(finish_sha, 0, ts, *[v for pair in zip(chunk, xs) for v in pair])
+            else:
+                def start():
+                    for chunk, xs in chunks:
+                        pipe = conn.pipeline(transaction=False)
+                        floor_writes.pipeline_start(pipe, chunk, xs, ts)
+                        pipe.execute()
+
+                def finish():
+                    for chunk, xs in chunks:
+                        pipe = conn.pipeline(transaction=False)
+                        floor_writes.pipeline_finish(pipe, chunk, xs, ts)
+                        pipe.execute()
+            c0 = server.calls()
+            _, start_ir = server.count("floor-start", start)
+            c1 = server.calls()
+            _, finish_ir = server.count("floor-finish", finish)
+            c2 = server.calls()
+            statuses = {Job.fetch(i, connection=conn).get_status() for i in ids}
+            if statuses != {"finished"}:
+                raise SystemExit(f"{way}: jobs ended {statuses}")
+            n = len(ids)  # (less the INFO commandstats of each count; EVALSHA is not counted)
+            irs.append((start_ir / n, (c1 - c0 - 1) / n, finish_ir / n, (c2 - c1 - 1) / n))
+    rows = []
+    for way, irs in ways.items():
+        rows.append((f"{batch} ({way})", *(statistics.median(c) for c in zip(*irs))))
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, action="append", help="jobs per call (repeat); default 1 and 64")
@@ -159,6 +220,8 @@ def main():
                    help="measure ad2bad9's scripts from this directory (one finish call per job)")
     p.add_argument("--scripts", type=Path, default=SCRIPTS, metavar="DIR",
                    help="measure the scripts of this directory (this checkout's layout; a variant)")
+    p.add_argument("--floor", action="store_true",
+                   help="also measure the scripts' writes without their logic (benches/floor_writes.py)")
     args = p.parse_args()
     START, FINISH = scripts(args.old or args.scripts)
     workdir = Path(tempfile.mkdtemp(prefix="rqw-script-cost-"))
@@ -201,6 +264,8 @@ def main():
                     raise SystemExit(f"jobs ended {statuses}")
             rows.append((batch, statistics.median(start_ir), statistics.median(start_cmds),
                          statistics.median(finish_ir), statistics.median(finish_cmds)))
+            if args.floor:
+                rows += floor_rows(server, batch, args.rounds)
     finally:
         server.stop()
         if not os.environ.get("RQW_COST_DEBUG"):  # keeps the dumps (callgrind_annotate)
