@@ -22,6 +22,10 @@ commands with none of the scripts' logic (benches/floor_writes.py), inside one L
 each ("floor, Lua") and as plain pipelined commands ("floor, pipeline"). The gap between the
 scripts and the Lua floor is what trimming the scripts could still take off; the Lua floor
 is what RQ's writes cost through Lua at all.
+
+--idle adds the cost of one start.lua call that finds its queues empty (one and six queues:
+the call an idle worker makes on each wake-up by a push another worker took, and every poll
+without client tracking), median of 64 calls per round.
 """
 
 import argparse
@@ -158,6 +162,28 @@ def parse_start(reply):
     return started
 
 
+def idle_rows(server, start_sha, old, rounds):
+    """(queues, Ir per call, commands per call) of start.lua calls that find nothing."""
+    conn = server.conn
+    rows = []
+    for names in (["default"], ["high", "default", "low", "maintenance", "broadcasts", "recordings"]):
+        irs, cmds = [], []
+        for _ in range(rounds):
+            conn.flushall()
+            base = start_args([uuid.uuid4().hex for _ in range(4)], old)  # on "default"
+            k = 12 if old else 13  # the queue name's index (after ARGV 13 in this layout)
+            call_args = base[:10] + [str(len(names))] + base[11:k] + names + base[k + 1:]
+            c0 = server.calls()
+            replies, ir = server.count("idle", lambda: [conn.evalsha(start_sha, 0, *call_args)
+                                                        for _ in range(64)])
+            if replies != [None] * 64:
+                raise SystemExit(f"start.lua on empty queues replied {replies[:2]!r}")
+            irs.append(ir / 64)
+            cmds.append((server.calls() - c0 - 1) / 64)
+        rows.append((len(names), statistics.median(irs), statistics.median(cmds)))
+    return rows
+
+
 def floor_rows(server, batch, rounds):
     """The floor rows (see the module doc) for `batch` jobs per call, as many calls per counted
     window as the scripts' rows (one pipeline per call for the plain commands)."""
@@ -220,6 +246,8 @@ def main():
                    help="measure ad2bad9's scripts from this directory (one finish call per job)")
     p.add_argument("--scripts", type=Path, default=SCRIPTS, metavar="DIR",
                    help="measure the scripts of this directory (this checkout's layout; a variant)")
+    p.add_argument("--idle", action="store_true",
+                   help="also measure a start.lua call on empty queues (one and six)")
     p.add_argument("--floor", action="store_true",
                    help="also measure the scripts' writes without their logic (benches/floor_writes.py)")
     args = p.parse_args()
@@ -230,6 +258,8 @@ def main():
     start_sha, finish_sha = conn.script_load(START), conn.script_load(FINISH)
     rows = []
     try:
+        if args.idle:
+            idle = idle_rows(server, start_sha, args.old, args.rounds)
         for batch in args.batch or [1, 64]:
             start_ir, finish_ir, start_cmds, finish_cmds = [], [], [], []
             for _ in range(args.rounds):
@@ -275,6 +305,12 @@ def main():
     print("| --- | --- | --- | --- | --- | --- |")
     for batch, s_ir, s_c, f_ir, f_c in rows:
         print(f"| {batch} | {s_ir:,.0f} | {s_c:.2f} | {f_ir:,.0f} | {f_c:.2f} | {s_ir + f_ir:,.0f} |")
+    if args.idle:
+        print()
+        print("| start.lua call on empty queues | Ir per call | commands per call |")
+        print("| --- | --- | --- |")
+        for queues, ir, cmds in idle:
+            print(f"| {queues} | {ir:,.0f} | {cmds:.2f} |")
 
 
 if __name__ == "__main__":

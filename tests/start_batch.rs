@@ -1,5 +1,6 @@
-//! start.lua's batch against a real `redis-server` (issue 15): one `LPOP` with a count per
-//! queue and one StartedJobRegistry `ZADD` per origin for the whole call, with the queue's
+//! start.lua's batch against a real `redis-server` (issue 15): one pop with a count per
+//! queue (the first one an `LMPOP` over all the queues, which is all an idle worker's call
+//! runs) and one StartedJobRegistry `ZADD` per origin for the whole call, with the queue's
 //! order kept, an id of a deleted job dropped as a lone pop dropped it, and each job's
 //! registry member in its own form (plain id for rq 1.x, "<id>:<execution id>" otherwise).
 
@@ -33,18 +34,44 @@ fn request(queues: &[String], whole_hash: bool) -> StartRequest<'_> {
     }
 }
 
-/// Calls of `command` since the last `CONFIG RESETSTAT` (those run inside scripts included).
-async fn calls(conn: &mut CommandConnection, command: &str) -> u64 {
+/// Every command run since the last `CONFIG RESETSTAT` (those inside scripts included) with
+/// its calls, from `INFO commandstats`, but `EVALSHA`, `INFO` and subcommands (`CONFIG
+/// RESETSTAT`, `SCRIPT LOAD`), sorted by name.
+async fn commandstats(conn: &mut CommandConnection) -> Vec<(String, u64)> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
         .await
         .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
+    let mut stats: Vec<(String, u64)> = info
+        .lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(":calls=")?;
+            Some((name.to_string(), rest.split(',').next()?.parse().ok()?))
+        })
+        .filter(|(name, _)| !name.contains('|') && !["evalsha", "info"].contains(&name.as_str()))
+        .collect();
+    stats.sort();
+    stats
+}
+
+/// Calls of `command` since the last `CONFIG RESETSTAT` (those run inside scripts included).
+async fn calls(conn: &mut CommandConnection, command: &str) -> u64 {
+    commandstats(conn)
+        .await
+        .into_iter()
+        .find_map(|(name, n)| (name == command).then_some(n))
+        .unwrap_or(0)
+}
+
+/// Zeroes the command statistics (`CONFIG RESETSTAT`).
+async fn reset_stats(conn: &mut CommandConnection) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(conn)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -58,11 +85,7 @@ async fn a_batch_pops_each_queue_once_and_registers_each_origin_once() {
     enqueue(&mut conn, "high", "h2", Some("")).await;
     enqueue(&mut conn, "low", "l1", Some("")).await;
     enqueue(&mut conn, "low", "l2", Some("")).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&mut conn).await;
 
     let queues = ["high".to_string(), "low".to_string()];
     let xs: Vec<String> = (1..=5).map(|i| format!("x{i}")).collect();
@@ -110,11 +133,56 @@ async fn a_batch_pops_each_queue_once_and_registers_each_origin_once() {
     assert!(left.is_empty());
     assert!(!conn.exists::<_, bool>("rq:job:gone").await.unwrap());
 
-    // One LPOP per queue (the first queue's reply was short: it is empty, no empty pop after
-    // it; the second gave all that was asked), one registry ZADD per origin plus one
-    // executions ZADD per job.
-    assert_eq!(calls(&mut conn, "lpop").await, 2);
+    // One pop per queue: the LMPOP over both took high's ids (a short reply: high is empty,
+    // no empty pop after it), one LPOP gave all that was asked of low; one registry ZADD per
+    // origin plus one executions ZADD per job.
+    assert_eq!(calls(&mut conn, "lmpop").await, 1);
+    assert_eq!(calls(&mut conn, "lpop").await, 1);
     assert_eq!(calls(&mut conn, "zadd").await, 2 + 5);
+}
+
+#[tokio::test]
+async fn an_idle_call_on_six_queues_runs_one_lmpop_and_a_later_queue_is_taken_in_order() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let queues: Vec<String> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|q| q.to_string())
+        .collect();
+    let xs: Vec<String> = (1..=3).map(|i| format!("x{i}")).collect();
+    reset_stats(&mut conn).await;
+
+    // Six empty queues: nothing started, nothing written, one command (no TIME, no LPOPs).
+    let started = start_batch(&mut conn, &request(&queues, false), &xs)
+        .await
+        .unwrap();
+    assert!(started.is_empty());
+    assert_eq!(commandstats(&mut conn).await, [("lmpop".to_string(), 1)]);
+    assert!(conn.keys::<_, Vec<String>>("*").await.unwrap().is_empty());
+
+    // Jobs on the third and fifth queues only: the third's first (its one id, a short reply),
+    // then the fifth's, in its order; the empty queues before the third are not popped.
+    enqueue(&mut conn, "c", "c1", Some("")).await;
+    enqueue(&mut conn, "e", "e1", Some("")).await;
+    enqueue(&mut conn, "e", "e2", Some("")).await;
+    enqueue(&mut conn, "e", "e3", Some("")).await;
+    reset_stats(&mut conn).await;
+    let started = start_batch(&mut conn, &request(&queues, false), &xs)
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, &str)> = started
+        .iter()
+        .map(|j| (j.queue.as_str(), j.id.as_str(), j.execution_id.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("c", "c1", "x1"), ("e", "e1", "x2"), ("e", "e2", "x3")]
+    );
+    assert_eq!(calls(&mut conn, "lmpop").await, 1);
+    // d (empty) and e: one LPOP each after c's short reply.
+    assert_eq!(calls(&mut conn, "lpop").await, 2);
+    let left: Vec<String> = conn.lrange("rq:queue:e", 0, -1).await.unwrap();
+    assert_eq!(left, ["e3"]);
 }
 
 /// The start of one job `id` (already enqueued on `default`), the hash returned as asked.
@@ -189,4 +257,24 @@ async fn the_reply_holds_the_fields_the_worker_reads_or_the_whole_hash_for_horse
         assert_eq!(status, "started");
         let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_queue_key_of_the_wrong_type_before_the_first_jobs_falls_back_to_one_pop_per_queue() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    // The LMPOP over all the queues fails on `broken` (it comes before the first non-empty
+    // list): the loop pops each queue itself, refuses `broken` and starts `good`'s jobs.
+    let _: () = conn.set("rq:queue:broken", "not a list").await.unwrap();
+    enqueue(&mut conn, "good", "g1", Some("")).await;
+    enqueue(&mut conn, "good", "g2", Some("")).await;
+    let queues = ["broken".to_string(), "good".to_string()];
+    let xs: Vec<String> = (1..=2).map(|i| format!("x{i}")).collect();
+    let started = start_batch(&mut conn, &request(&queues, false), &xs)
+        .await
+        .unwrap();
+    let got: Vec<&str> = started.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(got, ["g1", "g2"]);
+    let broken: String = conn.get("rq:queue:broken").await.unwrap();
+    assert_eq!(broken, "not a list");
 }

@@ -43,6 +43,48 @@
 -- and returned as refused, so the worker names it in its log. No command is added for this.
 local P, NAME, TS, NOWF = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local NOW = tonumber(ARGV[5])
+-- The first pop comes before anything else (issue 15): a call that finds nothing (a worker
+-- woken by a push or pop another worker made, or one polling without client tracking) finds
+-- its queues empty with one command and returns before the clock is read or anything is set
+-- up (measured: 63,700 instructions for such a call on six queues, against 169,000 with
+-- TIME, the set-up and six LPOPs). On one queue that command is the LPOP the loop below
+-- would have sent; on several it is an LMPOP (Redis 7.0+), which pops from the first
+-- non-empty queue in priority order: its ids are those the loop's first LPOP with a count would have returned
+-- (the queues before theirs are empty), and the loop goes on from their queue. (A non-empty
+-- LMPOP costs about 13,000 more than an LPOP and saves 7,000 per empty queue before the one
+-- it pops.) Where the command fails (LMPOP before Redis 7.0, LPOP's count before 6.2, a queue
+-- key of the wrong type) the loop pops every queue itself, as before, and refuses an unusable
+-- one.
+local FIRST_POP, FIRST_POP_AT = nil, nil
+if ARGV[9] == '' then
+  local nq = tonumber(ARGV[11])
+  local want = #ARGV - (13 + nq)
+  if want > 0 and nq == 1 then
+    local popped
+    if want == 1 then
+      popped = redis.pcall('LPOP', P .. 'queue:' .. ARGV[14])
+    else
+      popped = redis.pcall('LPOP', P .. 'queue:' .. ARGV[14], want)
+    end
+    if not popped then return nil end
+    if type(popped) == 'string' or not popped.err then FIRST_POP, FIRST_POP_AT = popped, 14 end
+  elseif want > 0 and nq > 1 then
+    local keys = {}
+    for i = 1, nq do keys[i] = P .. 'queue:' .. ARGV[13 + i] end
+    keys[nq + 1], keys[nq + 2], keys[nq + 3] = 'LEFT', 'COUNT', want
+    local popped = redis.pcall('LMPOP', nq, unpack(keys))
+    if not popped then return nil end
+    if not popped.err then
+      -- (The key is one of those given: exactly one of them matches first.)
+      for i = 1, nq do
+        if keys[i] == popped[1] then
+          FIRST_POP, FIRST_POP_AT = popped[2], 13 + i
+          break
+        end
+      end
+    end
+  end
+end
 -- The start time is Redis's clock, read here where the pop happens (issue 16): a time the
 -- worker took before its call can be earlier than the enqueue of a job the call pops (the
 -- call may wait behind others). ARGV 3-5 remain the fallback where TIME cannot be used
@@ -296,7 +338,7 @@ if ARGV[9] ~= '' then
   redis.pcall('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10])
   start(ARGV[9], ARGV[10])
 end
-for i = FIRST_Q, FIRST_Q + NQ - 1 do
+for i = FIRST_POP_AT or FIRST_Q, FIRST_Q + NQ - 1 do
   if taken >= MAX then break end
   local qk = P .. 'queue:' .. ARGV[i]
   -- Skip over ids of deleted or refused jobs, a bounded number per call.
@@ -309,7 +351,10 @@ for i = FIRST_Q, FIRST_Q + NQ - 1 do
   while taken < MAX and skipped < 100 do
     local want = MAX - taken
     local ids
-    if want > 1 and LPOP_COUNT then
+    if FIRST_POP then
+      -- (The first pop's, above: asked for MAX, as this one would have been.)
+      ids, FIRST_POP = FIRST_POP, nil
+    elseif want > 1 and LPOP_COUNT then
       ids = redis.pcall('LPOP', qk, want)
       if failed_call(ids) and not ids.err:find('WRONGTYPE', 1, true) then
         LPOP_COUNT = false

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""What a fleet's idle replicas cost Redis per job at a low rate (issue 15).
+
+    .venvs/rq-2.12.0/bin/python benches/fleet_wakes.py --rqw old=BIN --rqw new=BIN
+        [--replicas 8] [--jobs 200] [--rate 20]
+
+For each binary: a private redis-server (loopback, no persistence), R rqw replicas (not
+burst, default concurrency) on the production worker's six queues, then J no-op jobs enqueued
+one at a time at `--rate` per second on the last queue; every job is checked `finished`
+through rq. Each replica waits on client tracking, which wakes it on every push and on every
+pop another replica makes, so most of its pops find nothing. Reported per job: Redis commands
+(`INFO commandstats` delta over the enqueue window, those run inside scripts included),
+`EVALSHA` calls and redis-server CPU (`INFO cpu`, user + sys: noisy at this low load; the
+commands are the firmer figure).
+"""
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import redis
+from rq import Queue
+
+from redis_cost import free_port  # (benches/: the same loopback port picker)
+
+SIX = ["high", "default", "low", "maintenance", "broadcasts", "recordings"]
+
+
+def run(binary, replicas, jobs, rate):
+    """(commands per job by name, redis-server CPU µs per job) of one binary's run."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="rqw-fleet-wakes-")
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    workers = []
+    try:
+        conn = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("redis-server did not start")
+                time.sleep(0.1)
+        url = f"redis://127.0.0.1:{port}/0"
+        workers = [subprocess.Popen([binary, "worker", "--url", url, "--enable-testing-handlers", *SIX],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for _ in range(replicas)]
+        deadline = time.monotonic() + 30
+        while conn.scard("rq:workers") < replicas:
+            if time.monotonic() > deadline:
+                raise SystemExit("the replicas did not register")
+            time.sleep(0.1)
+        time.sleep(3)  # (their start-up maintenance pass)
+        queue = Queue(SIX[-1], connection=conn)
+        conn.config_resetstat()
+        cpu0 = conn.info("cpu")
+        enqueued = []
+        t_next = time.monotonic()
+        for _ in range(jobs):
+            t_next += 1 / rate
+            enqueued.append(queue.enqueue("rqw.testing.noop"))
+            pause = t_next - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        deadline = time.monotonic() + 30
+        while any(j.get_status(refresh=True) != "finished" for j in enqueued):
+            if time.monotonic() > deadline:
+                raise SystemExit("not every job finished within 30 s")
+            time.sleep(0.05)
+        cpu1 = conn.info("cpu")
+        calls = {k[len("cmdstat_"):]: v["calls"] for k, v in conn.info("commandstats").items()
+                 if k not in ("cmdstat_info", "cmdstat_config|resetstat")}
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        server.terminate()
+        server.wait(timeout=30)
+    cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_sys", "used_cpu_user")) * 1e6 / jobs
+    return {k: v / jobs for k, v in calls.items()}, cpu
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rqw", action="append", required=True, help="LABEL=PATH (repeat)")
+    p.add_argument("--replicas", type=int, default=8)
+    p.add_argument("--jobs", type=int, default=200)
+    p.add_argument("--rate", type=float, default=20)
+    args = p.parse_args()
+    rows = []
+    for spec in args.rqw:
+        label, _, binary = spec.partition("=")
+        per_job, cpu = run(binary, args.replicas, args.jobs, args.rate)
+        top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_job.items(), key=lambda kv: -kv[1])[:5])
+        rows.append((label, sum(per_job.values()), per_job.get("evalsha", 0), cpu, top))
+        print(f"{label}: {rows[-1]}", file=sys.stderr, flush=True)
+    print(f"{args.replicas} replicas on six queues, {args.jobs} jobs at {args.rate:g}/s "
+          f"(rq producer {sys.modules['rq'].__version__})")
+    print("| binary | Redis commands/job | EVALSHA/job | redis-server CPU µs/job | most frequent (per job) |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, total, evalsha, cpu, top in rows:
+        print(f"| {label} | {total:.1f} | {evalsha:.2f} | {cpu:,.0f} | {top} |")
+
+
+if __name__ == "__main__":
+    main()
