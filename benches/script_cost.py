@@ -171,7 +171,7 @@ def idle_rows(server, start_sha, old, rounds):
         for _ in range(rounds):
             conn.flushall()
             base = start_args([uuid.uuid4().hex for _ in range(4)], old)  # on "default"
-            k = 12 if old else 13  # the queue name's index (after ARGV 13 in this layout)
+            k = 12 if old else 13  # the queue name in the list: ARGV 14 (13 in --old's layout)
             call_args = base[:10] + [str(len(names))] + base[11:k] + names + base[k + 1:]
             c0 = server.calls()
             replies, ir = server.count("idle", lambda: [conn.evalsha(start_sha, 0, *call_args)
