@@ -20,35 +20,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-import redis
 from rq import Queue
 
-from redis_cost import free_port  # (benches/: the same loopback port picker)
+from redis_cost import Server  # (benches/: the same private redis-server and its counters)
 
 SIX = ["high", "default", "low", "maintenance", "broadcasts", "recordings"]
 
 
 def run(binary, replicas, jobs, rate):
     """(commands per job by name, redis-server CPU µs per job) of one binary's run."""
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="rqw-fleet-wakes-")
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    server = Server(Path(tempfile.mkdtemp(prefix="rqw-fleet-wakes-")), callgrind=False)
+    conn = server.conn
     workers = []
     try:
-        conn = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("redis-server did not start")
-                time.sleep(0.1)
-        url = f"redis://127.0.0.1:{port}/0"
-        workers = [subprocess.Popen([binary, "worker", "--url", url, "--enable-testing-handlers", *SIX],
+        workers = [subprocess.Popen([binary, "worker", "--url", server.url, "--enable-testing-handlers", *SIX],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    for _ in range(replicas)]
         deadline = time.monotonic() + 30
@@ -58,8 +45,7 @@ def run(binary, replicas, jobs, rate):
             time.sleep(0.1)
         time.sleep(3)  # (their start-up maintenance pass)
         queue = Queue(SIX[-1], connection=conn)
-        conn.config_resetstat()
-        cpu0 = conn.info("cpu")
+        before = server.snapshot()
         enqueued = []
         t_next = time.monotonic()
         for _ in range(jobs):
@@ -73,9 +59,7 @@ def run(binary, replicas, jobs, rate):
             if time.monotonic() > deadline:
                 raise SystemExit("not every job finished within 30 s")
             time.sleep(0.05)
-        cpu1 = conn.info("cpu")
-        calls = {k[len("cmdstat_"):]: v["calls"] for k, v in conn.info("commandstats").items()
-                 if k not in ("cmdstat_info", "cmdstat_config|resetstat")}
+        after = server.snapshot()
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
@@ -84,10 +68,11 @@ def run(binary, replicas, jobs, rate):
                 w.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 w.kill()
-        server.terminate()
-        server.wait(timeout=30)
-    cpu = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_sys", "used_cpu_user")) * 1e6 / jobs
-    return {k: v / jobs for k, v in calls.items()}, cpu
+        server.stop()
+    # (Less the harness's own INFO calls: two per snapshot.)
+    calls = {k: v - before["calls"].get(k, 0) for k, v in after["calls"].items() if k != "info"}
+    cpu = (after["cpu"] - before["cpu"]) * 1e6 / jobs
+    return {k: v / jobs for k, v in calls.items() if v}, cpu
 
 
 def main():
