@@ -195,7 +195,6 @@ def floor_rows(server, batch, rounds):
     for _ in range(rounds):
         for way, irs in ways.items():
             conn.flushall()
-            conn.script_load(floor_writes.START_SCRIPT), conn.script_load(floor_writes.FINISH_SCRIPT)
             q = Queue("default", connection=conn)
             jobs = q.enqueue_many([Queue.prepare_data(NOOP, result_ttl=500) for _ in range(calls * batch)])
             ids = [j.id for j in jobs]
