@@ -95,11 +95,12 @@ def test_acl_user_and_password(acl_redis, tmp_path):
 
 
 def test_an_acl_without_client_tracking_still_serves_several_queues(acl_redis, tmp_path):
-    """A multi-queue worker is woken through `CLIENT TRACKING`; a user denied it polls instead."""
+    """A multi-queue worker blocks on each queue (`BLMOVE`) or else is woken through
+    `CLIENT TRACKING`; a user denied both polls instead, and says why."""
     conn = acl_redis.client(username="rqw", password=REDIS_PASSWORD)
     conn.flushall()
     conn.acl_setuser("notrack", enabled=True, reset=True, passwords=[f"+{REDIS_PASSWORD}"], keys=["*"],
-                     channels=["*"], commands=["+@all", "-client|tracking"])
+                     channels=["*"], commands=["+@all", "-client|tracking", "-blmove"])
     runner = WorkerRunner(f"redis://notrack:{REDIS_PASSWORD}@127.0.0.1:{acl_redis.port}/0", tmp_path)
     handle = runner.start(["high", "low"], "--name", "w-notrack")
     try:
@@ -110,6 +111,7 @@ def test_an_acl_without_client_tracking_still_serves_several_queues(acl_redis, t
         result = handle.stop()
     assert result.returncode == 0
     output = result.stdout + result.stderr
+    assert "cannot block on several queues" in output
     assert "cannot watch the queues with client tracking" in output
     assert "noperm" in output.lower()
     assert REDIS_PASSWORD not in output

@@ -6,9 +6,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    parse_sentinel_address, ConfigError, DequeueStrategy, SentinelSettings, WorkerConfig,
-    DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_MASTER_NAME,
-    DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL, MAX_CONCURRENCY,
+    parse_sentinel_address, ConfigError, DequeueStrategy, QueueWait, SentinelSettings,
+    WorkerConfig, DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_INTERVAL,
+    DEFAULT_MASTER_NAME, DEFAULT_REDIS_URL, DEFAULT_RESULT_TTL, DEFAULT_WORKER_TTL,
+    MAX_CONCURRENCY,
 };
 use crate::horses::HorseConfig;
 use crate::ops::info::InfoOptions;
@@ -105,6 +106,15 @@ pub enum DequeueStrategyArg {
     Random,
 }
 
+/// `--queue-wait` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum QueueWaitArg {
+    /// One blocking BLMOVE per queue (Redis 6.2+): a push wakes one worker of a fleet.
+    Blocking,
+    /// One client-tracking connection: every push and pop wakes every worker.
+    Tracking,
+}
+
 /// Payload serializer choice on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SerializerArg {
@@ -174,6 +184,11 @@ pub struct WorkerArgs {
     /// Order in which queues are tried: default, round_robin or random.
     #[arg(long, value_enum, default_value = "default")]
     pub dequeue_strategy: DequeueStrategyArg,
+    /// How a worker on several queues waits while they are empty: blocking (one BLMOVE per
+    /// queue, each on its own connection; a push wakes one worker of a fleet) or tracking
+    /// (one client-tracking connection; every push and pop wakes every worker).
+    #[arg(long, value_enum, default_value = "blocking", env = "RQW_QUEUE_WAIT")]
+    pub queue_wait: QueueWaitArg,
     /// Move jobs whose function has no native handler, intact, to this queue (served by a
     /// Python worker) instead of failing them.
     #[arg(long, value_name = "QUEUE")]
@@ -417,6 +432,10 @@ impl WorkerArgs {
                 DequeueStrategyArg::Default => DequeueStrategy::Default,
                 DequeueStrategyArg::RoundRobin => DequeueStrategy::RoundRobin,
                 DequeueStrategyArg::Random => DequeueStrategy::Random,
+            },
+            queue_wait: match self.queue_wait {
+                QueueWaitArg::Blocking => QueueWait::Blocking,
+                QueueWaitArg::Tracking => QueueWait::Tracking,
             },
             forward_unknown: self.forward_unknown,
             metrics_addr: self.metrics_addr,

@@ -80,6 +80,8 @@ pub struct WorkerConfig {
     pub maintenance_interval: u64,
     /// Order in which queues are tried.
     pub dequeue_strategy: DequeueStrategy,
+    /// How a worker on several queues waits for a job (`--queue-wait`).
+    pub queue_wait: QueueWait,
     /// Move jobs with no native handler to this queue instead of failing them.
     pub forward_unknown: Option<String>,
     /// Serve Prometheus `/metrics` and `/healthz` on this address.
@@ -110,6 +112,19 @@ pub enum DequeueStrategy {
     RoundRobin,
     /// Shuffled after each job.
     Random,
+}
+
+/// `--queue-wait`: how a worker on several queues waits while they are empty (one queue:
+/// always RQ's `BLMOVE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueWait {
+    /// One `BLMOVE` per queue, each on its own connection (Redis 6.2+): a push wakes one
+    /// worker of a fleet. Falls back to [`QueueWait::Tracking`] where Redis refuses `BLMOVE`.
+    #[default]
+    Blocking,
+    /// One client-tracking connection (Redis 6+), told of every change to the queues: a
+    /// push wakes every worker watching them.
+    Tracking,
 }
 
 impl WorkerConfig {
@@ -389,6 +404,7 @@ mod tests {
             with_scheduler: false,
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             dequeue_strategy: DequeueStrategy::Default,
+            queue_wait: QueueWait::Blocking,
             forward_unknown: None,
             metrics_addr: None,
             shutdown_grace: None,

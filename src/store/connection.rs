@@ -34,7 +34,8 @@ use crate::error::StoreError;
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long establishing a connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest a blocking pop may block; the worker checks for shutdown between pops.
+/// The longest a single-queue worker's blocking pop blocks; the worker checks for shutdown
+/// between pops.
 pub const MAX_BLOCK: Duration = Duration::from_secs(5);
 
 /// Parses the URL into a client (no I/O).
@@ -344,12 +345,19 @@ pub struct BlockingConnection {
     pub client_id: i64,
     /// [`Endpoint::generation`] when it was opened.
     pub generation: u64,
+    /// The longest block a pop on it may ask for (its response timeout allows that much
+    /// plus the command timeout).
+    pub max_block: Duration,
 }
 
-/// Opens a [`BlockingConnection`] to the endpoint's current master.
-pub async fn blocking_connection(endpoint: &Endpoint) -> Result<BlockingConnection, StoreError> {
+/// Opens a [`BlockingConnection`] to the endpoint's current master, for pops of up to
+/// `max_block` each.
+pub async fn blocking_connection(
+    endpoint: &Endpoint,
+    max_block: Duration,
+) -> Result<BlockingConnection, StoreError> {
     let config = AsyncConnectionConfig::new()
-        .set_response_timeout(Some(MAX_BLOCK + endpoint.command_timeout()))
+        .set_response_timeout(Some(max_block + endpoint.command_timeout()))
         .set_connection_timeout(Some(CONNECT_TIMEOUT));
     let mut conn = endpoint
         .master()
@@ -364,6 +372,7 @@ pub async fn blocking_connection(endpoint: &Endpoint) -> Result<BlockingConnecti
         conn,
         client_id,
         generation: endpoint.generation(),
+        max_block,
     })
 }
 

@@ -8,9 +8,15 @@
 //!
 //! With one queue the wait is RQ's `BLMOVE` into the intermediate list (pickup is immediate).
 //! With several queues Redis has no blocking multi-list move, and a plain `BLPOP` (what RQ
-//! uses there) would leave a popped id only in our memory; rqw calls the atomic pop instead,
-//! and between calls waits on a [`QueueWatch`] (Redis client tracking), which wakes it as soon
-//! as a watched queue changes. While the watch is open an idle worker polls only every
+//! uses there) would leave a popped id only in our memory. By default
+//! (`--queue-wait blocking`, Redis 6.2+) rqw blocks on every queue at once, one `BLMOVE` per
+//! queue on a connection of its own ([`QueueWaiters`]): a push wakes one worker of a fleet,
+//! the id is in the intermediate list, and the worker starts it as a claimed job (and puts
+//! back at the head of its queue any id it has no free slot for). Where Redis cannot
+//! (`BLMOVE` unknown or refused by an ACL: logged, then as with `--queue-wait tracking`), rqw
+//! calls the atomic pop instead, and between calls waits on a [`QueueWatch`] (Redis client
+//! tracking), which wakes it as soon as a watched queue changes, but wakes every worker of a
+//! fleet on every push and pop. While the watch is open an idle worker polls only every
 //! [`SAFETY_POLL_INTERVAL`] (a safety net for a notification that never came, e.g. a
 //! half-open tracking connection), and that poll is one `EXISTS` over the queue keys (the pop
 //! follows only if it finds a job): with the suspension check, two commands per 5 s on any
@@ -27,18 +33,20 @@
 //! next poll (then at most once per minute while that fails); a master change under Sentinel
 //! reopens it on the new master.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::context::WorkerContext;
-use crate::config::DequeueStrategy;
+use super::waiters::{Claim, QueueWaiters};
+use crate::config::{DequeueStrategy, QueueWait};
 use crate::error::StoreError;
 use crate::protocol::job_record::DEFAULT_JOB_TIMEOUT_SECS;
 use crate::protocol::timestamp::parse_rq_timestamp;
 use crate::protocol::timestamp::RqTimestamp;
-use crate::store::connection::{blocking_connection, BlockingConnection, Endpoint};
-use crate::store::queue_wait::wait_for_job;
+use crate::store::connection::{blocking_connection, BlockingConnection, Endpoint, MAX_BLOCK};
+use crate::store::queue_wait::{is_blocking_move_refused, put_back, wait_for_job, PutBack};
 use crate::store::queue_watch::{any_queued, QueueWatch};
 use crate::store::reconcile::{adopt_started, claimed_id_still_parked, reply_may_be_lost};
 use crate::store::scripts::{execution_ids, start_batch, StartRequest, StartedJob};
@@ -74,12 +82,19 @@ pub struct Dequeuer {
     /// Wakes the multi-queue poll when a queue changes (`None`: not open, or unavailable).
     watch: Option<QueueWatch>,
     /// The last pause ran its full length with the watch open: nothing was notified, so the
-    /// next poll is one `EXISTS` over the queues, and the pop only if that finds a job.
+    /// next poll is one `EXISTS` over the queues, and the pop only if that finds a job. Or
+    /// the last blocking pops ran their time out: the next call blocks again at once.
     quiet: bool,
     /// When opening a watch last failed.
     watch_failed_at: Option<tokio::time::Instant>,
     /// A start call whose reply was lost, to look up before anything else.
     pending: Option<PendingStart>,
+    /// The blocking waits of a multi-queue worker (`None`: one queue, `--queue-wait
+    /// tracking`, or Redis cannot block on a move).
+    waiters: Option<QueueWaiters>,
+    /// Ids the waits moved into intermediate lists and not started yet: started first by
+    /// the next call, put back at the head of their queues when there is no slot for them.
+    claims: VecDeque<Claim>,
 }
 
 /// A start call whose reply was lost: what it asked for.
@@ -92,8 +107,17 @@ struct PendingStart {
 }
 
 impl Dequeuer {
-    /// A dequeuer that opens its blocking connection to `endpoint`'s master when first needed.
-    pub fn new(endpoint: Endpoint, queues: Vec<String>, strategy: DequeueStrategy) -> Self {
+    /// A dequeuer that opens its blocking connections to `endpoint`'s master when first
+    /// needed; `wait` says how a multi-queue worker waits (`keys` name the queues for it).
+    pub fn new(
+        endpoint: Endpoint,
+        keys: crate::keys::Keys,
+        queues: Vec<String>,
+        strategy: DequeueStrategy,
+        wait: QueueWait,
+    ) -> Self {
+        let waiters = (queues.len() > 1 && wait == QueueWait::Blocking)
+            .then(|| QueueWaiters::new(endpoint.clone(), keys, queues.clone()));
         Self {
             endpoint,
             blocking: None,
@@ -105,6 +129,8 @@ impl Dequeuer {
             quiet: false,
             watch_failed_at: None,
             pending: None,
+            waiters,
+            claims: VecDeque::new(),
         }
     }
 
@@ -233,13 +259,24 @@ impl Dequeuer {
                 return Ok(adopted);
             }
         }
-        if !wait.is_zero() {
+        if !self.claims.is_empty() {
+            if ctx.shutdown.warm().is_cancelled() {
+                self.put_back_claims(ctx).await;
+                return Ok(Vec::new());
+            }
+            return self.start_claims(ctx, max).await;
+        }
+        if !wait.is_zero() && self.waiters.is_none() {
             self.ensure_watch(ctx).await;
         }
-        let quiet = std::mem::take(&mut self.quiet) && self.watch.is_some() && !wait.is_zero();
+        let quiet = std::mem::take(&mut self.quiet) && !wait.is_zero();
+        // After blocking pops that ran their time out the queues are empty, and a push since
+        // is taken by the next pops at once (a BLMOVE on a non-empty list does not block).
+        let blocked_quietly = quiet && self.waiters.is_some();
+        let watched_quietly = quiet && !blocked_quietly && self.watch.is_some();
         let unannounced =
-            quiet && any_queued(&mut ctx.conn.clone(), &ctx.keys, &self.order).await?;
-        let found = if quiet && !unannounced {
+            watched_quietly && any_queued(&mut ctx.conn.clone(), &ctx.keys, &self.order).await?;
+        let found = if blocked_quietly || (watched_quietly && !unannounced) {
             Vec::new()
         } else {
             self.start(ctx, None, max).await?
@@ -261,6 +298,31 @@ impl Dequeuer {
                 Some(id) => self.start(ctx, Some((queue, &id)), max).await,
                 None => Ok(Vec::new()),
             };
+        }
+        if let Some(waiters) = self.waiters.as_mut() {
+            let waited = waiters
+                .wait(&mut ctx.conn.clone(), wait, ctx.shutdown.warm())
+                .await;
+            self.quiet = waited.claims.is_empty()
+                && waited.error.is_none()
+                && !ctx.shutdown.warm().is_cancelled();
+            self.claims.extend(waited.claims);
+            match waited.error {
+                Some(e) if is_blocking_move_refused(&e) => {
+                    tracing::info!(error = %e, "cannot block on several queues (BLMOVE, Redis 6.2+); watching them with client tracking instead");
+                    self.waiters = None;
+                }
+                Some(e) if self.claims.is_empty() => return Err(e),
+                Some(e) => {
+                    tracing::warn!(error = %e, "a blocking wait failed; starting what the others took")
+                }
+                None => {}
+            }
+            if ctx.shutdown.warm().is_cancelled() {
+                self.put_back_claims(ctx).await;
+                return Ok(Vec::new());
+            }
+            return self.start_claims(ctx, max).await;
         }
         let pause = if self.watch.is_some() {
             SAFETY_POLL_INTERVAL.min(wait)
@@ -351,6 +413,82 @@ impl Dequeuer {
         }
     }
 
+    /// Starts the claimed ids, first-claimed first, as long as there are free slots (each
+    /// start call also pops what more it may, as after a single queue's wait); the ids left
+    /// go back to the head of their queues.
+    async fn start_claims(
+        &mut self,
+        ctx: &WorkerContext,
+        max: usize,
+    ) -> Result<Vec<Dequeued>, StoreError> {
+        let mut found: Vec<Dequeued> = Vec::new();
+        while let Some(claim) = self.claims.front().cloned() {
+            let room = max.saturating_sub(found.len());
+            if room == 0 {
+                break;
+            }
+            match self.start(ctx, Some((&claim.queue, &claim.id)), room).await {
+                Ok(jobs) => {
+                    self.claims.pop_front();
+                    found.extend(jobs);
+                }
+                Err(e) => {
+                    if self.pending.is_some() {
+                        // The lost reply's look-up (reconcile) owns this claim now.
+                        self.claims.pop_front();
+                    }
+                    if found.is_empty() {
+                        return Err(e);
+                    }
+                    tracing::warn!(job_id = %claim.id, error = %e, "could not start a claimed job yet");
+                    return Ok(found);
+                }
+            }
+        }
+        self.put_back_claims(ctx).await;
+        if let Some(last) = found.last() {
+            self.poll_interval = MIN_POLL_INTERVAL;
+            let queue = last.job.queue.clone();
+            self.reorder(&queue);
+        }
+        Ok(found)
+    }
+
+    /// Puts the claimed ids not started back at the head of their queues. One that cannot be
+    /// put back now stays claimed (started or put back by the next call, or by [`close`]).
+    ///
+    /// [`close`]: Dequeuer::close
+    async fn put_back_claims(&mut self, ctx: &WorkerContext) {
+        let mut conn = ctx.conn.clone();
+        while let Some(claim) = self.claims.front() {
+            match put_back(&mut conn, &ctx.keys, &claim.queue, &claim.id).await {
+                Ok(PutBack::Queued) => {
+                    tracing::debug!(job_id = %claim.id, queue = %claim.queue, "no free slot: put back at the head of its queue")
+                }
+                Ok(PutBack::Gone) => {
+                    tracing::debug!(job_id = %claim.id, "a claimed id left the intermediate list before it was put back")
+                }
+                Ok(PutBack::QueueUnusable) => {
+                    tracing::warn!(job_id = %claim.id, queue = %claim.queue, "cannot put a claimed job back: its queue key is not a list; it stays in the intermediate list (maintenance recovers it)")
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %claim.id, error = %e, "could not put a claimed job back yet");
+                    return;
+                }
+            }
+            self.claims.pop_front();
+        }
+    }
+
+    /// At the end of the work loop: the claimed ids not started go back to their queues.
+    pub async fn close(&mut self, ctx: &WorkerContext) {
+        self.put_back_claims(ctx).await;
+        if !self.claims.is_empty() {
+            let ids: Vec<&str> = self.claims.iter().map(|c| c.id.as_str()).collect();
+            tracing::warn!(job_ids = %ids.join(","), "claimed jobs left in their intermediate lists (maintenance recovers them)");
+        }
+    }
+
     async fn block_on(
         &mut self,
         ctx: &WorkerContext,
@@ -369,7 +507,7 @@ impl Dequeuer {
         let blocking = match self.blocking.as_mut() {
             Some(b) => b,
             None => {
-                let b = blocking_connection(&self.endpoint).await?;
+                let b = blocking_connection(&self.endpoint, MAX_BLOCK).await?;
                 self.blocking_id.store(b.client_id, Ordering::SeqCst);
                 self.blocking.insert(b)
             }
@@ -437,7 +575,13 @@ mod tests {
 
     fn dequeuer(strategy: DequeueStrategy) -> Dequeuer {
         let endpoint = Endpoint::fixed("redis://127.0.0.1:1/0", None).expect("a valid url");
-        Dequeuer::new(endpoint, vec!["a".into(), "b".into(), "c".into()], strategy)
+        Dequeuer::new(
+            endpoint,
+            crate::keys::Keys::default(),
+            vec!["a".into(), "b".into(), "c".into()],
+            strategy,
+            QueueWait::Blocking,
+        )
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!   ├─ unblock task ───────────── on shutdown: CLIENT UNBLOCK the pending BLMOVE
 //!   (the top-level run, crate::run, starts the duties beside the worker here)
 //!  Worker::work
-//!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE wait on one queue)
+//!   ├─ loop: Dequeuer::next ───── start.lua: queue -> started, atomic (BLMOVE waits: one per queue)
 //!   │          └─ spawn run_job ── one straight path per job, each stage entered once:
 //!   │               prepare ─────── check the hash, decode data and meta, pick the handler
 //!   │                               (native, Python horse) or end it (failure, forward)
@@ -37,6 +37,7 @@ pub mod running;
 pub mod shutdown;
 pub mod startup;
 pub mod suspension;
+pub mod waiters;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -161,8 +162,10 @@ impl Worker {
 
         let dequeuer = Dequeuer::new(
             redis.clone(),
+            ctx.keys.clone(),
             ctx.config.queues.clone(),
             ctx.config.dequeue_strategy,
+            ctx.config.queue_wait,
         );
         let stop_tasks = CancellationToken::new();
         let mut background = JoinSet::new();
@@ -331,6 +334,8 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
             }
         }
     }
+    // Claimed ids that could not be started or put back yet (Redis was unreachable).
+    dequeuer.close(ctx).await;
     // A start whose reply was lost just before the loop ended: run what it started.
     for attempt in 1..=SHUTDOWN_RECONCILE_ATTEMPTS {
         if !dequeuer.has_pending_start() {
