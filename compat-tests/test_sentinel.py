@@ -45,7 +45,7 @@ pytestmark = pytest.mark.rqw_only("Sentinel support is rqw's command line")
 
 PICK = re.compile(r"JOB PICKED queue='[^']*' job_id=(ha-\d+) ")
 QUEUES = ("high", "default", "low")
-#: `ha-w1` serves two queues (the polled start woken by client tracking), `ha-w2` one (BLMOVE).
+#: `ha-w1` serves two queues (a blocking BLMOVE on each), `ha-w2` one (BLMOVE).
 W1_QUEUES = ("high", "default")
 W2_QUEUES = ("low",)
 #: Short timings so that recovery by maintenance happens within the test.

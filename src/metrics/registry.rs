@@ -15,7 +15,7 @@
 //! | `rqw_queue_depth` (`LLEN`, read at scrape) | gauge | queue |
 //! | `rqw_redis_up` (the scrape's Redis read worked) | gauge | |
 //! | `rqw_redis_master_changes` (the command connection moved to another master) | gauge | |
-//! | `rqw_queue_watch_open` (a multi-queue worker's client tracking is open; 0 = polling) | gauge | |
+//! | `rqw_queue_watch_open` (a multi-queue worker waits without polling: blocking pops or client tracking; 0 = polling) | gauge | |
 //! | `rqw_recording_semaphore_waits_total` | counter | |
 //! | `rqw_recording_slot_wait_seconds` | histogram | |
 //! | `rqw_recording_downloaded_bytes_total` | counter | |

@@ -300,6 +300,7 @@ impl Dequeuer {
             };
         }
         if let Some(waiters) = self.waiters.as_mut() {
+            crate::metrics::global().set_queue_watch_open(true);
             let waited = waiters
                 .wait(&mut ctx.conn.clone(), wait, ctx.shutdown.warm())
                 .await;
@@ -310,6 +311,7 @@ impl Dequeuer {
             match waited.error {
                 Some(e) if is_blocking_move_refused(&e) => {
                     tracing::info!(error = %e, "cannot block on several queues (BLMOVE, Redis 6.2+); watching them with client tracking instead");
+                    crate::metrics::global().set_queue_watch_open(false);
                     self.waiters = None;
                 }
                 Some(e) if self.claims.is_empty() => return Err(e),
