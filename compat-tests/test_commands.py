@@ -1,6 +1,8 @@
 """Commands on rq:pubsub:<name> (rq.command.send_*) and suspension (rq suspend/resume)."""
 
-from rq import Retry, Worker
+import time
+
+from rq import Queue, Retry, Worker
 from rq.command import send_kill_horse_command, send_shutdown_command, send_stop_job_command
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
@@ -62,6 +64,26 @@ def test_suspended_worker_refuses_to_start(queue, worker, conn, url):
     rq_cli(url, "resume")
     worker.run_burst("default")
     assert job.get_status() == JobStatus.FINISHED
+
+
+def test_a_suspended_worker_blocked_on_several_queues_takes_nothing_until_resumed(worker, conn, url):
+    """A worker on two queues with a free slot keeps its blocking pops armed between waits;
+    once it sees `rq suspend` it ends them, so a job enqueued while it is suspended stays in
+    its queue (not in an intermediate list) until `rq resume`."""
+    handle = worker.start("high", "low", "--name", "w-susp2", "--concurrency", "2")
+    wait_for(lambda: conn.info("clients")["blocked_clients"] == 2, timeout=20, message="a pop per queue")
+    rq_cli(url, "suspend")
+    wait_for(lambda: Worker.find_by_key("rq:worker:w-susp2", connection=conn).get_state() == "suspended",
+             timeout=30, message="worker suspended")
+    wait_for(lambda: conn.info("clients")["blocked_clients"] == 0, timeout=10, message="the pops ended")
+    low = Queue("low", connection=conn)
+    job = low.enqueue(NOOP)
+    time.sleep(2)
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
+    assert low.count == 1 and conn.llen("rq:queue:low:intermediate") == 0
+    rq_cli(url, "resume")
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30, message="the job ran")
+    handle.stop()
 
 
 def test_suspension_between_jobs(queue, worker, conn, url):

@@ -1,7 +1,7 @@
 //! `QueueWaiters` (one blocking `BLMOVE` per queue) and `put_back` against a real
-//! `redis-server`: a push is handed to one waiting worker only, ids the other pops moved before
-//! they were ended are returned too, a shutdown ends every pop, and an id put back is at the
-//! head of its queue exactly once.
+//! `redis-server`: a push is handed to one waiting worker only, the other pops stay armed until
+//! disarmed, ids they moved before they were ended are returned too, and an id put back is at
+//! the head of its queue exactly once.
 
 mod support;
 
@@ -61,9 +61,8 @@ async fn a_push_is_handed_to_one_of_two_waiting_workers_only() {
     let stop = CancellationToken::new();
     let mut first = waiters(&redis, &["high", "low"]);
     let mut second = waiters(&redis, &["high", "low"]);
-    let (mut c1, mut c2) = (conn.clone(), conn.clone());
-    let wait_1 = first.wait(&mut c1, Duration::from_secs(3), &stop);
-    let wait_2 = second.wait(&mut c2, Duration::from_secs(3), &stop);
+    let wait_1 = first.wait(Duration::from_secs(3), &stop);
+    let wait_2 = second.wait(Duration::from_secs(3), &stop);
     let push = async {
         until_blocked(&mut conn.clone(), 4).await;
         let _: () = conn.clone().rpush("rq:queue:low", "job-1").await.unwrap();
@@ -82,11 +81,21 @@ async fn a_push_is_handed_to_one_of_two_waiting_workers_only() {
         .await
         .unwrap();
     assert_eq!(parked, ["job-1"]);
+    // The pops that did not answer stay armed until they are disarmed.
+    assert_eq!(blocked_clients(&mut conn).await, 3);
+    assert!(first.armed() && second.armed());
+    let mut c = conn.clone();
+    let (d1, d2) = (
+        first.disarm(&mut c).await,
+        second.disarm(&mut conn.clone()).await,
+    );
+    assert!(d1.claims.is_empty() && d2.claims.is_empty());
     assert_eq!(
         blocked_clients(&mut conn).await,
         0,
-        "no pop outlives its wait"
+        "no pop outlives its disarm"
     );
+    assert!(!first.armed() && !second.armed());
 }
 
 #[tokio::test]
@@ -95,8 +104,7 @@ async fn ids_the_other_pops_moved_before_they_were_ended_are_returned_too() {
     let mut conn = redis.manager().await;
     let stop = CancellationToken::new();
     let mut waiting = waiters(&redis, &["a", "b", "c"]);
-    let mut c = conn.clone();
-    let wait = waiting.wait(&mut c, Duration::from_secs(10), &stop);
+    let wait = waiting.wait(Duration::from_secs(10), &stop);
     let push = async {
         until_blocked(&mut conn.clone(), 3).await;
         // Both pushes in one transaction: both pops are served before any UNBLOCK can come.
@@ -113,6 +121,10 @@ async fn ids_the_other_pops_moved_before_they_were_ended_are_returned_too() {
     let (waited, ()) = tokio::join!(wait, push);
     assert!(waited.error.is_none());
     let mut claims = waited.claims;
+    // The second answer, if the wait returned before it, comes with the disarm.
+    let ended = waiting.disarm(&mut conn.clone()).await;
+    assert!(ended.error.is_none());
+    claims.extend(ended.claims);
     claims.sort_by(|x, y| x.queue.cmp(&y.queue));
     assert_eq!(claims, [claim("b", "job-b"), claim("c", "job-c")]);
     assert_eq!(
@@ -125,29 +137,30 @@ async fn ids_the_other_pops_moved_before_they_were_ended_are_returned_too() {
 }
 
 #[tokio::test]
-async fn a_shutdown_ends_every_pop_and_claims_nothing() {
+async fn a_stopped_wait_claims_nothing_and_the_next_wait_reuses_the_armed_pops() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
     let stop = CancellationToken::new();
     let mut waiting = waiters(&redis, &["a", "b"]);
-    let mut c = conn.clone();
-    let wait = waiting.wait(&mut c, Duration::from_secs(20), &stop);
+    let wait = waiting.wait(Duration::from_secs(20), &stop);
     let stopper = async {
         until_blocked(&mut conn.clone(), 2).await;
         stop.cancel();
     };
     let (waited, ()) = tokio::join!(wait, stopper);
     assert!(waited.error.is_none() && waited.claims.is_empty());
-    assert_eq!(blocked_clients(&mut conn).await, 0);
-    // The connections are kept: the next wait blocks again, and a push reaches it.
+    // Still armed: the next wait arms nothing more, and a push reaches it.
     let stop = CancellationToken::new();
-    let wait = waiting.wait(&mut c, Duration::from_secs(10), &stop);
+    let wait = waiting.wait(Duration::from_secs(10), &stop);
     let push = async {
-        until_blocked(&mut conn.clone(), 2).await;
+        assert_eq!(blocked_clients(&mut conn.clone()).await, 2);
         let _: () = conn.clone().rpush("rq:queue:a", "job-a").await.unwrap();
     };
     let (waited, ()) = tokio::join!(wait, push);
     assert_eq!(waited.claims, [claim("a", "job-a")]);
+    let ended = waiting.disarm(&mut conn.clone()).await;
+    assert!(ended.claims.is_empty() && ended.error.is_none());
+    assert_eq!(blocked_clients(&mut conn).await, 0);
 }
 
 #[tokio::test]
@@ -157,8 +170,7 @@ async fn a_queue_key_of_the_wrong_type_is_not_waited_on_and_the_others_are() {
     let _: () = conn.set("rq:queue:a", "not a list").await.unwrap();
     let stop = CancellationToken::new();
     let mut waiting = waiters(&redis, &["a", "b"]);
-    let mut c = conn.clone();
-    let wait = waiting.wait(&mut c, Duration::from_secs(10), &stop);
+    let wait = waiting.wait(Duration::from_secs(10), &stop);
     let push = async {
         until_blocked(&mut conn.clone(), 1).await;
         let _: () = conn.clone().rpush("rq:queue:b", "job-b").await.unwrap();
@@ -166,6 +178,7 @@ async fn a_queue_key_of_the_wrong_type_is_not_waited_on_and_the_others_are() {
     let (waited, ()) = tokio::join!(wait, push);
     assert!(waited.error.is_none());
     assert_eq!(waited.claims, [claim("b", "job-b")]);
+    waiting.disarm(&mut conn.clone()).await;
 }
 
 #[tokio::test]

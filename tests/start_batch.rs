@@ -185,6 +185,78 @@ async fn an_idle_call_on_six_queues_runs_one_lmpop_and_a_later_queue_is_taken_in
     assert_eq!(left, ["e3"]);
 }
 
+/// A call that starts an id a blocking pop claimed, with slots to spare, pops for the others
+/// the same way: on six empty queues one `LMPOP` and no `LPOP` (the claimed job starts all the
+/// same); with jobs on a later queue, those after the claimed one, in order.
+#[tokio::test]
+async fn a_claimed_start_with_slots_to_spare_pops_the_others_with_one_lmpop() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    let queues: Vec<String> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|q| q.to_string())
+        .collect();
+    let xs: Vec<String> = (1..=3).map(|i| format!("x{i}")).collect();
+    // What a BLMOVE leaves: the id in b's intermediate list, its queue empty.
+    enqueue(&mut conn, "b", "b1", Some("")).await;
+    let _: () = redis::cmd("LMOVE")
+        .arg("rq:queue:b")
+        .arg("rq:queue:b:intermediate")
+        .arg("LEFT")
+        .arg("RIGHT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    reset_stats(&mut conn).await;
+    let claimed = StartRequest {
+        claimed: Some(("b", "b1")),
+        ..request(&queues, false)
+    };
+    let started = start_batch(&mut conn, &claimed, &xs).await.unwrap();
+    let got: Vec<(&str, &str)> = started
+        .iter()
+        .map(|j| (j.queue.as_str(), j.id.as_str()))
+        .collect();
+    assert_eq!(got, [("b", "b1")]);
+    assert_eq!(calls(&mut conn, "lmpop").await, 1);
+    assert_eq!(calls(&mut conn, "lpop").await, 0);
+    let parked: i64 = conn.llen("rq:queue:b:intermediate").await.unwrap();
+    assert_eq!(parked, 0);
+
+    // Now with jobs on e: the claimed one first, then e's in their order, as many as slots.
+    enqueue(&mut conn, "d", "d1", Some("")).await;
+    let _: () = redis::cmd("LMOVE")
+        .arg("rq:queue:d")
+        .arg("rq:queue:d:intermediate")
+        .arg("LEFT")
+        .arg("RIGHT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in ["e1", "e2", "e3"] {
+        enqueue(&mut conn, "e", id, Some("")).await;
+    }
+    reset_stats(&mut conn).await;
+    let claimed = StartRequest {
+        claimed: Some(("d", "d1")),
+        ..request(&queues, false)
+    };
+    let xs: Vec<String> = (4..=6).map(|i| format!("x{i}")).collect();
+    let started = start_batch(&mut conn, &claimed, &xs).await.unwrap();
+    let got: Vec<(&str, &str, &str)> = started
+        .iter()
+        .map(|j| (j.queue.as_str(), j.id.as_str(), j.execution_id.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("d", "d1", "x4"), ("e", "e1", "x5"), ("e", "e2", "x6")]
+    );
+    assert_eq!(calls(&mut conn, "lmpop").await, 1);
+    assert_eq!(calls(&mut conn, "lpop").await, 0);
+    let left: Vec<String> = conn.lrange("rq:queue:e", 0, -1).await.unwrap();
+    assert_eq!(left, ["e3"]);
+}
+
 /// The start of one job `id` (already enqueued on `default`), the hash returned as asked.
 async fn start_one(
     conn: &mut CommandConnection,

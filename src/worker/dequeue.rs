@@ -12,7 +12,9 @@
 //! (`--queue-wait blocking`, Redis 6.2+) rqw blocks on every queue at once, one `BLMOVE` per
 //! queue on a connection of its own ([`QueueWaiters`]): a push wakes one worker of a fleet,
 //! the id is in the intermediate list, and the worker starts it as a claimed job (and puts
-//! back at the head of its queue any id it has no free slot for). Where Redis cannot
+//! back at the head of its queue any id it has no free slot for). The pops stay armed between
+//! calls while the worker has a free slot, and are ended as soon as it has none, before a
+//! suspension or an error's back-off, and when the work loop ends ([`Dequeuer::disarm`]). Where Redis cannot
 //! (`BLMOVE` unknown or refused by an ACL: logged, then as with `--queue-wait tracking`), rqw
 //! calls the atomic pop instead, and between calls waits on a [`QueueWatch`] (Redis client
 //! tracking), which wakes it as soon as a watched queue changes, but wakes every worker of a
@@ -51,6 +53,10 @@ use crate::store::queue_watch::{any_queued, QueueWatch};
 use crate::store::reconcile::{adopt_started, claimed_id_still_parked, reply_may_be_lost};
 use crate::store::scripts::{execution_ids, start_batch, StartRequest, StartedJob};
 
+/// Longest a wait on the blocking pops of several queues lasts before the work loop runs its
+/// checks (`rq suspend`, `--max-idle-time`); the pops stay armed across it (their own block
+/// is [`super::waiters::WAIT_BLOCK`]), so it costs one `rq:suspended` check per interval.
+pub const BLOCKED_WAIT: Duration = Duration::from_secs(10);
 /// Longest pause between polls of several idle queues without a [`QueueWatch`].
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Pause between polls of several idle queues while a [`QueueWatch`] is open: the watch
@@ -82,8 +88,7 @@ pub struct Dequeuer {
     /// Wakes the multi-queue poll when a queue changes (`None`: not open, or unavailable).
     watch: Option<QueueWatch>,
     /// The last pause ran its full length with the watch open: nothing was notified, so the
-    /// next poll is one `EXISTS` over the queues, and the pop only if that finds a job. Or
-    /// the last blocking pops ran their time out: the next call blocks again at once.
+    /// next poll is one `EXISTS` over the queues, and the pop only if that finds a job.
     quiet: bool,
     /// When opening a watch last failed.
     watch_failed_at: Option<tokio::time::Instant>,
@@ -242,7 +247,8 @@ impl Dequeuer {
     }
 
     /// Starts up to `max` jobs (at least one), waiting up to `wait` when all queues are empty
-    /// (zero in burst mode). Empty when none came.
+    /// (zero in burst mode). Empty when none came. A multi-queue worker's blocking pops stay
+    /// armed after it only while slots remain free (`max` not reached, no error, no shutdown).
     pub async fn next(
         &mut self,
         ctx: &WorkerContext,
@@ -253,6 +259,20 @@ impl Dequeuer {
             DequeueStrategy::Default => max.max(1),
             DequeueStrategy::RoundRobin | DequeueStrategy::Random => 1,
         };
+        let found = self.next_batch(ctx, wait, max).await;
+        let full = found.as_ref().map_or(true, |jobs| jobs.len() >= max);
+        if full || ctx.shutdown.warm().is_cancelled() {
+            self.disarm(ctx).await;
+        }
+        found
+    }
+
+    async fn next_batch(
+        &mut self,
+        ctx: &WorkerContext,
+        wait: Duration,
+        max: usize,
+    ) -> Result<Vec<Dequeued>, StoreError> {
         if self.pending.is_some() {
             let adopted = self.reconcile(ctx).await?;
             if !adopted.is_empty() {
@@ -269,14 +289,14 @@ impl Dequeuer {
         if !wait.is_zero() && self.waiters.is_none() {
             self.ensure_watch(ctx).await;
         }
-        let quiet = std::mem::take(&mut self.quiet) && !wait.is_zero();
-        // After blocking pops that ran their time out the queues are empty, and a push since
-        // is taken by the next pops at once (a BLMOVE on a non-empty list does not block).
-        let blocked_quietly = quiet && self.waiters.is_some();
-        let watched_quietly = quiet && !blocked_quietly && self.watch.is_some();
+        let quiet = std::mem::take(&mut self.quiet) && self.watch.is_some() && !wait.is_zero();
+        // While the blocking pops are armed every push went to one of them or is still in its
+        // queue, where the next wait's pop takes it at once (a BLMOVE on a non-empty list does
+        // not block): no pop is needed first.
+        let armed = self.waiters.as_ref().is_some_and(QueueWaiters::armed);
         let unannounced =
-            watched_quietly && any_queued(&mut ctx.conn.clone(), &ctx.keys, &self.order).await?;
-        let found = if blocked_quietly || (watched_quietly && !unannounced) {
+            quiet && any_queued(&mut ctx.conn.clone(), &ctx.keys, &self.order).await?;
+        let found = if armed || (quiet && !unannounced) {
             Vec::new()
         } else {
             self.start(ctx, None, max).await?
@@ -302,11 +322,8 @@ impl Dequeuer {
         if let Some(waiters) = self.waiters.as_mut() {
             crate::metrics::global().set_queue_watch_open(true);
             let waited = waiters
-                .wait(&mut ctx.conn.clone(), wait, ctx.shutdown.warm())
+                .wait(wait.min(BLOCKED_WAIT), ctx.shutdown.warm())
                 .await;
-            self.quiet = waited.claims.is_empty()
-                && waited.error.is_none()
-                && !ctx.shutdown.warm().is_cancelled();
             self.claims.extend(waited.claims);
             match waited.error {
                 Some(e) if is_blocking_move_refused(&e) => {
@@ -482,8 +499,28 @@ impl Dequeuer {
         }
     }
 
-    /// At the end of the work loop: the claimed ids not started go back to their queues.
+    /// Ends a multi-queue worker's blocking pops (before the worker waits for anything but a
+    /// job: no free slot, a suspension, an error's back-off); an id they moved meanwhile goes
+    /// back to the head of its queue.
+    pub async fn disarm(&mut self, ctx: &WorkerContext) {
+        let Some(waiters) = self.waiters.as_mut() else {
+            return;
+        };
+        if !waiters.armed() {
+            return;
+        }
+        let waited = waiters.disarm(&mut ctx.conn.clone()).await;
+        self.claims.extend(waited.claims);
+        if let Some(e) = waited.error {
+            tracing::debug!(error = %e, "a blocking pop ended with an error");
+        }
+        self.put_back_claims(ctx).await;
+    }
+
+    /// At the end of the work loop: the blocking pops end, and the claimed ids not started go
+    /// back to their queues.
     pub async fn close(&mut self, ctx: &WorkerContext) {
+        self.disarm(ctx).await;
         self.put_back_claims(ctx).await;
         if !self.claims.is_empty() {
             let ids: Vec<&str> = self.claims.iter().map(|c| c.id.as_str()).collect();

@@ -257,7 +257,7 @@ async fn work(ctx: &Arc<WorkerContext>, dequeuer: &mut Dequeuer) -> RunSummary {
         }
         if last_suspension_check.elapsed() >= suspension::CHECK_INTERVAL {
             last_suspension_check = tokio::time::Instant::now();
-            match suspension::check(ctx).await {
+            match suspension::check(ctx, dequeuer.disarm(ctx)).await {
                 suspension::Suspension::QuitBurst => break,
                 suspension::Suspension::Resumed => continue,
                 suspension::Suspension::Running => {}

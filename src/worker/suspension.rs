@@ -21,9 +21,13 @@ pub enum Suspension {
     Resumed,
 }
 
-/// Checks `rq:suspended`; while it is set (and not in burst mode), shows state `suspended`
-/// and waits, polling every second, until `rq resume` or a shutdown request.
-pub async fn check(ctx: &WorkerContext) -> Suspension {
+/// Checks `rq:suspended`; while it is set (and not in burst mode), runs `before_waiting`
+/// (the dequeuer ends its blocking pops: no job may be taken while suspended), shows state
+/// `suspended` and waits, polling every second, until `rq resume` or a shutdown request.
+pub async fn check(
+    ctx: &WorkerContext,
+    before_waiting: impl std::future::Future<Output = ()>,
+) -> Suspension {
     let mut conn = ctx.conn.clone();
     match is_suspended(&mut conn, &ctx.keys).await {
         Ok(false) => return Suspension::Running,
@@ -44,6 +48,7 @@ pub async fn check(ctx: &WorkerContext) -> Suspension {
         "Worker {}: suspended, run `rq resume` to resume",
         ctx.identity.name
     );
+    before_waiting.await;
     loop {
         if let Err(e) = set_state(&mut conn, &ctx.keys, &ctx.identity.name, "suspended").await {
             tracing::warn!(error = %e, "could not record state suspended");

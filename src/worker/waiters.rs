@@ -6,19 +6,23 @@
 //! start calls per job: docs/BENCHMARKS.md). The id lands in the intermediate list, never only
 //! in memory, and is started as a claimed job by `start.lua`, as a single-queue worker's is.
 //!
-//! The pops are armed only inside one [`QueueWaiters::wait`] and have all ended when it
-//! returns: it arms every queue, waits for the first answer (or the shutdown), ends the other
-//! pops with `CLIENT UNBLOCK` (one pipeline) and collects their replies. An id one of them
-//! moved meanwhile is returned too; the caller starts what it has free slots for and puts the
-//! rest back at the head of their queues. So a worker never holds more jobs than its free
-//! slots, and no id stays in an intermediate list past the call that claimed it. A wait whose
-//! time runs out ends by itself on the server (no `UNBLOCK`): an idle worker sends one
-//! `BLMOVE` per queue per [`WAIT_BLOCK`].
+//! The pops stay armed only while the worker has a free slot: [`QueueWaiters::wait`] arms
+//! the queues not armed yet and returns at the first id (with any other pop that answered by
+//! then), leaving the other pops armed, so a worker with slots to spare costs one `BLMOVE`
+//! per job it takes (the one re-armed at its next wait). The caller ends them all with
+//! [`QueueWaiters::disarm`] (`CLIENT UNBLOCK`, one pipeline, and their replies collected) as
+//! soon as it has no free slot left, before it waits for anything else (a suspension, an
+//! error's back-off) and when it stops; an id a pop moved meanwhile is returned, and the
+//! caller starts what it has free slots for and puts the rest back at the head of their
+//! queues. So a worker never holds more jobs than its slots, and no id stays in an
+//! intermediate list while the worker could not start it. A pop that runs its 30 s out on the
+//! server is armed again by the next wait: an idle worker sends one `BLMOVE` per queue per
+//! [`WAIT_BLOCK`].
 //!
 //! Each pop runs in a task that owns its connection and hands it back with the reply: a
 //! pending pop is never dropped (that would not cancel it on the server, and the id it moved
-//! would be in no one's hands). The tasks are this value's, in a [`JoinSet`], and none
-//! outlives the `wait` that spawned it.
+//! would be in no one's hands). The tasks are this value's, in a [`JoinSet`], and its owner
+//! disarms them before it goes.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,9 +35,9 @@ use crate::keys::Keys;
 use crate::store::connection::{blocking_connection, BlockingConnection, Endpoint};
 use crate::store::queue_wait::{is_wrong_type, unblock_all, wait_for_job};
 
-/// How long one wait of a multi-queue worker blocks: an idle worker sends one `BLMOVE` per
-/// queue this often (six queues: 0.2 commands a second), and notices `rq suspend` at the
-/// latest after it.
+/// How long one pop blocks on the server: an idle worker sends one `BLMOVE` per queue this
+/// often (six queues: 0.2 commands a second); a half-open connection is given up after it
+/// and the command timeout.
 pub const WAIT_BLOCK: Duration = Duration::from_secs(30);
 
 /// A job id a blocking pop moved into its queue's intermediate list.
@@ -45,11 +49,11 @@ pub struct Claim {
     pub id: String,
 }
 
-/// What one [`QueueWaiters::wait`] found.
+/// What one [`QueueWaiters::wait`] or [`QueueWaiters::disarm`] found.
 #[derive(Debug, Default)]
 pub struct Waited {
     /// The ids the pops moved, in the order they answered (empty: the time ran out, or the
-    /// shutdown came first).
+    /// stop came first).
     pub claims: Vec<Claim>,
     /// The first error a pop met (its connection is reopened at the next wait).
     pub error: Option<StoreError>,
@@ -62,16 +66,6 @@ struct PopDone {
     reply: Result<Option<String>, StoreError>,
 }
 
-/// How a pop ended.
-enum PopEnd {
-    Claimed(Claim),
-    TimedOut,
-    /// Its queue key is not a list (a producer's doing): not waited on in this wait; the
-    /// start call names the queue in its log.
-    WrongType,
-    Failed(StoreError),
-}
-
 /// One blocking pop per queue of a multi-queue worker, and their connections.
 pub struct QueueWaiters {
     endpoint: Endpoint,
@@ -82,12 +76,15 @@ pub struct QueueWaiters {
     pops: JoinSet<PopDone>,
     /// `CLIENT ID`s of the pops in flight, by queue index, for `CLIENT UNBLOCK`.
     blocked: HashMap<usize, i64>,
+    /// Per queue: not armed again before this instant (its key was of the wrong type).
+    wrong_type_until: Vec<Option<tokio::time::Instant>>,
 }
 
 impl QueueWaiters {
     /// Waiters for `queues` (opened at the first wait).
     pub fn new(endpoint: Endpoint, keys: Keys, queues: Vec<String>) -> Self {
         let conns = queues.iter().map(|_| None).collect();
+        let wrong_type_until = queues.iter().map(|_| None).collect();
         Self {
             endpoint,
             keys,
@@ -95,90 +92,95 @@ impl QueueWaiters {
             conns,
             pops: JoinSet::new(),
             blocked: HashMap::new(),
+            wrong_type_until,
         }
     }
 
-    /// Blocks on every queue for up to `timeout` (at most [`WAIT_BLOCK`]) and returns what
-    /// the pops moved. `conn` sends the `CLIENT UNBLOCK`s; `stop` ends the wait early.
-    pub async fn wait<C: redis::aio::ConnectionLike>(
-        &mut self,
-        conn: &mut C,
-        timeout: Duration,
-        stop: &CancellationToken,
-    ) -> Waited {
-        let timeout = timeout.min(WAIT_BLOCK);
+    /// Whether any pop is armed (every push since the last wait has gone to one of them, or
+    /// is still in its queue for the next wait's pop to take at once).
+    pub fn armed(&self) -> bool {
+        !self.pops.is_empty()
+    }
+
+    /// Arms the queues not armed yet and waits up to `timeout` for ids; returns at the first
+    /// one, with those of any other pop that answered by then. The other pops stay armed (see
+    /// [`QueueWaiters::disarm`]); a pop that ran its time out is armed again. `stop` ends the
+    /// wait early.
+    pub async fn wait(&mut self, timeout: Duration, stop: &CancellationToken) -> Waited {
         let mut waited = Waited::default();
-        if let Err(e) = self.open_connections().await {
-            waited.error = Some(e);
-            return waited;
-        }
-        for index in 0..self.queues.len() {
-            self.arm(index, timeout);
-        }
         let deadline = tokio::time::Instant::now() + timeout;
-        // Until the first answer that ends the wait.
-        let unblock_others = loop {
+        loop {
+            if let Err(e) = self.arm_missing().await {
+                waited.error = Some(e);
+                return waited;
+            }
             if self.pops.is_empty() {
                 // Every queue key is of the wrong type: wait out the time all the same.
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => {}
                     _ = stop.cancelled() => {}
                 }
-                break false;
+                return waited;
             }
             tokio::select! {
-                done = self.pops.join_next() => match done.map(|d| self.take(d)) {
-                    Some(PopEnd::Claimed(claim)) => {
-                        waited.claims.push(claim);
-                        break true;
+                done = self.pops.join_next() => {
+                    if let Some(done) = done {
+                        self.record(done, &mut waited);
                     }
-                    // The others run out at about the same moment, on the server.
-                    Some(PopEnd::TimedOut) | None => break false,
-                    Some(PopEnd::WrongType) => {}
-                    Some(PopEnd::Failed(e)) => {
-                        waited.error = Some(e);
-                        break true;
+                    if !waited.claims.is_empty() || waited.error.is_some() {
+                        // Any other pop that answered meanwhile.
+                        while let Some(done) = self.pops.try_join_next() {
+                            self.record(done, &mut waited);
+                        }
+                        return waited;
                     }
-                },
-                _ = stop.cancelled() => break true,
+                }
+                _ = tokio::time::sleep_until(deadline) => return waited,
+                _ = stop.cancelled() => return waited,
             }
-        };
-        if unblock_others && !self.blocked.is_empty() {
+        }
+    }
+
+    /// Ends every armed pop and returns the ids they moved before they ended.
+    pub async fn disarm<C: redis::aio::ConnectionLike>(&mut self, conn: &mut C) -> Waited {
+        let mut waited = Waited::default();
+        if !self.blocked.is_empty() {
             let ids: Vec<i64> = self.blocked.values().copied().collect();
             if let Err(e) = unblock_all(conn, &ids).await {
-                tracing::debug!(error = %e, "CLIENT UNBLOCK failed; the other pops end by their timeout");
+                tracing::debug!(error = %e, "CLIENT UNBLOCK failed; the pops end by their timeout");
             }
         }
         while let Some(done) = self.pops.join_next().await {
-            match self.take(done) {
-                PopEnd::Claimed(claim) => waited.claims.push(claim),
-                PopEnd::Failed(e) => {
-                    if waited.error.is_none() {
-                        waited.error = Some(e);
-                    }
-                }
-                PopEnd::TimedOut | PopEnd::WrongType => {}
-            }
+            self.record(done, &mut waited);
         }
         self.blocked.clear();
         waited
     }
 
-    /// Opens the connections not open yet, and again those opened before the master moved.
-    async fn open_connections(&mut self) -> Result<(), StoreError> {
+    /// Opens the connections of the queues to arm (again if opened before the master moved),
+    /// then arms them.
+    async fn arm_missing(&mut self) -> Result<(), StoreError> {
         let generation = self.endpoint.generation();
-        for slot in &mut self.conns {
+        let now = tokio::time::Instant::now();
+        for index in 0..self.queues.len() {
+            if self.blocked.contains_key(&index)
+                || self.wrong_type_until[index].is_some_and(|until| now < until)
+            {
+                continue;
+            }
+            let slot = &mut self.conns[index];
             if slot.as_ref().is_some_and(|c| c.generation != generation) {
                 *slot = None;
             }
             if slot.is_none() {
                 *slot = Some(blocking_connection(&self.endpoint, WAIT_BLOCK).await?);
             }
+            self.arm(index);
         }
         Ok(())
     }
 
-    fn arm(&mut self, index: usize, timeout: Duration) {
+    fn arm(&mut self, index: usize) {
         let Some(mut conn) = self.conns[index].take() else {
             return;
         };
@@ -186,42 +188,45 @@ impl QueueWaiters {
         let keys = self.keys.clone();
         let queue = self.queues[index].clone();
         self.pops.spawn(async move {
-            let reply = wait_for_job(&mut conn, &keys, &queue, timeout).await;
+            let reply = wait_for_job(&mut conn, &keys, &queue, WAIT_BLOCK).await;
             PopDone { index, conn, reply }
         });
     }
 
-    /// Takes a finished pop's connection back (or drops it after an error) and says how the
-    /// pop ended.
-    fn take(&mut self, done: Result<PopDone, tokio::task::JoinError>) -> PopEnd {
+    /// Takes a finished pop's connection back (or drops it after an error) and adds what it
+    /// brought to `waited`.
+    fn record(&mut self, done: Result<PopDone, tokio::task::JoinError>, waited: &mut Waited) {
         let done = match done {
             Ok(done) => done,
             // No pop task panics; should one, its connection is gone and reopened next time.
             Err(e) => {
-                return PopEnd::Failed(StoreError::UnexpectedReply {
+                waited.error.get_or_insert(StoreError::UnexpectedReply {
                     what: "BLMOVE",
                     detail: format!("the pop task ended abnormally: {e}"),
-                })
+                });
+                return;
             }
         };
         self.blocked.remove(&done.index);
         match done.reply {
             Ok(reply) => {
                 self.conns[done.index] = Some(done.conn);
-                match reply {
-                    Some(id) => PopEnd::Claimed(Claim {
+                if let Some(id) = reply {
+                    waited.claims.push(Claim {
                         queue: self.queues[done.index].clone(),
                         id,
-                    }),
-                    None => PopEnd::TimedOut,
+                    });
                 }
             }
             Err(e) if is_wrong_type(&e) => {
+                // The start call names the queue in its log; not waited on for a while.
                 self.conns[done.index] = Some(done.conn);
-                PopEnd::WrongType
+                self.wrong_type_until[done.index] = Some(tokio::time::Instant::now() + WAIT_BLOCK);
             }
             // The connection may be broken: it is opened again at the next wait.
-            Err(e) => PopEnd::Failed(e),
+            Err(e) => {
+                waited.error.get_or_insert(e);
+            }
         }
     }
 }

@@ -54,11 +54,15 @@ local NOW = tonumber(ARGV[5])
 -- LMPOP costs about 13,000 more than an LPOP and saves 7,000 per empty queue before the one
 -- it pops.) Where the command fails (LMPOP before Redis 7.0, LPOP's count before 6.2, a queue
 -- key of the wrong type) the loop pops every queue itself, as before, and refuses an unusable
--- one.
-local FIRST_POP, FIRST_POP_AT = nil, nil
-if ARGV[9] == '' then
+-- one. A call that starts a claimed id (the first execution id is its) pops the same way for
+-- the jobs it may start besides: when that pop finds nothing it goes on without the loop (a
+-- worker woken by one of its blocking pops, with slots to spare: one LMPOP instead of one LPOP
+-- per queue).
+local FIRST_POP, FIRST_POP_AT, QUEUES_EMPTY = nil, nil, false
+do
+  local claimed = ARGV[9] ~= ''
   local nq = tonumber(ARGV[11])
-  local want = #ARGV - (13 + nq)
+  local want = #ARGV - (13 + nq) - (claimed and 1 or 0)
   if want > 0 and nq == 1 then
     local popped
     if want == 1 then
@@ -66,15 +70,21 @@ if ARGV[9] == '' then
     else
       popped = redis.pcall('LPOP', P .. 'queue:' .. ARGV[14], want)
     end
-    if not popped then return nil end
-    if type(popped) == 'string' or not popped.err then FIRST_POP, FIRST_POP_AT = popped, 14 end
+    if not popped then
+      if not claimed then return nil end
+      QUEUES_EMPTY = true
+    elseif type(popped) == 'string' or not popped.err then
+      FIRST_POP, FIRST_POP_AT = popped, 14
+    end
   elseif want > 0 and nq > 1 then
     local keys = {}
     for i = 1, nq do keys[i] = P .. 'queue:' .. ARGV[13 + i] end
     keys[nq + 1], keys[nq + 2], keys[nq + 3] = 'LEFT', 'COUNT', want
     local popped = redis.pcall('LMPOP', nq, unpack(keys))
-    if not popped then return nil end
-    if not popped.err then
+    if not popped then
+      if not claimed then return nil end
+      QUEUES_EMPTY = true
+    elseif not popped.err then
       -- (The key is one of those given: exactly one of them matches first.)
       for i = 1, nq do
         if keys[i] == popped[1] then
@@ -339,7 +349,7 @@ if ARGV[9] ~= '' then
   start(ARGV[9], ARGV[10])
 end
 for i = FIRST_POP_AT or FIRST_Q, FIRST_Q + NQ - 1 do
-  if taken >= MAX then break end
+  if taken >= MAX or QUEUES_EMPTY then break end
   local qk = P .. 'queue:' .. ARGV[i]
   -- Skip over ids of deleted or refused jobs, a bounded number per call.
   -- Ids are popped as many at a time as jobs may still start (LPOP with a count, Redis 6.2+:
@@ -352,7 +362,8 @@ for i = FIRST_POP_AT or FIRST_Q, FIRST_Q + NQ - 1 do
     local want = MAX - taken
     local ids
     if FIRST_POP then
-      -- (The first pop's, above: asked for MAX, as this one would have been.)
+      -- (The first pop's, above: asked for MAX, or MAX - 1 beside a claimed id, as this one
+      -- would have been.)
       ids, FIRST_POP = FIRST_POP, nil
     elseif want > 1 and LPOP_COUNT then
       ids = redis.pcall('LPOP', qk, want)
