@@ -20,7 +20,7 @@ from faults import ReplyDropProxy
 
 SIX = ["high", "default", "low", "maintenance", "broadcasts", "recordings"]
 WINDOW = 20.0
-# rqw: one BLMOVE per queue and one suspension check per 30 s wait (with --queue-wait
+# rqw: one BLMOVE per queue per 30 s and one suspension check per 10 s wait (with --queue-wait
 # tracking: one EXISTS over the queues and one suspension check per 5 s safety poll), a
 # heartbeat (a script: EVALSHA + HSET + EXPIREs) per --job-monitoring-interval; 1 per second is
 # the goal. Before the safety poll, the same window saw about 70 per second (ten 6-queue pops a

@@ -27,6 +27,34 @@ async fn enqueue(conn: &mut CommandConnection, queue: &str, id: &str, group_id: 
 }
 
 /// A start of worker `w` on `queues` (execution ids given to `start_batch`).
+/// What a blocking `BLMOVE` does: the head of `queue` moved into its intermediate list.
+async fn park(conn: &mut CommandConnection, queue: &str) {
+    let _: () = redis::cmd("LMOVE")
+        .arg(format!("rq:queue:{queue}"))
+        .arg(format!("rq:queue:{queue}:intermediate"))
+        .arg("LEFT")
+        .arg("RIGHT")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// Six queues `a` to `f`, in priority order.
+fn six_queues() -> Vec<String> {
+    ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|q| q.to_string())
+        .collect()
+}
+
+/// (queue, id, execution id) of each started job, in order.
+fn started_ids(started: &[rqw::store::scripts::StartedJob]) -> Vec<(&str, &str, &str)> {
+    started
+        .iter()
+        .map(|j| (j.queue.as_str(), j.id.as_str(), j.execution_id.as_str()))
+        .collect()
+}
+
 fn request(queues: &[String], whole_hash: bool) -> StartRequest<'_> {
     StartRequest {
         whole_hash,
@@ -145,10 +173,7 @@ async fn a_batch_pops_each_queue_once_and_registers_each_origin_once() {
 async fn an_idle_call_on_six_queues_runs_one_lmpop_and_a_later_queue_is_taken_in_order() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let queues: Vec<String> = ["a", "b", "c", "d", "e", "f"]
-        .iter()
-        .map(|q| q.to_string())
-        .collect();
+    let queues = six_queues();
     let xs: Vec<String> = (1..=3).map(|i| format!("x{i}")).collect();
     reset_stats(&mut conn).await;
 
@@ -170,10 +195,7 @@ async fn an_idle_call_on_six_queues_runs_one_lmpop_and_a_later_queue_is_taken_in
     let started = start_batch(&mut conn, &request(&queues, false), &xs)
         .await
         .unwrap();
-    let got: Vec<(&str, &str, &str)> = started
-        .iter()
-        .map(|j| (j.queue.as_str(), j.id.as_str(), j.execution_id.as_str()))
-        .collect();
+    let got = started_ids(&started);
     assert_eq!(
         got,
         [("c", "c1", "x1"), ("e", "e1", "x2"), ("e", "e2", "x3")]
@@ -192,32 +214,18 @@ async fn an_idle_call_on_six_queues_runs_one_lmpop_and_a_later_queue_is_taken_in
 async fn a_claimed_start_with_slots_to_spare_pops_the_others_with_one_lmpop() {
     let redis = RedisServer::start();
     let mut conn = redis.manager().await;
-    let queues: Vec<String> = ["a", "b", "c", "d", "e", "f"]
-        .iter()
-        .map(|q| q.to_string())
-        .collect();
+    let queues = six_queues();
     let xs: Vec<String> = (1..=3).map(|i| format!("x{i}")).collect();
     // What a BLMOVE leaves: the id in b's intermediate list, its queue empty.
     enqueue(&mut conn, "b", "b1", Some("")).await;
-    let _: () = redis::cmd("LMOVE")
-        .arg("rq:queue:b")
-        .arg("rq:queue:b:intermediate")
-        .arg("LEFT")
-        .arg("RIGHT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    park(&mut conn, "b").await;
     reset_stats(&mut conn).await;
     let claimed = StartRequest {
         claimed: Some(("b", "b1")),
         ..request(&queues, false)
     };
     let started = start_batch(&mut conn, &claimed, &xs).await.unwrap();
-    let got: Vec<(&str, &str)> = started
-        .iter()
-        .map(|j| (j.queue.as_str(), j.id.as_str()))
-        .collect();
-    assert_eq!(got, [("b", "b1")]);
+    assert_eq!(started_ids(&started), [("b", "b1", "x1")]);
     assert_eq!(calls(&mut conn, "lmpop").await, 1);
     assert_eq!(calls(&mut conn, "lpop").await, 0);
     let parked: i64 = conn.llen("rq:queue:b:intermediate").await.unwrap();
@@ -225,14 +233,7 @@ async fn a_claimed_start_with_slots_to_spare_pops_the_others_with_one_lmpop() {
 
     // Now with jobs on e: the claimed one first, then e's in their order, as many as slots.
     enqueue(&mut conn, "d", "d1", Some("")).await;
-    let _: () = redis::cmd("LMOVE")
-        .arg("rq:queue:d")
-        .arg("rq:queue:d:intermediate")
-        .arg("LEFT")
-        .arg("RIGHT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    park(&mut conn, "d").await;
     for id in ["e1", "e2", "e3"] {
         enqueue(&mut conn, "e", id, Some("")).await;
     }
@@ -243,10 +244,7 @@ async fn a_claimed_start_with_slots_to_spare_pops_the_others_with_one_lmpop() {
     };
     let xs: Vec<String> = (4..=6).map(|i| format!("x{i}")).collect();
     let started = start_batch(&mut conn, &claimed, &xs).await.unwrap();
-    let got: Vec<(&str, &str, &str)> = started
-        .iter()
-        .map(|j| (j.queue.as_str(), j.id.as_str(), j.execution_id.as_str()))
-        .collect();
+    let got = started_ids(&started);
     assert_eq!(
         got,
         [("d", "d1", "x4"), ("e", "e1", "x5"), ("e", "e2", "x6")]

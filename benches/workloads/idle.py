@@ -56,7 +56,7 @@ def report(bench, args, v, w):
       f"(`INFO commandstats` delta; the commands inside scripts count, the harness's own INFO calls do "
       f"not). rqw blocks on each queue (one `BLMOVE` per queue per 30 s; with `--queue-wait tracking` "
       f"it waits on client tracking and polls once per 5 s safety interval, one `EXISTS` over the "
-      f"queues), checks `rq:suspended` once per wait, and beats once per `--job-monitoring-interval`; "
+      f"queues), checks `rq:suspended` every 10 s (5 s with tracking), and beats once per `--job-monitoring-interval`; "
       f"rq's Worker sits in `BLPOP` (timeout `worker_ttl − 15` s). Pickup latency on six queues is in (c).")
     w("")
     w("| worker | commands/s | × 50 replicas | commands in the window |")
