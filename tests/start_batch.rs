@@ -253,6 +253,16 @@ async fn a_claimed_start_with_slots_to_spare_pops_the_others_with_one_lmpop() {
     assert_eq!(calls(&mut conn, "lpop").await, 0);
     let left: Vec<String> = conn.lrange("rq:queue:e", 0, -1).await.unwrap();
     assert_eq!(left, ["e3"]);
+
+    // A claimed id no longer in the intermediate list (recovered as stuck while the worker
+    // stalled) is not started; the call still takes what the queues hold.
+    let claimed = StartRequest {
+        claimed: Some(("d", "d1")),
+        ..request(&queues, false)
+    };
+    let xs: Vec<String> = (7..=8).map(|i| format!("x{i}")).collect();
+    let started = start_batch(&mut conn, &claimed, &xs).await.unwrap();
+    assert_eq!(started_ids(&started), [("e", "e3", "x7")]);
 }
 
 /// The start of one job `id` (already enqueued on `default`), the hash returned as asked.

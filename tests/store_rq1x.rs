@@ -30,13 +30,22 @@ async fn enqueue(conn: &mut CommandConnection, id: &str, group_id: Option<&str>)
 }
 
 async fn start(conn: &mut CommandConnection, execution_id: &str, now: RqTimestamp) -> String {
+    start_as(conn, "w", execution_id, now).await
+}
+
+async fn start_as(
+    conn: &mut CommandConnection,
+    worker: &str,
+    execution_id: &str,
+    now: RqTimestamp,
+) -> String {
     let queues = ["q".to_string()];
     let started = start_jobs(
         conn,
         &StartRequest {
             execution_id,
             now,
-            ..support::start_request("w", &queues)
+            ..support::start_request(worker, &queues)
         },
         1,
     )
@@ -48,10 +57,20 @@ async fn start(conn: &mut CommandConnection, execution_id: &str, now: RqTimestam
 
 /// A finish naming the member form `rq1` (as the worker knows it from the start).
 async fn finish(conn: &mut CommandConnection, id: &str, execution_id: &str, rq1: bool) -> Recorded {
+    finish_as(conn, "w", id, execution_id, rq1).await
+}
+
+async fn finish_as(
+    conn: &mut CommandConnection,
+    worker: &str,
+    id: &str,
+    execution_id: &str,
+    rq1: bool,
+) -> Recorded {
     finish_job(
         conn,
         "rq:",
-        "w",
+        worker,
         &FinishRequest {
             job_id: id.into(),
             execution_id: execution_id.into(),
@@ -143,6 +162,35 @@ async fn a_repeated_finish_leaves_a_later_execution_of_the_same_1x_job_alone() {
     assert_eq!(held, ["old"]);
     assert_eq!(
         finish(&mut conn, "old", "x2", true).await,
+        Recorded::Written
+    );
+    assert!(members(&mut conn).await.is_empty());
+}
+
+/// A worker stalls (its heartbeats stop), rq 1.x's own cleanup requeues its job (it removes
+/// the plain member and knows no execution hash), another worker starts it again under the
+/// same member; the stalled worker's late outcome is refused and the new execution keeps its
+/// entry (the soak's frozen worker found this).
+#[tokio::test]
+async fn a_late_finish_after_rq_1x_requeued_the_job_to_another_worker_is_refused() {
+    let redis = RedisServer::start();
+    let mut conn = redis.manager().await;
+    enqueue(&mut conn, "old", None).await;
+    start(&mut conn, "x1", RqTimestamp::now()).await;
+    // StartedJobRegistry.cleanup of rq 1.16.2, then Queue.enqueue_job.
+    let _: () = conn.zrem(WIP, "old").await.unwrap();
+    let _: () = conn.rpush("rq:queue:q", "old").await.unwrap();
+    start_as(&mut conn, "w2", "x2", RqTimestamp::now()).await;
+    assert_eq!(
+        finish(&mut conn, "old", "x1", true).await,
+        Recorded::AlreadyRecorded
+    );
+    let held: Vec<String> = conn.zrange(WIP, 0, -1).await.unwrap();
+    assert_eq!(held, ["old"], "the new execution keeps its entry");
+    let queued: i64 = conn.llen("rq:queue:q").await.unwrap();
+    assert_eq!(queued, 0, "the late outcome (a requeue) was not written");
+    assert_eq!(
+        finish_as(&mut conn, "w2", "old", "x2", true).await,
         Recorded::Written
     );
     assert!(members(&mut conn).await.is_empty());

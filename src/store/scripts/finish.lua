@@ -138,6 +138,17 @@ end
 -- The executions are over. One that is no longer in the StartedJobRegistry had its outcome
 -- recorded already (a repeated call whose reply was lost) or RQ's abandoned-job cleanup took
 -- it over: nothing more is written for it, so nothing is counted or enqueued twice.
+-- A plain id (rq 1.x) in the registry is this execution's only while this execution's hash
+-- exists (the first call deletes it below, so a repeated call writes nothing twice) and the job
+-- hash does not name another worker: rq 1.x's own abandoned-job cleanup, which knows no
+-- execution hash, may have requeued the job of a worker that stalled, and another worker
+-- started it again under the same member (found by the soak's frozen worker).
+local function plain_is_this_execution(k)
+  if redis.call('EXISTS', P .. 'execution:' .. composites[k]) == 0 then return false end
+  local w = redis.pcall('HGET', P .. 'job:' .. ARGV[at[k]], 'worker_name')
+  return type(w) ~= 'string' or w == '' or w == NAME
+end
+
 local groups, queues = {}, {}
 for k = 1, n do
   local q = ARGV[at[k] + 2]
@@ -172,13 +183,11 @@ for _, q in ipairs(queues) do
       local base = at[g[j]]
       local id = ARGV[base]
       local plain = group_members[j] == id
-      -- A plain id (rq 1.x) may be a later execution's member: it is this execution's only
-      -- while this execution's hash exists, which only the first call finds (it is deleted
-      -- below), so a repeated call writes nothing twice. "<id>:<execution id>" is this
-      -- execution's alone.
+      -- A plain id (rq 1.x) may be a later execution's member (plain_is_this_execution).
+      -- "<id>:<execution id>" is this execution's alone.
       local has_execution = nil
       if scores[j] and plain then
-        has_execution = redis.call('EXISTS', P .. 'execution:' .. composites[g[j]]) == 1
+        has_execution = plain_is_this_execution(g[j])
       end
       if scores[j] and (not plain or has_execution) then
         if not single then found[#found + 1] = group_members[j] end -- (a single one is removed)
@@ -186,7 +195,12 @@ for _, q in ipairs(queues) do
         -- Under the other member form (the job hash gained or lost group_id between the
         -- start and a look-up after a lost reply)? Under the same condition.
         if has_execution == nil then
-          has_execution = redis.call('EXISTS', P .. 'execution:' .. composites[g[j]]) == 1
+          if plain then
+            -- (The other form is "<id>:<execution id>": this execution's while its hash exists.)
+            has_execution = redis.call('EXISTS', P .. 'execution:' .. composites[g[j]]) == 1
+          else
+            has_execution = plain_is_this_execution(g[j])
+          end
         end
         local other = id
         if plain then other = composites[g[j]] end

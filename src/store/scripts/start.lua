@@ -344,8 +344,9 @@ local function commit(job)
   out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = job.q, id, job.ttl, job.fields, X
 end
 
-if ARGV[9] ~= '' then
-  redis.pcall('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10])
+-- A claimed id is started only while it is still in the intermediate list: one that left it
+-- (recovered as stuck by maintenance while the worker stalled) is no longer this worker's.
+if ARGV[9] ~= '' and redis.pcall('LREM', P .. 'queue:' .. ARGV[9] .. ':intermediate', 1, ARGV[10]) == 1 then
   start(ARGV[9], ARGV[10])
 end
 for i = FIRST_POP_AT or FIRST_Q, FIRST_Q + NQ - 1 do
