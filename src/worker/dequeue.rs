@@ -261,8 +261,13 @@ impl Dequeuer {
         };
         let found = self.next_batch(ctx, wait, max).await;
         let full = found.as_ref().map_or(true, |jobs| jobs.len() >= max);
-        if full || ctx.shutdown.warm().is_cancelled() {
+        let stopping = ctx.shutdown.warm().is_cancelled();
+        if full || stopping {
             self.disarm(ctx).await;
+        }
+        if stopping {
+            // No job starts after a shutdown request: what the pops took goes back.
+            self.put_back_claims(ctx).await;
         }
         found
     }
@@ -281,7 +286,6 @@ impl Dequeuer {
         }
         if !self.claims.is_empty() {
             if ctx.shutdown.warm().is_cancelled() {
-                self.put_back_claims(ctx).await;
                 return Ok(Vec::new());
             }
             return self.start_claims(ctx, max).await;
@@ -338,7 +342,6 @@ impl Dequeuer {
                 None => {}
             }
             if ctx.shutdown.warm().is_cancelled() {
-                self.put_back_claims(ctx).await;
                 return Ok(Vec::new());
             }
             return self.start_claims(ctx, max).await;
